@@ -1,0 +1,66 @@
+import pg from "pg";
+import type { Database, Queryable, QueryResult } from "./types.js";
+
+// int8 as a JS number, like PGlite does, so both engines hand back the same shapes.
+// Erebus's own int8 columns (counters, sequence numbers) stay far below 2^53.
+const types = {
+  getTypeParser(oid: number, format?: "text" | "binary") {
+    if (oid === 20 && format !== "binary") return (value: string) => Number(value);
+    return pg.types.getTypeParser(oid, format as "text");
+  },
+};
+
+function wrap(client: pg.Pool | pg.PoolClient): Queryable {
+  return {
+    async query<Row>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<Row>> {
+      const result = await client.query({ text: sql, values: params as unknown[], types });
+      return { rows: result.rows as Row[], rowCount: result.rowCount ?? result.rows.length };
+    },
+    async exec(sql: string) {
+      await client.query(sql);
+    },
+  };
+}
+
+/**
+ * Wraps a node-postgres pool (a PostgreSQL server).
+ *
+ * @example
+ * const db = postgresDatabase(new pg.Pool({ connectionString: process.env.DATABASE_URL }));
+ */
+export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: boolean } = {}): Database {
+  return {
+    engine: "postgres",
+    ...wrap(pool),
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query("BEGIN");
+        const result = await fn(wrap(client));
+        await client.query("COMMIT");
+        return result;
+      } catch (error) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+    async listen(channel, onNotify) {
+      const client = await pool.connect();
+      const handler = (message: pg.Notification) => {
+        if (message.channel === channel) onNotify(message.payload ?? "");
+      };
+      client.on("notification", handler);
+      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      return async () => {
+        client.off("notification", handler);
+        await client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
+        client.release();
+      };
+    },
+    async close() {
+      if (options.ownsConnection) await pool.end();
+    },
+  };
+}

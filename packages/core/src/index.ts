@@ -1,0 +1,34 @@
+export { createAuth, SESSION_TRANSPORT_HEADER, type ErebusAuth } from "./create-auth.js";
+export { optionsSchema, type AuthOptions } from "./options.js";
+export { AuthError, coreErrors, defineErrors, isConnectionError, type CoreErrorCode } from "./errors.js";
+export type { Database, Queryable, QueryResult } from "./db/types.js";
+export { connectDatabase } from "./db/connect.js";
+export { pgliteDatabase } from "./db/pglite.js";
+export { postgresDatabase } from "./db/postgres.js";
+export { runMigrations, coreMigrations, type Migration, type MigrationSet, type MigrateResult } from "./migrate.js";
+export {
+  defineSourceType,
+  SourceTypeRegistry,
+  coreSourceTypes,
+  web3WalletSourceType,
+  apiKeySourceType,
+  emailAuthSourceType,
+  systemAgentSourceType,
+  oauthSourceType,
+  type SourceTypeDefinition,
+  type SourceTypeRule,
+  type JsonKind,
+  type Web3WalletSourceType,
+  type ApiKeySourceType,
+  type EmailAuthSourceType,
+  type SystemAgentSourceType,
+  type OAuthSourceType,
+  type SeedSourceType,
+} from "./source-types.js";
+export { canonicalIdentities, checkIdentity, toChecksumAddress, userTypes, type UserType, type VerifiedIdentity } from "./identities.js";
+export type { UserReference, SystemAgentInput } from "./users.js";
+export { hashToken, type Session, type SessionCheck } from "./sessions.js";
+export type { RateLimiter, RateLimitRule } from "./rate-limit.js";
+export type { ErebusProvider, ProviderContext, ProviderAuthResult, RequestAuth, SignInResult } from "./provider.js";
+export { consoleLogger, silentLogger, type Logger } from "./logger.js";
+export { sendProblem } from "./http.js";

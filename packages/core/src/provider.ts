@@ -1,0 +1,110 @@
+import type { Request, Response, Router } from "express";
+import type * as z from "zod";
+import type { Database } from "./db/types.js";
+import type { VerifiedIdentity } from "./identities.js";
+import type { Logger } from "./logger.js";
+import type { Migration } from "./migrate.js";
+import type { RateLimiter, RateLimitRule } from "./rate-limit.js";
+import type { Session } from "./sessions.js";
+import type { SourceTypeDefinition } from "./source-types.js";
+import type { SystemAgentInput, UserReference } from "./users.js";
+
+/** Who made a request, as core's middleware puts it on `req.auth`. */
+export interface RequestAuth {
+  user: UserReference;
+  /** `session` for a session token (cookie or Bearer); `api_key` (or a provider's own word) for header credentials. */
+  via: "session" | "api_key" | (string & {});
+  /** What the credential may do. A session carries `["*"]`: a signed-in person may do everything their account may. */
+  scopes: string[];
+  /** The session, when `via` is `session`. */
+  session?: Session;
+  /** The credential's public id (an API key id), when there is one. */
+  credentialId?: string;
+}
+
+/** What a provider's `authenticate` returns for a credential it recognises and has verified. */
+export type ProviderAuthResult = Omit<RequestAuth, "session">;
+
+/** What `ctx.signIn` answers with; send it as the body of a sign-in route. */
+export interface SignInResult {
+  user: UserReference;
+  session: { id: string; expiresAt: string; token?: string };
+}
+
+/**
+ * Everything core hands a provider. Providers keep no globals: all their state comes from here.
+ */
+export interface ProviderContext {
+  readonly providerId: string;
+  /** The database, for the provider's own tables. Never write `user_references`: return identities to `resolveIdentity`. */
+  readonly db: Database;
+  /** The current time (injectable in tests). */
+  readonly clock: () => Date;
+  /** `n` bytes from a CSPRNG (injectable in tests). */
+  readonly random: (bytes: number) => Buffer;
+  readonly logger: Logger;
+  /** The app's public origin, from `createAuth({ baseURL })`: use it for domain binding and links, never the Host header. */
+  readonly baseURL: URL;
+  /** Where the auth router is mounted (`/auth`). */
+  readonly basePath: string;
+  readonly production: boolean;
+  /** Persists a verified identity into `user_references` and returns its row (403 for a deactivated user). */
+  resolveIdentity(identity: VerifiedIdentity): Promise<UserReference>;
+  /** Registers (or updates) a system agent's row. */
+  registerSystemAgent(input: SystemAgentInput): Promise<UserReference>;
+  /** Looks a user up by id. */
+  getUser(id: string): Promise<UserReference | null>;
+  /** Looks a user up by identity (`network`, canonical `sourceIdentifier`). */
+  findUser(network: string, sourceIdentifier: string): Promise<UserReference | null>;
+  /**
+   * Starts a session for `user` on this response: revokes the session the request came with
+   * (sign-in rotates the session), sets the cookie, or, when the client sent
+   * `Erebus-Session-Transport: bearer`, returns the token in the body instead.
+   */
+  signIn(req: Request, res: Response, user: UserReference): Promise<SignInResult>;
+  /** A Postgres-backed limiter shared by every instance of the app. */
+  rateLimit(rule: RateLimitRule): RateLimiter;
+  /** Parses a request part with a zod schema; 400 `ERR_BODY_INVALID` / `ERR_QUERY_INVALID` naming the field otherwise. */
+  parse<S extends z.ZodType>(schema: S, value: unknown, part?: "body" | "query"): z.infer<S>;
+}
+
+/**
+ * The provider contract. A provider is a plain object that `satisfies ErebusProvider`.
+ *
+ * @example
+ * export function passkeyProvider(options: PasskeyOptions) {
+ *   return {
+ *     id: "passkey",
+ *     emits: ["passkey"],
+ *     sourceTypes: [passkeySourceType],
+ *     migrations: [{ id: "0001_challenges", sql: "CREATE TABLE passkey_challenges (...)" }],
+ *     routes(router, ctx) {
+ *       router.post("/passkey/verify", async (req, res) => {
+ *         const body = ctx.parse(verifyBody, req.body);
+ *         const user = await ctx.resolveIdentity(await verify(body));
+ *         res.json(await ctx.signIn(req, res, user));
+ *       });
+ *     },
+ *   } satisfies ErebusProvider;
+ * }
+ */
+export interface ErebusProvider {
+  /** Lower-case token, unique among the providers of one app: `wallet`, `oauth`, `apikey`. */
+  readonly id: string;
+  /** Names of the source types this provider emits (core's or its own). */
+  readonly emits: readonly string[];
+  /** New source types this provider registers: core writes their rules to the database at migration. */
+  readonly sourceTypes?: readonly SourceTypeDefinition[];
+  /** The provider's own tables, applied in `id` order after core's. Append-only once released. */
+  readonly migrations?: readonly Migration[];
+  /** Error codes the provider can answer with (`ERR_<AREA>_<REASON>` → status, title), for documentation and checks. */
+  readonly errors?: Readonly<Record<string, { status: number; title: string }>>;
+  /** Adds the provider's routes; the router is mounted under core's auth router (`/auth`). */
+  routes?(router: Router, ctx: ProviderContext): void;
+  /**
+   * Looks at a request's headers for a credential of this provider's (an API key, say).
+   * Returns `null` when there is none of its kind, the verified identity when there is, and throws an
+   * `AuthError` when there is one and it is bad.
+   */
+  authenticate?(req: Request, ctx: ProviderContext): Promise<ProviderAuthResult | null>;
+}

@@ -1,0 +1,122 @@
+import { createHash } from "node:crypto";
+import { AuthError } from "./errors.js";
+import type { Database } from "./db/types.js";
+import type { UserReference } from "./users.js";
+
+/** A session as the API shows it: never the token, never its hash. */
+export interface Session {
+  id: string;
+  userId: string;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+export interface SessionTimes {
+  /** Seconds of inactivity after which a session expires. */
+  maxAge: number;
+  /** Seconds after which a used session's expiry is pushed out again (sliding refresh). */
+  updateAge: number;
+  /** Seconds after creation after which a session expires however much it is used. */
+  absoluteMaxAge: number;
+}
+
+/** A session token is 32 CSPRNG bytes, base64url: 43 characters. */
+const TOKEN = /^[A-Za-z0-9_-]{43}$/;
+
+/** SHA-256 of the token: what the database stores, so a read of the table yields no usable session. */
+export const hashToken = (token: string) => createHash("sha256").update(token).digest("hex");
+
+interface SessionRow extends UserReference {
+  __session_id: string;
+  __session_created_at: Date;
+  __session_expires_at: Date;
+  __session_absolute_expires_at: Date;
+}
+
+export type SessionCheck =
+  | { ok: true; user: UserReference; session: Session; refreshed: boolean }
+  | { ok: false; error: AuthError };
+
+export function createSessionStore(
+  db: Database,
+  times: SessionTimes,
+  clock: () => Date,
+  random: (bytes: number) => Buffer,
+) {
+  return {
+    /** Creates a session for a user and returns its token: the only time the token exists outside the client. */
+    async create(userId: string, meta: { userAgent?: string | undefined; ip?: string | undefined } = {}): Promise<{ token: string; session: Session }> {
+      const token = random(32).toString("base64url");
+      const now = clock();
+      const absolute = new Date(now.getTime() + times.absoluteMaxAge * 1000);
+      const expires = new Date(Math.min(now.getTime() + times.maxAge * 1000, absolute.getTime()));
+      const { rows } = await db.query<{ id: string }>(
+        `INSERT INTO erebus_sessions (token_hash, user_id, created_at, expires_at, absolute_expires_at, user_agent, ip)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+        [hashToken(token), userId, now, expires, absolute, meta.userAgent?.slice(0, 512) ?? null, meta.ip ?? null],
+      );
+      return { token, session: { id: rows[0]!.id, userId, createdAt: now, expiresAt: expires } };
+    },
+
+    /**
+     * Looks a token up. Unknown, malformed, expired and revoked tokens are all `ERR_SESSION_INVALID`
+     * (the client learns nothing about which); a deactivated user's session is `ERR_USER_DEACTIVATED`.
+     * A malformed token is refused without a database round trip.
+     */
+    async check(token: string): Promise<SessionCheck> {
+      if (!TOKEN.test(token)) return { ok: false, error: AuthError.of("ERR_SESSION_INVALID") };
+      const now = clock();
+      const { rows } = await db.query<SessionRow>(
+        `SELECT u.*, s.id AS __session_id, s.created_at AS __session_created_at,
+                s.expires_at AS __session_expires_at, s.absolute_expires_at AS __session_absolute_expires_at
+         FROM erebus_sessions s JOIN user_references u ON u.id = s.user_id
+         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2`,
+        [hashToken(token), now],
+      );
+      const row = rows[0];
+      if (!row) return { ok: false, error: AuthError.of("ERR_SESSION_INVALID") };
+      const { __session_id: id, __session_created_at: createdAt, __session_expires_at: expiresAt, __session_absolute_expires_at: absolute, ...user } = row;
+      if (user.is_active === false) return { ok: false, error: AuthError.of("ERR_USER_DEACTIVATED") };
+      const session: Session = { id, userId: user.id, createdAt, expiresAt };
+      // Sliding refresh: at most one write per session per updateAge.
+      const age = times.maxAge * 1000 - (expiresAt.getTime() - now.getTime());
+      if (age >= times.updateAge * 1000 && expiresAt.getTime() < absolute.getTime()) {
+        const next = new Date(Math.min(now.getTime() + times.maxAge * 1000, absolute.getTime()));
+        await db.query("UPDATE erebus_sessions SET expires_at = $2 WHERE id = $1 AND revoked_at IS NULL", [id, next]);
+        return { ok: true, user, session: { ...session, expiresAt: next }, refreshed: true };
+      }
+      return { ok: true, user, session, refreshed: false };
+    },
+
+    /** Revokes the session a token belongs to. Returns whether there was one to revoke. */
+    async revoke(token: string): Promise<boolean> {
+      if (!TOKEN.test(token)) return false;
+      const { rowCount } = await db.query(
+        "UPDATE erebus_sessions SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL",
+        [hashToken(token), clock()],
+      );
+      return rowCount > 0;
+    },
+
+    /** Revokes every session of a user ("sign out everywhere"). Returns how many. */
+    async revokeAll(userId: string): Promise<number> {
+      const { rowCount } = await db.query(
+        "UPDATE erebus_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        [userId, clock()],
+      );
+      return rowCount;
+    },
+
+    /** Deletes sessions that expired or were revoked more than `olderThanSeconds` ago. */
+    async prune(olderThanSeconds = 86_400): Promise<number> {
+      const cutoff = new Date(clock().getTime() - olderThanSeconds * 1000);
+      const { rowCount } = await db.query(
+        "DELETE FROM erebus_sessions WHERE expires_at < $1 OR revoked_at < $1",
+        [cutoff],
+      );
+      return rowCount;
+    },
+  };
+}
+
+export type SessionStore = ReturnType<typeof createSessionStore>;

@@ -1,0 +1,1 @@
+export { testProvider, testAccountSourceType, type TestProviderOptions } from "./test-provider.js";

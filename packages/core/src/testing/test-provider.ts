@@ -1,0 +1,76 @@
+import * as z from "zod";
+import { defineErrors } from "../errors.js";
+import type { ErebusProvider } from "../provider.js";
+import { defineSourceType } from "../source-types.js";
+
+/** The `test_account` source type the test provider registers. */
+export const testAccountSourceType = defineSourceType("test_account", {
+  handle: z.string(),
+  level: z.int().optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+
+const errors = defineErrors({
+  ERR_TEST_KEY_INVALID: { status: 401, title: "The X-Test-Key header is not valid" },
+});
+
+const signInBody = z.strictObject({
+  handle: z.string().regex(/^[a-z0-9_]{1,32}$/, "must be 1-32 of a-z, 0-9, _"),
+  level: z.int().min(0).max(100).optional(),
+});
+
+export interface TestProviderOptions {
+  /** Sign-ins allowed per client per minute (default 1000). */
+  signInsPerMinute?: number;
+}
+
+/**
+ * A provider that exercises the whole contract, for tests and development only: anyone can sign in
+ * as any handle. It registers a source type (`test_account`, network `test`), brings a migration
+ * (a table logging its sign-ins), adds a route (`POST /test/sign-in { handle }`) and a header
+ * authenticator (`X-Test-Key: <handle>` for a handle that signed in before).
+ *
+ * **Never mount it in production.**
+ *
+ * @example
+ * const auth = createAuth({ database, baseURL, providers: [testProvider()] });
+ */
+export function testProvider(options: TestProviderOptions = {}) {
+  return {
+    id: "test",
+    emits: ["test_account"],
+    sourceTypes: [testAccountSourceType],
+    errors: errors.codes,
+    migrations: [
+      {
+        id: "0001_test_sign_ins",
+        sql: `CREATE TABLE erebus_test_sign_ins (
+                id BIGSERIAL PRIMARY KEY,
+                user_id UUID NOT NULL REFERENCES user_references (id) ON DELETE CASCADE,
+                signed_in_at TIMESTAMPTZ NOT NULL
+              );`,
+      },
+    ],
+    routes(router, ctx) {
+      const limit = ctx.rateLimit({ name: "test-sign-in", points: options.signInsPerMinute ?? 1000, duration: 60 });
+      router.post("/test/sign-in", limit.middleware(), async (req, res) => {
+        const body = ctx.parse(signInBody, req.body);
+        const user = await ctx.resolveIdentity({
+          network: "test",
+          sourceIdentifier: body.handle,
+          sourceType: { type: "test_account", handle: body.handle, ...(body.level === undefined ? {} : { level: body.level }) },
+        });
+        await ctx.db.query("INSERT INTO erebus_test_sign_ins (user_id, signed_in_at) VALUES ($1, $2)", [user.id, ctx.clock()]);
+        res.json(await ctx.signIn(req, res, user));
+      });
+    },
+    async authenticate(req, ctx) {
+      const header = req.headers["x-test-key"];
+      if (header === undefined) return null;
+      if (typeof header !== "string" || !/^[a-z0-9_]{1,32}$/.test(header)) throw errors.create("ERR_TEST_KEY_INVALID");
+      const user = await ctx.findUser("test", header);
+      if (!user) throw errors.create("ERR_TEST_KEY_INVALID");
+      return { user, via: "test_key", scopes: ["read"], credentialId: header };
+    },
+  } satisfies ErebusProvider;
+}

@@ -1,0 +1,141 @@
+import { randomBytes } from "node:crypto";
+import { AuthError, isConnectionError } from "./errors.js";
+import { checkIdentity, type UserType, type VerifiedIdentity } from "./identities.js";
+import type { Database, Queryable } from "./db/types.js";
+import type { SourceTypeRegistry } from "./source-types.js";
+
+/** One row of `user_references`, as the database returns it. */
+export interface UserReference {
+  id: string;
+  source_identifier: string;
+  network: string;
+  user_type: UserType;
+  source_type: { type: string } & Record<string, unknown>;
+  email: string | null;
+  metadata: Record<string, unknown> | null;
+  preferences: Record<string, unknown> | null;
+  is_active: boolean | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Translates database failures into AuthErrors: a refused source_type is 400, an unreachable server 503. */
+export function mapDatabaseError(error: unknown): unknown {
+  if (error instanceof AuthError) return error;
+  const pgError = error as { code?: string; message?: string };
+  if (pgError?.code === "23514" && /^(source_type|metadata|preferences)/.test(pgError.message ?? "")) {
+    return AuthError.of("ERR_SOURCE_TYPE_INVALID", { detail: pgError.message, cause: error });
+  }
+  if (isConnectionError(error)) return AuthError.of("ERR_DATABASE_UNAVAILABLE", { cause: error, retryAfter: 5 });
+  return error;
+}
+
+export interface SystemAgentInput {
+  /** Stable id of the agent; a new random one when left out. Registering the same id again updates it. */
+  agentId?: string;
+  agentType: string;
+  capabilities: string[];
+  /** `agent` (default) or `system`. */
+  userType?: "agent" | "system";
+  /** Goes into `source_type.metadata` (e.g. `{ version: "1.0.0" }`). */
+  metadata?: Record<string, unknown>;
+}
+
+/** The `user_references` operations: resolution, look-up, system agents, soft delete. */
+export function createUserStore(db: Database, registry: SourceTypeRegistry, random: (bytes: number) => Buffer = randomBytes) {
+  async function resolveIdentity(verified: VerifiedIdentity): Promise<UserReference> {
+    const identity = checkIdentity(verified, registry);
+    let rows: UserReference[];
+    try {
+      // One statement: N concurrent first sign-ins of one identity meet at the unique constraint and
+      // yield one row. A repeat sign-in refreshes source_type and a newly verified email, never the
+      // user-owned metadata and preferences. A deactivated row fails the WHERE and returns nothing.
+      ({ rows } = await db.query<UserReference>(
+        `INSERT INTO user_references (source_identifier, network, user_type, source_type, email, metadata)
+         VALUES ($1, $2, $3, $4::jsonb, $5, COALESCE($6::jsonb, '{}'::jsonb))
+         ON CONFLICT (network, source_identifier) DO UPDATE
+           SET source_type = EXCLUDED.source_type,
+               email = COALESCE(EXCLUDED.email, user_references.email)
+           WHERE user_references.is_active IS DISTINCT FROM false
+         RETURNING *`,
+        [
+          identity.sourceIdentifier,
+          identity.network,
+          identity.userType,
+          JSON.stringify(identity.sourceType),
+          identity.email,
+          identity.metadata === undefined ? null : JSON.stringify(identity.metadata),
+        ],
+      ));
+    } catch (error) {
+      throw mapDatabaseError(error);
+    }
+    const row = rows[0];
+    if (!row) throw AuthError.of("ERR_USER_DEACTIVATED");
+    return row;
+  }
+
+  async function getUser(id: string): Promise<UserReference | null> {
+    if (!UUID.test(id)) return null;
+    const { rows } = await db.query<UserReference>("SELECT * FROM user_references WHERE id = $1", [id]);
+    return rows[0] ?? null;
+  }
+
+  async function findUser(network: string, sourceIdentifier: string): Promise<UserReference | null> {
+    const { rows } = await db.query<UserReference>(
+      "SELECT * FROM user_references WHERE network = $1 AND source_identifier = $2",
+      [network, sourceIdentifier],
+    );
+    return rows[0] ?? null;
+  }
+
+  async function setActive(q: Queryable, id: string, active: boolean): Promise<UserReference> {
+    if (!UUID.test(id)) throw AuthError.of("ERR_USER_NOT_FOUND", { detail: "user ids are UUIDs" });
+    const { rows } = await q.query<UserReference>("UPDATE user_references SET is_active = $2 WHERE id = $1 RETURNING *", [id, active]);
+    if (!rows[0]) throw AuthError.of("ERR_USER_NOT_FOUND");
+    return rows[0];
+  }
+
+  return {
+    resolveIdentity,
+    getUser,
+    findUser,
+
+    /**
+     * Soft-deletes a user: `is_active = false` and every session revoked, in one transaction.
+     * Sign-in is refused from then on (403 `ERR_USER_DEACTIVATED`); credentials checked against
+     * the row (sessions, API keys) stop working at once.
+     */
+    deactivateUser(id: string, now: Date = new Date()): Promise<UserReference> {
+      return db.transaction(async (tx) => {
+        const row = await setActive(tx, id, false);
+        await tx.query("UPDATE erebus_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL", [id, now]);
+        return row;
+      });
+    },
+
+    /** Lets a deactivated user sign in again. Sessions revoked at deactivation stay revoked. */
+    reactivateUser(id: string): Promise<UserReference> {
+      return setActive(db, id, true);
+    },
+
+    /** Registers (or updates) a non-human principal: network `system`, user type `agent` by default. */
+    registerSystemAgent(input: SystemAgentInput): Promise<UserReference> {
+      return resolveIdentity({
+        network: "system",
+        sourceIdentifier: input.agentId ?? `agent_${random(12).toString("base64url")}`,
+        userType: input.userType ?? "agent",
+        sourceType: {
+          type: "system_agent",
+          agent_type: input.agentType,
+          capabilities: input.capabilities,
+          metadata: input.metadata ?? {},
+        },
+      });
+    },
+  };
+}
+
+export type UserStore = ReturnType<typeof createUserStore>;

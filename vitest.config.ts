@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  resolve: { conditions: ["erebus-source"] },
+  ssr: { resolve: { conditions: ["erebus-source"], externalConditions: ["erebus-source"] } },
+  test: {
+    include: ["packages/*/src/**/*.test.ts", "examples/*/src/**/*.test.ts", "test/**/*.test.ts"],
+    globalSetup: ["test/global-setup.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    // 2 cores: one worker per core; each test file starts its own embedded database.
+    maxWorkers: 2,
+  },
+});
