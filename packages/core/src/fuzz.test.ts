@@ -1,0 +1,89 @@
+import { request } from "node:http";
+import express from "express";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { engines } from "../../../test/engines.js";
+import { listen, type Running } from "../../../test/http.js";
+import { createAuth, silentLogger, type Database } from "./index.js";
+import { testProvider } from "./testing/index.js";
+
+function send(url: string, method: string, path: string, headers: Record<string, string>, body: Buffer | undefined) {
+  return new Promise<{ status: number; type: string }>((resolve, reject) => {
+    const target = new URL(path, url);
+    const req = request(target, { method, headers: body ? { ...headers, "content-length": String(body.length) } : headers }, (res) => {
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"] ?? "") }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+const ascii = (max: number) => fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: max });
+
+const requestArb = fc.record({
+  method: fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH"),
+  path: fc.oneof(
+    fc.constantFrom("/auth/session", "/auth/sign-out", "/auth/test/sign-in", "/auth/test/sign-in?x=1", "/api/me", "/auth/%ff", "/auth/test/sign-in/../../api/me"),
+    ascii(40).map((p) => `/auth/${encodeURIComponent(p)}`),
+  ),
+  contentType: fc.oneof(fc.constantFrom("application/json", "application/json; charset=utf-16", "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1", "multipart/form-data; boundary=x"), ascii(30)),
+  body: fc.oneof(
+    fc.jsonValue({ maxDepth: 4 }).map((v) => Buffer.from(JSON.stringify(v) ?? "null")),
+    fc.record({ handle: fc.oneof(ascii(40), fc.integer(), fc.constant(null)), level: fc.oneof(fc.integer(), fc.double(), ascii(5)) }, { requiredKeys: [] }).map((v) => Buffer.from(JSON.stringify(v))),
+    ascii(200).map((s) => Buffer.from(s)),
+    fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+    fc.constant(undefined),
+  ),
+  authorization: fc.option(fc.oneof(ascii(80), ascii(60).map((t) => `Bearer ${t}`)), { nil: undefined }),
+  cookie: fc.option(fc.oneof(ascii(80), ascii(50).map((t) => `erebus_session=${t}`)), { nil: undefined }),
+  testKey: fc.option(ascii(40), { nil: undefined }),
+  origin: fc.option(fc.oneof(fc.constant("http://app.test"), ascii(30)), { nil: undefined }),
+});
+
+for (const engine of engines()) {
+  describe(`fuzzing the auth router on ${engine.name}`, () => {
+    let db: Database;
+    let server: Running;
+    const counts = async () =>
+      (await db.query<{ users: number; sessions: number }>("SELECT (SELECT count(*)::int FROM user_references) AS users, (SELECT count(*)::int FROM erebus_sessions) AS sessions")).rows[0]!;
+
+    beforeAll(async () => {
+      db = await engine.create();
+      const auth = createAuth({ database: db, baseURL: "http://app.test", providers: [testProvider()], migrate: true, logger: silentLogger, rateLimit: { enabled: false } });
+      await auth.ready;
+      const app = express();
+      app.use("/auth", auth.router);
+      app.get("/api/me", auth.requireUser(), (req, res) => res.json(req.auth));
+      app.use(auth.errorHandler);
+      server = await listen(app);
+    });
+    afterAll(async () => {
+      await server?.close();
+      await db?.close();
+    });
+
+    it("answers 300 fuzzed requests with no 5xx and writes no row", async () => {
+      const before = await counts();
+      const seen = new Map<number, number>();
+      await fc.assert(
+        fc.asyncProperty(requestArb, async (r) => {
+          const headers: Record<string, string> = { "content-type": r.contentType };
+          if (r.authorization !== undefined) headers.authorization = r.authorization;
+          if (r.cookie !== undefined) headers.cookie = r.cookie;
+          if (r.testKey !== undefined) headers["x-test-key"] = r.testKey;
+          if (r.origin !== undefined) headers.origin = r.origin;
+          const res = await send(server.url, r.method, r.path, headers, r.method === "GET" ? undefined : r.body);
+          seen.set(res.status, (seen.get(res.status) ?? 0) + 1);
+          expect(res.status).toBeLessThan(500);
+          // Everything the auth router answers with an error is problem+json (the app owns its own 404s).
+          if (res.status >= 400 && r.path.startsWith("/auth")) expect(res.type).toMatch(/^application\/problem\+json/);
+        }),
+        { numRuns: 300, seed: 20261127 },
+      );
+      expect(await counts()).toEqual(before);
+      // The run reached the validators, not only the router's front door.
+      expect([...seen.keys()].filter((s) => s >= 400).length).toBeGreaterThanOrEqual(4);
+    });
+  });
+}
