@@ -29,6 +29,7 @@ export { canonicalIdentities, checkIdentity, toChecksumAddress, userTypes, type 
 export type { UserReference, SystemAgentInput } from "./users.js";
 export { hashToken, type Session, type SessionCheck } from "./sessions.js";
 export type { RateLimiter, RateLimitRule } from "./rate-limit.js";
-export type { ErebusProvider, ProviderContext, ProviderAuthResult, RequestAuth, SignInResult } from "./provider.js";
+export type { ErebusProvider, ProviderCommand, ProviderContext, ProviderAuthResult, RequestAuth, SignInResult } from "./provider.js";
+export { main as runCli, type ErebusCliConfig } from "./cli.js";
 export { consoleLogger, silentLogger, type Logger } from "./logger.js";
 export { sendProblem } from "./http.js";

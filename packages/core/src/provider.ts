@@ -107,4 +107,12 @@ export interface ErebusProvider {
    * `AuthError` when there is one and it is bad.
    */
   authenticate?(req: Request, ctx: ProviderContext): Promise<ProviderAuthResult | null>;
+  /** Subcommands of `npx erebus` (`api-keys` → `npx erebus api-keys create …`). */
+  readonly commands?: Readonly<Record<string, ProviderCommand>>;
+}
+
+/** A subcommand a provider adds to the `erebus` CLI. Throw to fail (exit code 1). */
+export interface ProviderCommand {
+  readonly description: string;
+  run(args: string[], io: { auth: import("./create-auth.js").ErebusAuth; out(line: string): void; err(line: string): void }): Promise<void>;
 }

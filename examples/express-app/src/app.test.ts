@@ -1,0 +1,124 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Browser } from "playwright-core";
+import { silentLogger } from "@erebus/core";
+import { chromiumPath, launchChromium } from "../../../test/browser.js";
+import { listen, type Running } from "../../../test/http.js";
+import { createApp } from "./app.js";
+import { configFromEnv } from "./config.js";
+
+const chromium = chromiumPath();
+
+describe("example app", () => {
+  let server: Running;
+  let appUrl: string;
+  let closeAuth: () => Promise<void>;
+  let countUsers: (handle: string) => Promise<number>;
+
+  beforeAll(async () => {
+    // Bind first to learn the port, so PUBLIC_URL (the origin for CSRF checks) is the real one.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", () => r()));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    appUrl = `http://localhost:${port}`;
+    const config = configFromEnv({ PORT: String(port), DATABASE_URL: "pglite://memory" });
+    const { app, auth } = await createApp(config, { logger: silentLogger });
+    closeAuth = () => auth.close();
+    countUsers = async (handle) =>
+      (await auth.db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_references WHERE source_identifier = $1", [handle])).rows[0]!.n;
+    server = await new Promise<Running>((resolve) => {
+      const s = app.listen(port, "127.0.0.1", () => resolve({ url: appUrl, close: () => new Promise((d) => { s.closeAllConnections(); s.close(() => d()); }) }));
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await closeAuth?.();
+  });
+
+  it("reads its configuration from the environment with working defaults", () => {
+    expect(configFromEnv({})).toEqual({ port: 3000, host: "localhost", publicUrl: "http://localhost:3000", databaseUrl: "pglite://.data/erebus", production: false });
+    expect(configFromEnv({ PORT: "8080", PUBLIC_URL: "https://app.example/" }).publicUrl).toBe("https://app.example");
+    expect(() => configFromEnv({ PORT: "eighty" })).toThrow(/PORT/);
+  });
+
+  it("serves /api/me to signed-in callers only", async () => {
+    const anonymous = await fetch(`${appUrl}/api/me`);
+    expect(anonymous.status).toBe(401);
+    const signIn = await fetch(`${appUrl}/auth/test/sign-in`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "erebus-session-transport": "bearer" },
+      body: JSON.stringify({ handle: "api_user" }),
+    });
+    const { session } = (await signIn.json()) as { session: { token: string } };
+    const me = await fetch(`${appUrl}/api/me`, { headers: { authorization: `Bearer ${session.token}` } });
+    expect(me.status).toBe(200);
+    expect(await me.json()).toMatchObject({ via: "session", user: { source_identifier: "api_user" } });
+  });
+
+  it("hides the development sign-in in production", async () => {
+    const { app, auth } = await createApp({ ...configFromEnv({ DATABASE_URL: "pglite://memory" }), production: true }, { logger: silentLogger });
+    const running = await listen(app);
+    try {
+      expect(await (await fetch(`${running.url}/`)).text()).not.toContain("dev-sign-in");
+      expect((await fetch(`${running.url}/auth/test/sign-in`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status).toBe(404);
+    } finally {
+      await running.close();
+      await auth.close();
+    }
+  });
+
+  describe.skipIf(!chromium)("in a real Chromium", () => {
+    let browser: Browser;
+    beforeAll(async () => {
+      browser = await launchChromium(chromium!);
+    });
+    afterAll(async () => browser?.close());
+
+    it("signs in, keeps the session across reloads in an HttpOnly cookie, and signs out", async () => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(appUrl);
+      await expect.poll(() => page.textContent("#status")).toBe("Not signed in.");
+      await page.fill("#handle", "alice");
+      await page.click("#dev-sign-in button[type=submit]");
+      await expect.poll(() => page.textContent("#status")).toBe("Signed in as test:alice (external)");
+      await page.reload();
+      await expect.poll(() => page.textContent("#status")).toBe("Signed in as test:alice (external)");
+      // The page's script cannot read the session token.
+      expect(await page.evaluate(() => document.cookie)).toBe("");
+      const cookies = await context.cookies();
+      expect(cookies.find((c) => c.name === "erebus_session")).toMatchObject({ httpOnly: true, sameSite: "Lax" });
+      await page.click("#sign-out");
+      await expect.poll(() => page.textContent("#status")).toBe("Not signed in.");
+      await page.fill("#handle", "Bad Handle!");
+      await page.$eval("#handle", (el) => el.removeAttribute("pattern"));
+      await page.click("#dev-sign-in button[type=submit]");
+      await expect.poll(() => page.textContent("#error")).toContain("ERR_BODY_INVALID");
+      await context.close();
+    });
+
+    it("refuses a sign-in forged by another site's page (login CSRF)", async () => {
+      // An attacker's page on another origin posts to the app without CORS (a "simple" request).
+      const evil = createServer((_req, res) => {
+        res.setHeader("content-type", "text/html");
+        res.end(`<script>
+          fetch(${JSON.stringify(`${appUrl}/auth/test/sign-in`)}, { method: "POST", mode: "no-cors", credentials: "include",
+            headers: { "content-type": "text/plain" }, body: JSON.stringify({ handle: "csrf_victim" }) })
+            .finally(() => { document.title = "sent"; });
+        </script>`);
+      });
+      await new Promise<void>((r) => evil.listen(0, "127.0.0.1", () => r()));
+      try {
+        const page = await browser.newPage();
+        await page.goto(`http://127.0.0.1:${(evil.address() as AddressInfo).port}/`);
+        await expect.poll(() => page.title()).toBe("sent");
+        await page.close();
+        expect(await countUsers("csrf_victim")).toBe(0);
+      } finally {
+        await new Promise((r) => evil.close(r));
+      }
+    });
+  });
+});

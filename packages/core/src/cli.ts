@@ -1,0 +1,120 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { createAuth, type ErebusAuth } from "./create-auth.js";
+import { AuthError } from "./errors.js";
+import { silentLogger } from "./logger.js";
+import type { ErebusProvider } from "./provider.js";
+
+const USAGE = `Usage: erebus <command> [options]
+
+Commands:
+  migrate                      apply pending migrations (core's and the configured providers')
+  users show <id>              print a user_references row as JSON
+  users deactivate <id>        soft-delete a user: sign-in refused, sessions revoked
+  users reactivate <id>        let a deactivated user sign in again
+  <provider command> ...       commands contributed by configured providers
+
+Options:
+  --config <file>   module whose default export is { providers: [...] } (default: ./erebus.config.js or .mjs if present)
+  --help            this text
+
+Environment:
+  DATABASE_URL      postgres://…, pglite://<dir> or pglite://memory (default pglite://.data/erebus)
+  PUBLIC_URL        the app's public origin (default http://localhost:3000)`;
+
+export interface CliIO {
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  out?: (line: string) => void;
+  err?: (line: string) => void;
+}
+
+/** What an erebus.config.js exports by default. */
+export interface ErebusCliConfig {
+  providers?: ErebusProvider[];
+}
+
+async function loadConfig(path: string | undefined, cwd: string): Promise<ErebusCliConfig> {
+  const candidates = path ? [resolve(cwd, path)] : ["erebus.config.js", "erebus.config.mjs"].map((f) => resolve(cwd, f));
+  const file = candidates.find((f) => existsSync(f));
+  if (!file) {
+    if (path) throw new Error(`config file not found: ${path}`);
+    return {};
+  }
+  const loaded = (await import(pathToFileURL(file).href)) as { default?: ErebusCliConfig };
+  return loaded.default ?? {};
+}
+
+/**
+ * The `erebus` command. Returns the process exit code: 0 done, 1 failed, 2 usage.
+ *
+ * @example
+ * DATABASE_URL=postgres://localhost/app npx erebus migrate
+ */
+export async function main(argv: string[], io: CliIO): Promise<number> {
+  const out = io.out ?? ((line) => process.stdout.write(`${line}\n`));
+  const err = io.err ?? ((line) => process.stderr.write(`${line}\n`));
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { config: { type: "string" }, help: { type: "boolean" } } });
+  } catch (error) {
+    err((error as Error).message);
+    return 2;
+  }
+  const [command, ...rest] = parsed.positionals;
+  if (parsed.values.help || !command) {
+    out(USAGE);
+    return command || parsed.values.help ? 0 : 2;
+  }
+  let auth: ErebusAuth | undefined;
+  try {
+    const config = await loadConfig(parsed.values.config as string | undefined, io.cwd);
+    const providers = config.providers ?? [];
+    auth = createAuth({
+      database: io.env.DATABASE_URL ?? "pglite://.data/erebus",
+      baseURL: io.env.PUBLIC_URL ?? "http://localhost:3000",
+      providers,
+      logger: silentLogger,
+    });
+    if (command === "migrate") {
+      const { applied } = await auth.api.migrate();
+      out(applied.length ? `applied ${applied.length} migration(s):\n  ${applied.join("\n  ")}` : "nothing to apply: the database is up to date");
+      return 0;
+    }
+    if (command === "users") {
+      const [action, id] = rest;
+      if (!id || !["show", "deactivate", "reactivate"].includes(action ?? "")) {
+        err("usage: erebus users show|deactivate|reactivate <id>");
+        return 2;
+      }
+      const row =
+        action === "show"
+          ? await auth.api.getUser(id)
+          : action === "deactivate"
+            ? await auth.api.deactivateUser(id)
+            : await auth.api.reactivateUser(id);
+      if (!row) {
+        err(`no user ${id}`);
+        return 1;
+      }
+      out(action === "show" ? JSON.stringify(row, null, 2) : `${action}d ${row.id} (${row.network}:${row.source_identifier})`);
+      return 0;
+    }
+    for (const provider of providers) {
+      const handler = provider.commands?.[command];
+      if (handler) {
+        await handler.run(rest, { auth, out, err });
+        return 0;
+      }
+    }
+    err(`unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  } catch (error) {
+    err(`erebus ${command}: ${error instanceof AuthError ? `${error.code}: ${error.message}` : (error as Error).message}`);
+    return error instanceof TypeError ? 2 : 1;
+  } finally {
+    await auth?.close();
+  }
+}
