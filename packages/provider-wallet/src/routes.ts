@@ -1,0 +1,133 @@
+import type { ProviderContext } from "@erebus/core";
+import type { Router } from "express";
+import * as z from "zod";
+import { fail, type Family } from "./errors.js";
+import { createNonceStore, type NonceFamily } from "./nonces.js";
+import type { ResolvedWalletOptions } from "./options.js";
+import { Ed25519KeyCache } from "./signature.js";
+import { walletNameSchema, type WalletSourceType } from "./source-type.js";
+import {
+  checkSiweMessage,
+  checkSiwsMessage,
+  createRpcClients,
+  decodeSiweSignature,
+  decodeSiwsCredentials,
+  normalizeSolanaChain,
+  verifySiweSignature,
+  verifySiwsSignature,
+  type MessagePolicy,
+} from "./verify.js";
+
+const siweBody = z.strictObject({
+  message: z.string(),
+  signature: z.string().max(32_768),
+  provider: walletNameSchema.optional(),
+});
+const siwsBody = z.strictObject({
+  message: z.string(),
+  signature: z.string().max(128),
+  address: z.string().max(64),
+  provider: walletNameSchema.optional(),
+});
+
+export function walletRoutes(router: Router, ctx: ProviderContext, options: ResolvedWalletOptions): void {
+  const domain = options.domain ?? ctx.baseURL.host;
+  const origin = options.origin ?? ctx.baseURL.origin;
+  const nonces = createNonceStore(ctx, options.nonceTtl);
+  const nonceLimit = ctx.rateLimit({ name: "wallet-nonce", points: options.rateLimit.nonce, duration: 60 });
+  const verifyLimit = ctx.rateLimit({ name: "wallet-verify", points: options.rateLimit.verify, duration: 60 });
+  const keyCache = new Ed25519KeyCache();
+
+  const policy = (chains: readonly (number | string)[]): MessagePolicy => ({
+    domain,
+    origin,
+    chains,
+    now: ctx.clock(),
+    clockSkewMs: options.clockSkew * 1000,
+    maxIssuedAgeMs: options.nonceTtl * 1000,
+    maxStatementLength: options.maxStatementLength,
+    maxResources: options.maxResources,
+    maxResourceLength: options.maxResourceLength,
+  });
+
+  /** Size first, before any parsing: oversized is its own 413. */
+  const checkSize = (family: Family, message: string) => {
+    if (Buffer.byteLength(message, "utf8") > options.maxMessageBytes) throw fail(family, "MESSAGE_TOO_LARGE");
+  };
+  const consumeNonce = async (family: Family, nonceFamily: NonceFamily, nonce: string) => {
+    const result = await nonces.consume(nonceFamily, nonce);
+    if (result === "unknown") throw fail(family, "NONCE_UNKNOWN");
+    if (result === "used") throw fail(family, "NONCE_USED");
+    if (result === "expired") throw fail(family, "NONCE_EXPIRED");
+  };
+
+  if (options.ethereum) {
+    const ethereum = options.ethereum;
+    const rpc = createRpcClients(ethereum.rpc, ethereum.rpcTimeoutMs);
+
+    router.post("/siwe/nonce", nonceLimit.middleware(), async (_req, res) => {
+      const { nonce, expiresAt } = await nonces.issue("ethereum");
+      res.setHeader("Cache-Control", "no-store");
+      // Besides the design's { nonce, expiresAt }: what a client needs to build the message.
+      res.json({ nonce, expiresAt: expiresAt.toISOString(), domain, uri: origin, version: "1", chains: ethereum.chains });
+    });
+
+    router.post("/siwe/verify", verifyLimit.middleware(), async (req, res) => {
+      const body = ctx.parse(siweBody, req.body);
+      checkSize("SIWE", body.message);
+      const signature = decodeSiweSignature(body.signature);
+      const parsed = checkSiweMessage(body.message, policy(ethereum.chains));
+      // EIP-4361: the nonce is consumed before the signature is checked, so each nonce gets one try.
+      await consumeNonce("SIWE", "ethereum", parsed.nonce);
+      const signer = await verifySiweSignature(parsed, body.message, signature, body.signature as `0x${string}`, rpc, ethereum.rpcTimeoutMs);
+      const sourceType: WalletSourceType = {
+        type: "web3_wallet",
+        provider: body.provider ?? "unknown",
+        network: "ethereum",
+        metadata: { chain_id: parsed.chainId, signer },
+      };
+      const user = await ctx.resolveIdentity({ network: "ethereum", sourceIdentifier: parsed.address, sourceType });
+      res.json(await ctx.signIn(req, res, user));
+    });
+  }
+
+  if (options.solana) {
+    const chains = options.solana.chains.map(normalizeSolanaChain);
+
+    router.post("/siws/nonce", nonceLimit.middleware(), async (_req, res) => {
+      const { nonce, issuedAt, expiresAt } = await nonces.issue("solana");
+      res.setHeader("Cache-Control", "no-store");
+      res.json({
+        nonce,
+        expiresAt: expiresAt.toISOString(),
+        // A SolanaSignInInput (Wallet Standard `solana:signIn`): the wallet adds the address and signs it as is.
+        input: {
+          domain,
+          uri: origin,
+          version: "1",
+          chainId: chains[0],
+          nonce,
+          issuedAt: issuedAt.toISOString(),
+          statement: options.statement ?? `Sign in to ${domain}`,
+        },
+      });
+    });
+
+    router.post("/siws/verify", verifyLimit.middleware(), async (req, res) => {
+      const body = ctx.parse(siwsBody, req.body);
+      checkSize("SIWS", body.message);
+      const credentials = decodeSiwsCredentials(body.address, body.signature);
+      const parsed = checkSiwsMessage(body.message, body.address, policy(chains));
+      await consumeNonce("SIWS", "solana", parsed.nonce);
+      verifySiwsSignature(keyCache, body.address, credentials.publicKey, body.message, credentials.signature);
+      const sourceType: WalletSourceType = {
+        type: "web3_wallet",
+        provider: body.provider ?? "unknown",
+        network: "solana",
+        metadata: { chain_id: normalizeSolanaChain(parsed.chainId) },
+      };
+      const user = await ctx.resolveIdentity({ network: "solana", sourceIdentifier: body.address, sourceType });
+      res.json(await ctx.signIn(req, res, user));
+    });
+  }
+}

@@ -1,0 +1,88 @@
+import siweParser from "@spruceid/siwe-parser";
+import { parseRfc3339 } from "./time.js";
+
+const { ParsedMessage } = siweParser;
+
+/** The fields of an EIP-4361 message. */
+export interface SiweFields {
+  scheme?: string | undefined;
+  domain: string;
+  address: string;
+  statement?: string | undefined;
+  uri: string;
+  version: string;
+  chainId: number;
+  nonce: string;
+  issuedAt: string;
+  expirationTime?: string | undefined;
+  notBefore?: string | undefined;
+  requestId?: string | undefined;
+  resources?: string[] | undefined;
+}
+
+export interface ParsedSiwe extends SiweFields {
+  issuedAtDate: Date;
+  expirationDate: Date | undefined;
+  notBeforeDate: Date | undefined;
+}
+
+/**
+ * Parses a whole EIP-4361 message strictly, with the ABNF grammar of the reference implementation
+ * (`@spruceid/siwe-parser`): every field in its place and order, an EIP-55 address, RFC 3986 URIs,
+ * RFC 3339 times (impossible dates such as Feb 31 refused too). Returns undefined for anything else.
+ */
+export function parseSiweMessage(message: string): ParsedSiwe | undefined {
+  let parsed: InstanceType<typeof ParsedMessage>;
+  try {
+    parsed = new ParsedMessage(message);
+  } catch {
+    return undefined;
+  }
+  const issuedAtDate = parseRfc3339(parsed.issuedAt);
+  const expirationDate = parsed.expirationTime === undefined ? undefined : parseRfc3339(parsed.expirationTime);
+  const notBeforeDate = parsed.notBefore === undefined ? undefined : parseRfc3339(parsed.notBefore);
+  if (!issuedAtDate) return undefined;
+  if (parsed.expirationTime !== undefined && !expirationDate) return undefined;
+  if (parsed.notBefore !== undefined && !notBeforeDate) return undefined;
+  return {
+    scheme: parsed.scheme,
+    domain: parsed.domain,
+    address: parsed.address,
+    statement: parsed.statement,
+    uri: parsed.uri,
+    version: parsed.version,
+    chainId: parsed.chainId,
+    nonce: parsed.nonce,
+    issuedAt: parsed.issuedAt,
+    expirationTime: parsed.expirationTime,
+    notBefore: parsed.notBefore,
+    requestId: parsed.requestId,
+    resources: parsed.resources,
+    issuedAtDate,
+    expirationDate,
+    notBeforeDate,
+  };
+}
+
+/**
+ * Writes the EIP-4361 text of a message (what a wallet shows and signs).
+ *
+ * @example
+ * const message = formatSiweMessage({ domain: "app.example", address, uri: "https://app.example", version: "1", chainId: 1, nonce, issuedAt: new Date().toISOString() });
+ */
+export function formatSiweMessage(fields: SiweFields): string {
+  const head = `${fields.scheme ? `${fields.scheme}://` : ""}${fields.domain} wants you to sign in with your Ethereum account:\n${fields.address}\n\n`;
+  const statement = fields.statement === undefined ? "\n" : `${fields.statement}\n\n`;
+  const lines = [
+    `URI: ${fields.uri}`,
+    `Version: ${fields.version}`,
+    `Chain ID: ${fields.chainId}`,
+    `Nonce: ${fields.nonce}`,
+    `Issued At: ${fields.issuedAt}`,
+  ];
+  if (fields.expirationTime !== undefined) lines.push(`Expiration Time: ${fields.expirationTime}`);
+  if (fields.notBefore !== undefined) lines.push(`Not Before: ${fields.notBefore}`);
+  if (fields.requestId !== undefined) lines.push(`Request ID: ${fields.requestId}`);
+  if (fields.resources !== undefined) lines.push("Resources:", ...fields.resources.map((r) => `- ${r}`));
+  return head + statement + lines.join("\n");
+}
