@@ -65,12 +65,23 @@ export function parseSiweMessage(message: string): ParsedSiwe | undefined {
 }
 
 /**
- * Writes the EIP-4361 text of a message (what a wallet shows and signs).
+ * Writes the EIP-4361 text of a message (what a wallet shows and signs). The result is parsed back
+ * with the strict parser: fields that would not make a valid message are a TypeError.
  *
  * @example
  * const message = formatSiweMessage({ domain: "app.example", address, uri: "https://app.example", version: "1", chainId: 1, nonce, issuedAt: new Date().toISOString() });
  */
 export function formatSiweMessage(fields: SiweFields): string {
+  for (const key of ["domain", "address", "uri", "version", "nonce", "issuedAt"] as const) {
+    if (typeof fields[key] !== "string") throw new TypeError(`formatSiweMessage: ${key} must be a string`);
+  }
+  if (!Number.isSafeInteger(fields.chainId)) throw new TypeError("formatSiweMessage: chainId must be an integer");
+  const text = buildText(fields);
+  if (!parseSiweMessage(text)) throw new TypeError("formatSiweMessage: the fields do not make a valid EIP-4361 message");
+  return text;
+}
+
+function buildText(fields: SiweFields): string {
   const head = `${fields.scheme ? `${fields.scheme}://` : ""}${fields.domain} wants you to sign in with your Ethereum account:\n${fields.address}\n\n`;
   const statement = fields.statement === undefined ? "\n" : `${fields.statement}\n\n`;
   const lines = [

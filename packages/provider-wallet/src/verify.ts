@@ -16,8 +16,11 @@ export interface MessagePolicy {
   chains: readonly (number | string)[];
   now: Date;
   clockSkewMs: number;
-  /** How old `issuedAt` may be (the nonce TTL). */
-  maxIssuedAgeMs: number;
+  /**
+   * How old `issuedAt` may be (the nonce TTL); it may never be ahead of `now` by more than the skew.
+   * `undefined` skips the issued-at freshness check (only for replaying fixed test vectors).
+   */
+  maxIssuedAgeMs: number | undefined;
   maxStatementLength: number;
   maxResources: number;
   maxResourceLength: number;
@@ -55,9 +58,11 @@ function checkCommon(family: Family, fields: CommonFields, policy: MessagePolicy
   const now = policy.now.getTime();
   if (fields.expirationDate && fields.expirationDate.getTime() <= now) throw fail(family, "MESSAGE_EXPIRED");
   if (fields.notBeforeDate && fields.notBeforeDate.getTime() > now + policy.clockSkewMs) throw fail(family, "MESSAGE_NOT_YET_VALID");
-  const issued = fields.issuedAtDate.getTime();
-  if (issued > now + policy.clockSkewMs) throw fail(family, "ISSUED_AT_INVALID", "issued in the future");
-  if (issued < now - policy.maxIssuedAgeMs - policy.clockSkewMs) throw fail(family, "ISSUED_AT_INVALID", "issued too long ago");
+  if (policy.maxIssuedAgeMs !== undefined) {
+    const issued = fields.issuedAtDate.getTime();
+    if (issued > now + policy.clockSkewMs) throw fail(family, "ISSUED_AT_INVALID", "issued in the future");
+    if (issued < now - policy.maxIssuedAgeMs - policy.clockSkewMs) throw fail(family, "ISSUED_AT_INVALID", "issued too long ago");
+  }
 }
 
 // ---- Ethereum ----------------------------------------------------------------------------------
