@@ -3,10 +3,14 @@ import * as z from "zod";
 /** What Erebus needs of a chain client: a viem public client has it (EIP-1271 and ERC-6492 inside). */
 export interface MessageVerifier {
   verifyMessage(args: { address: `0x${string}`; message: string; signature: `0x${string}` }): Promise<boolean>;
+  getChainId(): Promise<number>;
 }
 
 const isClient = (value: unknown): value is MessageVerifier =>
-  typeof value === "object" && value !== null && typeof (value as { verifyMessage?: unknown }).verifyMessage === "function";
+  typeof value === "object" &&
+  value !== null &&
+  typeof (value as { verifyMessage?: unknown }).verifyMessage === "function" &&
+  typeof (value as { getChainId?: unknown }).getChainId === "function";
 
 const MINUTE = 60;
 

@@ -114,6 +114,7 @@ export async function verifySiweSignature(
   if (recoverPersonalSigner(message, signature) === parsed.address) return "account";
   const client = rpc.get(parsed.chainId);
   if (!client) throw fail("SIWE", "SIGNATURE_INVALID");
+  const unavailable = (cause: unknown) => walletErrors.create("ERR_SIWE_RPC_UNAVAILABLE", { cause, retryAfter: 10 });
   let valid: boolean;
   try {
     valid = await withTimeout(
@@ -121,9 +122,20 @@ export async function verifySiweSignature(
       timeoutMs,
     );
   } catch (error) {
-    throw walletErrors.create("ERR_SIWE_RPC_UNAVAILABLE", { cause: error, retryAfter: 10 });
+    throw unavailable(error);
   }
-  if (!valid) throw fail("SIWE", "SIGNATURE_INVALID");
+  if (!valid) {
+    // viem answers `false` both for a refused signature and for an RPC it could not reach; a cheap
+    // eth_chainId tells them apart, and catches an RPC that serves another chain than configured.
+    let served: number;
+    try {
+      served = await withTimeout(client.getChainId(), timeoutMs);
+    } catch (error) {
+      throw unavailable(error);
+    }
+    if (served !== parsed.chainId) throw unavailable(new Error(`the RPC for chain ${parsed.chainId} serves chain ${served}`));
+    throw fail("SIWE", "SIGNATURE_INVALID");
+  }
   return "contract";
 }
 
