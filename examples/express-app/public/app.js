@@ -44,4 +44,122 @@ if (devForm) {
   });
 }
 
+// ---- wallets ------------------------------------------------------------------------------------
+
+const walletStatus = (text) => {
+  $("wallet-status").textContent = text;
+};
+
+const toHex = (text) => "0x" + Array.from(new TextEncoder().encode(text), (b) => b.toString(16).padStart(2, "0")).join("");
+
+const BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+function base58(bytes) {
+  let n = 0n;
+  for (const b of bytes) n = n * 256n + BigInt(b);
+  let out = "";
+  while (n > 0n) {
+    out = BASE58[Number(n % 58n)] + out;
+    n /= 58n;
+  }
+  for (const b of bytes) {
+    if (b !== 0) break;
+    out = "1" + out;
+  }
+  return out;
+}
+
+function ethereumWalletName(ethereum) {
+  if (ethereum.isMetaMask) return "metamask";
+  if (ethereum.isCoinbaseWallet) return "coinbase";
+  if (ethereum.isRabby) return "rabby";
+  if (ethereum.isBraveWallet) return "brave";
+  return "unknown";
+}
+
+// EIP-4361 with an EIP-1193 wallet: the server prepares the message (EIP-55 address included), the wallet signs it.
+$("siwe").addEventListener("click", async () => {
+  const ethereum = window.ethereum;
+  if (!ethereum) {
+    walletStatus("No Ethereum wallet found. Install a browser wallet such as MetaMask, then reload this page.");
+    return;
+  }
+  try {
+    walletStatus("Waiting for your wallet…");
+    const [address] = await ethereum.request({ method: "eth_requestAccounts" });
+    const chainId = Number.parseInt(await ethereum.request({ method: "eth_chainId" }), 16);
+    const nonce = await api("/auth/siwe/nonce", { method: "POST", body: JSON.stringify({ address, chainId }) });
+    if (!nonce.res.ok) {
+      showError(nonce.body);
+      walletStatus(nonce.body?.code === "ERR_SIWE_CHAIN_NOT_ALLOWED" ? "Switch your wallet to an allowed network and try again." : "");
+      return;
+    }
+    walletStatus("Sign the message in your wallet…");
+    const signature = await ethereum.request({ method: "personal_sign", params: [toHex(nonce.body.message), address] });
+    const { res, body } = await api("/auth/siwe/verify", {
+      method: "POST",
+      body: JSON.stringify({ message: nonce.body.message, signature, provider: ethereumWalletName(ethereum) }),
+    });
+    showError(res.ok ? null : body);
+    walletStatus(res.ok ? "" : "Sign-in failed.");
+    await refresh();
+  } catch (error) {
+    walletStatus(`The wallet said: ${error?.message ?? error}`);
+  }
+});
+
+function solanaWallet() {
+  return window.phantom?.solana ?? window.solflare ?? window.backpack ?? window.solana;
+}
+
+function solanaWalletName(wallet) {
+  if (wallet.isPhantom) return "phantom";
+  if (wallet.isSolflare) return "solflare";
+  if (wallet.isBackpack) return "backpack";
+  return "unknown";
+}
+
+function siwsText(input, address) {
+  let text = `${input.domain} wants you to sign in with your Solana account:\n${address}`;
+  if (input.statement) text += `\n\n${input.statement}`;
+  const labels = [["uri", "URI"], ["version", "Version"], ["chainId", "Chain ID"], ["nonce", "Nonce"], ["issuedAt", "Issued At"]];
+  const fields = labels.filter(([key]) => input[key]).map(([key, label]) => `${label}: ${input[key]}`);
+  return fields.length ? `${text}\n\n${fields.join("\n")}` : text;
+}
+
+// Sign In With Solana: the wallet's signIn (Phantom and Wallet Standard wallets) signs the server's input as is;
+// older wallets get the same text through signMessage.
+$("siws").addEventListener("click", async () => {
+  const wallet = solanaWallet();
+  if (!wallet) {
+    walletStatus("No Solana wallet found. Install a browser wallet such as Phantom, then reload this page.");
+    return;
+  }
+  try {
+    const nonce = await api("/auth/siws/nonce", { method: "POST" });
+    if (!nonce.res.ok) return showError(nonce.body);
+    walletStatus("Sign in with your wallet…");
+    let address, message, signature;
+    if (typeof wallet.signIn === "function") {
+      const output = await wallet.signIn(nonce.body.input);
+      address = typeof output.address === "string" ? output.address : (output.address?.toBase58?.() ?? output.account?.address);
+      message = new TextDecoder().decode(output.signedMessage);
+      signature = base58(output.signature);
+    } else {
+      const { publicKey } = await wallet.connect();
+      address = publicKey.toBase58();
+      message = siwsText(nonce.body.input, address);
+      signature = base58((await wallet.signMessage(new TextEncoder().encode(message), "utf8")).signature);
+    }
+    const { res, body } = await api("/auth/siws/verify", {
+      method: "POST",
+      body: JSON.stringify({ message, signature, address, provider: solanaWalletName(wallet) }),
+    });
+    showError(res.ok ? null : body);
+    walletStatus(res.ok ? "" : "Sign-in failed.");
+    await refresh();
+  } catch (error) {
+    walletStatus(`The wallet said: ${error?.message ?? error}`);
+  }
+});
+
 refresh();

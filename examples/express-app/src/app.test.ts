@@ -5,6 +5,8 @@ import type { Browser } from "playwright-core";
 import { silentLogger } from "@erebus/core";
 import { chromiumPath, launchChromium } from "../../../test/browser.js";
 import { listen, type Running } from "../../../test/http.js";
+import bs58 from "bs58";
+import { ethereumWallet, solanaWallet } from "../../../test/wallets.js";
 import { createApp } from "./app.js";
 import { configFromEnv } from "./config.js";
 
@@ -38,7 +40,17 @@ describe("example app", () => {
   });
 
   it("reads its configuration from the environment with working defaults", () => {
-    expect(configFromEnv({})).toEqual({ port: 3000, host: "localhost", publicUrl: "http://localhost:3000", databaseUrl: "pglite://.data/erebus", production: false });
+    expect(configFromEnv({})).toEqual({
+      port: 3000,
+      host: "localhost",
+      publicUrl: "http://localhost:3000",
+      databaseUrl: "pglite://.data/erebus",
+      production: false,
+      ethereum: { chains: [1], rpc: {} },
+      solana: { chains: ["mainnet"] },
+    });
+    expect(configFromEnv({ ETHEREUM_CHAINS: "1,8453", ETHEREUM_RPC_URLS: "8453=https://rpc.example/base?k=a=b" }).ethereum).toEqual({ chains: [1, 8453], rpc: { 8453: "https://rpc.example/base?k=a=b" } });
+    expect(() => configFromEnv({ ETHEREUM_CHAINS: "mainnet" })).toThrow(/ETHEREUM_CHAINS/);
     expect(configFromEnv({ PORT: "8080", PUBLIC_URL: "https://app.example/" }).publicUrl).toBe("https://app.example");
     expect(() => configFromEnv({ PORT: "eighty" })).toThrow(/PORT/);
   });
@@ -97,6 +109,67 @@ describe("example app", () => {
       await page.click("#dev-sign-in button[type=submit]");
       await expect.poll(() => page.textContent("#error")).toContain("ERR_BODY_INVALID");
       await context.close();
+    });
+
+    it("signs in with Ethereum through an EIP-1193 wallet (window.ethereum) signing with a real key", async () => {
+      const wallet = ethereumWallet();
+      const context = await browser.newContext();
+      // The injected provider forwards personal_sign to a viem account held by the test.
+      await context.exposeFunction("__erebusPersonalSign", (hex: string) => wallet.sign(Buffer.from(hex.slice(2), "hex").toString("utf8")));
+      await context.addInitScript(({ address }) => {
+        (window as unknown as { ethereum: unknown }).ethereum = {
+          isMetaMask: true,
+          async request({ method, params }: { method: string; params?: unknown[] }) {
+            if (method === "eth_requestAccounts") return [address.toLowerCase()];
+            if (method === "eth_chainId") return "0x1";
+            if (method === "personal_sign") return (window as unknown as { __erebusPersonalSign(h: unknown): Promise<string> }).__erebusPersonalSign(params![0]);
+            throw new Error(`unsupported ${method}`);
+          },
+        };
+      }, { address: wallet.address });
+      const page = await context.newPage();
+      await page.goto(appUrl);
+      await page.click("#siwe");
+      await expect.poll(() => page.textContent("#status")).toBe(`Signed in as ethereum:${wallet.address} (external)`);
+      expect(await page.textContent("#user")).toContain('"provider": "metamask"');
+      await context.close();
+    });
+
+    it("signs in with Solana through a wallet's signIn (window.phantom.solana) with a real Ed25519 key", async () => {
+      const wallet = await solanaWallet();
+      const context = await browser.newContext();
+      await context.exposeFunction("__erebusSolanaSignIn", async (input: Record<string, string>) => {
+        const { message, signature } = await wallet.signIn(input);
+        return { address: wallet.address, signedMessage: [...Buffer.from(message, "utf8")], signature: [...bs58.decode(signature)] };
+      });
+      await context.addInitScript(() => {
+        const bridge = window as unknown as { __erebusSolanaSignIn(i: unknown): Promise<{ address: string; signedMessage: number[]; signature: number[] }> };
+        (window as unknown as { phantom: unknown }).phantom = {
+          solana: {
+            isPhantom: true,
+            async signIn(input: unknown) {
+              const out = await bridge.__erebusSolanaSignIn(input);
+              return { address: out.address, signedMessage: new Uint8Array(out.signedMessage), signature: new Uint8Array(out.signature) };
+            },
+          },
+        };
+      });
+      const page = await context.newPage();
+      await page.goto(appUrl);
+      await page.click("#siws");
+      await expect.poll(() => page.textContent("#status")).toBe(`Signed in as solana:${wallet.address} (external)`);
+      expect(await page.textContent("#user")).toContain('"provider": "phantom"');
+      await context.close();
+    });
+
+    it("says so clearly when no wallet is installed", async () => {
+      const page = await browser.newPage();
+      await page.goto(appUrl);
+      await page.click("#siwe");
+      await expect.poll(() => page.textContent("#wallet-status")).toContain("No Ethereum wallet found");
+      await page.click("#siws");
+      await expect.poll(() => page.textContent("#wallet-status")).toContain("No Solana wallet found");
+      await page.close();
     });
 
     it("refuses a sign-in forged by another site's page (login CSRF)", async () => {

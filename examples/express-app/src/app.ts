@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import express, { type Express } from "express";
 import { createAuth, type ErebusAuth, type ErebusProvider, type Logger } from "@erebus/core";
 import { testProvider } from "@erebus/core/testing";
+import { walletProvider } from "@erebus/provider-wallet";
 import type { AppConfig } from "./config.js";
 
 const page = (name: string) => readFileSync(new URL(`../public/${name}`, import.meta.url), "utf8");
@@ -12,7 +13,7 @@ const page = (name: string) => readFileSync(new URL(`../public/${name}`, import.
  * provider) so the session flow can be tried before any real provider is configured.
  */
 export async function createApp(config: AppConfig, options: { logger?: Logger; database?: string } = {}): Promise<{ app: Express; auth: ErebusAuth }> {
-  const providers: ErebusProvider[] = [];
+  const providers: ErebusProvider[] = [walletProvider({ ethereum: config.ethereum, solana: config.solana })];
   if (!config.production) providers.push(testProvider());
 
   const auth = createAuth({

@@ -6,6 +6,9 @@ const envSchema = z.object({
   PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   DATABASE_URL: z.string().default("pglite://.data/erebus"),
   NODE_ENV: z.string().default("development"),
+  ETHEREUM_CHAINS: z.string().regex(/^\d+(,\d+)*$/, "must be comma-separated chain ids, like 1,8453").default("1"),
+  ETHEREUM_RPC_URLS: z.string().regex(/^(\d+=https?:\/\/[^,\s]+)(,\d+=https?:\/\/[^,\s]+)*$/, "must look like 1=https://rpc.example,8453=https://…").optional(),
+  SOLANA_CHAINS: z.string().regex(/^[a-z0-9:-]+(,[a-z0-9:-]+)*$/, "must be comma-separated clusters, like mainnet,devnet").default("mainnet"),
 });
 
 export interface AppConfig {
@@ -14,6 +17,8 @@ export interface AppConfig {
   publicUrl: string;
   databaseUrl: string;
   production: boolean;
+  ethereum: { chains: number[]; rpc: Record<string, string> };
+  solana: { chains: string[] };
 }
 
 /** Reads the example app's configuration from the environment; every setting has a working default. */
@@ -23,12 +28,17 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
     const issue = parsed.error.issues[0]!;
     throw new TypeError(`environment variable ${issue.path.join(".")}: ${issue.message}`);
   }
-  const { PORT, HOST, PUBLIC_URL, DATABASE_URL, NODE_ENV } = parsed.data;
+  const { PORT, HOST, PUBLIC_URL, DATABASE_URL, NODE_ENV, ETHEREUM_CHAINS, ETHEREUM_RPC_URLS, SOLANA_CHAINS } = parsed.data;
   return {
     port: PORT,
     host: HOST,
     publicUrl: (PUBLIC_URL ?? `http://localhost:${PORT}`).replace(/\/+$/, ""),
     databaseUrl: DATABASE_URL,
     production: NODE_ENV === "production",
+    ethereum: {
+      chains: ETHEREUM_CHAINS.split(",").map(Number),
+      rpc: Object.fromEntries((ETHEREUM_RPC_URLS ?? "").split(",").filter(Boolean).map((pair) => pair.split(/=(.*)/s).slice(0, 2) as [string, string])),
+    },
+    solana: { chains: SOLANA_CHAINS.split(",") },
   };
 }

@@ -10,7 +10,7 @@ import { createAuth, silentLogger, type Database } from "@erebus/core";
 import { engines } from "../../../test/engines.js";
 import { listen, type Running } from "../../../test/http.js";
 import { formatSiweMessage } from "./siwe-message.js";
-import { ethereumWallet } from "./test-wallets.js";
+import { ethereumWallet } from "../../../test/wallets.js";
 import { walletProvider } from "./wallet-provider.js";
 
 const ORIGIN = "http://app.test";

@@ -4,7 +4,7 @@ import { createAuth, silentLogger, type Database } from "@erebus/core";
 import { engines } from "../../../test/engines.js";
 import { cookieFrom, listen, type Running } from "../../../test/http.js";
 import { formatSiweMessage, type SiweFields } from "./siwe-message.js";
-import { ethereumWallet, solanaWallet } from "./test-wallets.js";
+import { ethereumWallet, solanaWallet } from "../../../test/wallets.js";
 import { walletProvider } from "./wallet-provider.js";
 
 const ORIGIN = "http://app.test";
@@ -85,6 +85,21 @@ for (const engine of engines()) {
       expect(a.body.nonce).not.toBe(b.body.nonce);
       const stored = await db.query("SELECT * FROM erebus_wallet_nonces");
       expect(JSON.stringify(stored.rows)).not.toContain(a.body.nonce);
+    });
+
+    it("prepares the exact message for a client that names its account and chain", async () => {
+      const wallet = ethereumWallet();
+      const { status, body } = await post("/siwe/nonce", { address: wallet.address.toLowerCase(), chainId: 10 });
+      expect(status).toBe(200);
+      expect(body.message).toBe(
+        formatSiweMessage({ domain: "app.test", address: wallet.address, statement: "Sign in to app.test", uri: ORIGIN, version: "1", chainId: 10, nonce: body.nonce, issuedAt: now.toISOString() }),
+      );
+      const signedIn = await post("/siwe/verify", { message: body.message, signature: await wallet.sign(body.message) });
+      expect(signedIn.status).toBe(200);
+      const badChain = await post("/siwe/nonce", { address: wallet.address, chainId: 56 });
+      expect([badChain.status, badChain.body.code]).toEqual([401, "ERR_SIWE_CHAIN_NOT_ALLOWED"]);
+      const badAddress = await post("/siwe/nonce", { address: "0x123", chainId: 1 });
+      expect([badAddress.status, badAddress.body.code]).toEqual([400, "ERR_BODY_INVALID"]);
     });
 
     it("signs an Ethereum wallet in: EIP-55 identity, web3_wallet source type, session", async () => {

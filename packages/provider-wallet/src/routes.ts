@@ -1,7 +1,8 @@
-import type { ProviderContext } from "@erebus/core";
+import { toChecksumAddress, type ProviderContext } from "@erebus/core";
 import type { Router } from "express";
 import * as z from "zod";
 import { fail, type Family } from "./errors.js";
+import { formatSiweMessage } from "./siwe-message.js";
 import { createNonceStore, type NonceFamily } from "./nonces.js";
 import type { ResolvedWalletOptions } from "./options.js";
 import { Ed25519KeyCache } from "./signature.js";
@@ -23,12 +24,21 @@ const siweBody = z.strictObject({
   signature: z.string().max(32_768),
   provider: walletNameSchema.optional(),
 });
+/** Optional: a client without keccak (a plain web page) can ask for the exact message to sign. */
+const siweNonceBody = z
+  .strictObject({
+    address: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a 0x-prefixed 20-byte hex address"),
+    chainId: z.number().int().positive(),
+  })
+  .optional();
 const siwsBody = z.strictObject({
   message: z.string(),
   signature: z.string().max(128),
   address: z.string().max(64),
   provider: walletNameSchema.optional(),
 });
+
+const isEmpty = (body: unknown) => body === undefined || (typeof body === "object" && body !== null && Object.keys(body).length === 0);
 
 export function walletRoutes(router: Router, ctx: ProviderContext, options: ResolvedWalletOptions): void {
   const domain = options.domain ?? ctx.baseURL.host;
@@ -65,11 +75,26 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
     const ethereum = options.ethereum;
     const rpc = createRpcClients(ethereum.rpc, ethereum.rpcTimeoutMs);
 
-    router.post("/siwe/nonce", nonceLimit.middleware(), async (_req, res) => {
-      const { nonce, expiresAt } = await nonces.issue("ethereum");
+    router.post("/siwe/nonce", nonceLimit.middleware(), async (req, res) => {
+      const body = ctx.parse(siweNonceBody, isEmpty(req.body) ? undefined : req.body);
+      if (body && !ethereum.chains.includes(body.chainId)) throw fail("SIWE", "CHAIN_NOT_ALLOWED", `allowed: ${ethereum.chains.join(", ")}`);
+      const { nonce, issuedAt, expiresAt } = await nonces.issue("ethereum");
       res.setHeader("Cache-Control", "no-store");
-      // Besides the design's { nonce, expiresAt }: what a client needs to build the message.
-      res.json({ nonce, expiresAt: expiresAt.toISOString(), domain, uri: origin, version: "1", chains: ethereum.chains });
+      // Besides the design's { nonce, expiresAt }: what a client needs to build the message, and,
+      // when it said which account and chain, the message itself (EIP-55 address included).
+      const message = body
+        ? formatSiweMessage({
+            domain,
+            address: toChecksumAddress(body.address),
+            statement: options.statement ?? `Sign in to ${domain}`,
+            uri: origin,
+            version: "1",
+            chainId: body.chainId,
+            nonce,
+            issuedAt: issuedAt.toISOString(),
+          })
+        : undefined;
+      res.json({ nonce, expiresAt: expiresAt.toISOString(), domain, uri: origin, version: "1", chains: ethereum.chains, ...(message ? { message } : {}) });
     });
 
     router.post("/siwe/verify", verifyLimit.middleware(), async (req, res) => {

@@ -1,4 +1,4 @@
-// Test helpers (not exported by the package): real wallets from real libraries.
+// Test helpers: real wallets from real wallet libraries (viem accounts, @solana/keys).
 import { getAddressFromPublicKey } from "@solana/addresses";
 import { generateKeyPair, signBytes } from "@solana/keys";
 import { createSignInMessageText } from "@solana/wallet-standard-util";
