@@ -5,7 +5,6 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { engines } from "../../../test/engines.js";
-import { createAuth, silentLogger } from "./index.js";
 import { main } from "./cli.js";
 
 const run = async (argv: string[], env: Record<string, string>, cwd = process.cwd()) => {
@@ -35,9 +34,11 @@ describe("erebus CLI", () => {
         expect(first.out).toMatch(/applied 2 migration\(s\)/);
         expect((await run(["migrate"], { DATABASE_URL: url })).out).toMatch(/up to date/);
 
-        const auth = createAuth({ database: url, baseURL: "http://localhost:3000", logger: silentLogger });
-        const agent = await auth.api.registerSystemAgent({ agentId: "cron", agentType: "task_runner", capabilities: [] });
-        await auth.close();
+        const created = await run(["agents", "create", "--type", "task_runner", "--capabilities", "execute_tasks, monitor_status", "--id", "cron"], { DATABASE_URL: url });
+        expect(created.code).toBe(0);
+        const agent = JSON.parse(created.out);
+        expect(agent).toMatchObject({ network: "system", user_type: "agent", source_identifier: "cron", source_type: { agent_type: "task_runner", capabilities: ["execute_tasks", "monitor_status"] } });
+        expect((await run(["agents", "create"], { DATABASE_URL: url })).code).toBe(2);
 
         const off = await run(["users", "deactivate", agent.id], { DATABASE_URL: url });
         expect(off).toMatchObject({ code: 0 });

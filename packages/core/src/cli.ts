@@ -14,6 +14,8 @@ Commands:
   users show <id>              print a user_references row as JSON
   users deactivate <id>        soft-delete a user: sign-in refused, sessions revoked
   users reactivate <id>        let a deactivated user sign in again
+  agents create --type <t> [--capabilities a,b] [--id <agent id>] [--system]
+                               register (or update) a system agent; prints its row
   <provider command> ...       commands contributed by configured providers
 
 Options:
@@ -58,7 +60,14 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   const err = io.err ?? ((line) => process.stderr.write(`${line}\n`));
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { config: { type: "string" }, help: { type: "boolean" } } });
+    parsed = parseArgs({ args: argv, allowPositionals: true, strict: false, options: {
+      config: { type: "string" },
+      help: { type: "boolean" },
+      type: { type: "string" },
+      capabilities: { type: "string" },
+      id: { type: "string" },
+      system: { type: "boolean" },
+    } });
   } catch (error) {
     err((error as Error).message);
     return 2;
@@ -100,6 +109,21 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
         return 1;
       }
       out(action === "show" ? JSON.stringify(row, null, 2) : `${action}d ${row.id} (${row.network}:${row.source_identifier})`);
+      return 0;
+    }
+    if (command === "agents") {
+      const { type, capabilities, id, system } = parsed.values as { type?: string; capabilities?: string; id?: string; system?: boolean };
+      if (rest[0] !== "create" || !type) {
+        err("usage: erebus agents create --type <agent type> [--capabilities a,b] [--id <agent id>] [--system]");
+        return 2;
+      }
+      const agent = await auth.api.registerSystemAgent({
+        agentType: type,
+        capabilities: capabilities ? capabilities.split(",").map((c) => c.trim()).filter(Boolean) : [],
+        userType: system ? "system" : "agent",
+        ...(id ? { agentId: id } : {}),
+      });
+      out(JSON.stringify(agent, null, 2));
       return 0;
     }
     for (const provider of providers) {

@@ -2,7 +2,7 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import { parse as parseCookies, serialize as serializeCookie } from "cookie";
 import * as z from "zod";
 import { lazyDatabase } from "./db/lazy.js";
-import type { Database } from "./db/types.js";
+import type { Database, Queryable } from "./db/types.js";
 import { AuthError } from "./errors.js";
 import { bearerToken, createErrorHandler, isCrossSiteRequest } from "./http.js";
 import { userTypes, type UserType, type VerifiedIdentity } from "./identities.js";
@@ -166,7 +166,7 @@ export function createAuth(input: AuthOptions) {
       baseURL: options.baseURL,
       basePath: options.basePath,
       production: options.production,
-      resolveIdentity: (identity: VerifiedIdentity) => users.resolveIdentity(identity),
+      resolveIdentity: (identity: VerifiedIdentity, opts?: { db?: Queryable }) => users.resolveIdentity(identity, opts),
       registerSystemAgent: users.registerSystemAgent,
       getUser: users.getUser,
       findUser: users.findUser,

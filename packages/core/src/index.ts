@@ -26,7 +26,7 @@ export {
   type SeedSourceType,
 } from "./source-types.js";
 export { canonicalIdentities, checkIdentity, toChecksumAddress, userTypes, type UserType, type VerifiedIdentity } from "./identities.js";
-export type { UserReference, SystemAgentInput } from "./users.js";
+export { USER_DEACTIVATED_CHANNEL, type UserReference, type SystemAgentInput } from "./users.js";
 export { hashToken, type Session, type SessionCheck } from "./sessions.js";
 export type { RateLimiter, RateLimitRule } from "./rate-limit.js";
 export type { ErebusProvider, ProviderCommand, ProviderContext, ProviderAuthResult, RequestAuth, SignInResult } from "./provider.js";

@@ -1,6 +1,6 @@
 import type { Request, Response, Router } from "express";
 import type * as z from "zod";
-import type { Database } from "./db/types.js";
+import type { Database, Queryable } from "./db/types.js";
 import type { VerifiedIdentity } from "./identities.js";
 import type { Logger } from "./logger.js";
 import type { Migration } from "./migrate.js";
@@ -48,10 +48,14 @@ export interface ProviderContext {
   /** Where the auth router is mounted (`/auth`). */
   readonly basePath: string;
   readonly production: boolean;
-  /** Persists a verified identity into `user_references` and returns its row (403 for a deactivated user). */
-  resolveIdentity(identity: VerifiedIdentity): Promise<UserReference>;
-  /** Registers (or updates) a system agent's row. */
-  registerSystemAgent(input: SystemAgentInput): Promise<UserReference>;
+  /**
+   * Persists a verified identity into `user_references` and returns its row (403 for a deactivated
+   * user). Pass `{ db: tx }` to run it inside the provider's own transaction (`ctx.db.transaction`),
+   * so the identity and the provider's rows are written together or not at all.
+   */
+  resolveIdentity(identity: VerifiedIdentity, options?: { db?: Queryable }): Promise<UserReference>;
+  /** Registers (or updates) a system agent's row (`{ db: tx }` as for resolveIdentity). */
+  registerSystemAgent(input: SystemAgentInput, options?: { db?: Queryable }): Promise<UserReference>;
   /** Looks a user up by id. */
   getUser(id: string): Promise<UserReference | null>;
   /** Looks a user up by identity (`network`, canonical `sourceIdentifier`). */

@@ -19,6 +19,9 @@ export interface UserReference {
   updated_at: Date;
 }
 
+/** NOTIFY channel core signals on when a user is deactivated through the API; the payload is the user id. */
+export const USER_DEACTIVATED_CHANNEL = "erebus_user_deactivated";
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Translates database failures into AuthErrors: a refused source_type is 400, an unreachable server 503. */
@@ -45,14 +48,15 @@ export interface SystemAgentInput {
 
 /** The `user_references` operations: resolution, look-up, system agents, soft delete. */
 export function createUserStore(db: Database, registry: SourceTypeRegistry, random: (bytes: number) => Buffer = randomBytes) {
-  async function resolveIdentity(verified: VerifiedIdentity): Promise<UserReference> {
+  async function resolveIdentity(verified: VerifiedIdentity, options: { db?: Queryable } = {}): Promise<UserReference> {
     const identity = checkIdentity(verified, registry);
+    const q = options.db ?? db;
     let rows: UserReference[];
     try {
       // One statement: N concurrent first sign-ins of one identity meet at the unique constraint and
       // yield one row. A repeat sign-in refreshes source_type and a newly verified email, never the
       // user-owned metadata and preferences. A deactivated row fails the WHERE and returns nothing.
-      ({ rows } = await db.query<UserReference>(
+      ({ rows } = await q.query<UserReference>(
         `INSERT INTO user_references (source_identifier, network, user_type, source_type, email, metadata)
          VALUES ($1, $2, $3, $4::jsonb, $5, COALESCE($6::jsonb, '{}'::jsonb))
          ON CONFLICT (network, source_identifier) DO UPDATE
@@ -112,6 +116,8 @@ export function createUserStore(db: Database, registry: SourceTypeRegistry, rand
       return db.transaction(async (tx) => {
         const row = await setActive(tx, id, false);
         await tx.query("UPDATE erebus_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL", [id, now]);
+        // Delivered at commit: lets every instance drop what it cached about this user at once.
+        await tx.query("SELECT pg_notify($1, $2)", [USER_DEACTIVATED_CHANNEL, id]);
         return row;
       });
     },
@@ -122,7 +128,7 @@ export function createUserStore(db: Database, registry: SourceTypeRegistry, rand
     },
 
     /** Registers (or updates) a non-human principal: network `system`, user type `agent` by default. */
-    registerSystemAgent(input: SystemAgentInput): Promise<UserReference> {
+    registerSystemAgent(input: SystemAgentInput, options: { db?: Queryable } = {}): Promise<UserReference> {
       return resolveIdentity({
         network: "system",
         sourceIdentifier: input.agentId ?? `agent_${random(12).toString("base64url")}`,
@@ -133,7 +139,7 @@ export function createUserStore(db: Database, registry: SourceTypeRegistry, rand
           capabilities: input.capabilities,
           metadata: input.metadata ?? {},
         },
-      });
+      }, options);
     },
   };
 }
