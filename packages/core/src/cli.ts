@@ -129,7 +129,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     for (const provider of providers) {
       const handler = provider.commands?.[command];
       if (handler) {
-        await handler.run(rest, { auth, out, err });
+        await handler.run(rest, { auth, ctx: auth.providerContext(provider.id), out, err });
         return 0;
       }
     }

@@ -173,6 +173,15 @@ export function createAuth(input: AuthOptions) {
       signIn,
       rateLimit,
       parse: parseWith,
+      async authenticate(req, res) {
+        await authenticate(req, res);
+        return req.auth ?? null;
+      },
+      async requireUser(req, res) {
+        await authenticate(req, res);
+        if (!req.auth) throw req.authError ?? AuthError.of("ERR_UNAUTHENTICATED");
+        return req.auth;
+      },
     };
   }
   const contexts = new Map(options.providers.map((p) => [p.id, providerContext(p)]));
@@ -351,6 +360,12 @@ export function createAuth(input: AuthOptions) {
       revokeAllSessions: sessions.revokeAll,
       pruneSessions: sessions.prune,
       rateLimit,
+    },
+    /** The context a provider gets (for its CLI commands and tests). */
+    providerContext(id: string): ProviderContext {
+      const ctx = contexts.get(id);
+      if (!ctx) throw new TypeError(`no provider "${id}" in this createAuth()`);
+      return ctx;
     },
     /** Closes the database if Erebus opened it (given as a URL). */
     close: () => db.close(),

@@ -68,6 +68,10 @@ export interface ProviderContext {
   signIn(req: Request, res: Response, user: UserReference): Promise<SignInResult>;
   /** A Postgres-backed limiter shared by every instance of the app. */
   rateLimit(rule: RateLimitRule): RateLimiter;
+  /** Who made the request (runs core's authentication once per request), or `null`. */
+  authenticate(req: Request, res: Response): Promise<RequestAuth | null>;
+  /** Like `authenticate`, but 401 (or the session's own error, e.g. 403 deactivated) when nobody is signed in. */
+  requireUser(req: Request, res: Response): Promise<RequestAuth>;
   /** Parses a request part with a zod schema; 400 `ERR_BODY_INVALID` / `ERR_QUERY_INVALID` naming the field otherwise. */
   parse<S extends z.ZodType>(schema: S, value: unknown, part?: "body" | "query"): z.infer<S>;
 }
@@ -118,5 +122,8 @@ export interface ErebusProvider {
 /** A subcommand a provider adds to the `erebus` CLI. Throw to fail (exit code 1). */
 export interface ProviderCommand {
   readonly description: string;
-  run(args: string[], io: { auth: import("./create-auth.js").ErebusAuth; out(line: string): void; err(line: string): void }): Promise<void>;
+  run(
+    args: string[],
+    io: { auth: import("./create-auth.js").ErebusAuth; ctx: ProviderContext; out(line: string): void; err(line: string): void },
+  ): Promise<void>;
 }

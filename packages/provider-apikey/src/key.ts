@@ -1,0 +1,63 @@
+import { crc32 } from "node:zlib";
+
+const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/** Public key id: 12 base62 characters (~71 bits, enough to never collide in practice). */
+export const ID_LENGTH = 12;
+/** Secret: 22 base62 characters from the CSPRNG, ~131 bits. */
+export const SECRET_LENGTH = 22;
+/** CRC32 of everything before it, in 6 base62 characters (62^6 > 2^32). */
+export const CHECKSUM_LENGTH = 6;
+
+function base62(random: (n: number) => Buffer, length: number): string {
+  let out = "";
+  while (out.length < length) {
+    for (const byte of random(length * 2)) {
+      // 248 = 4 × 62: bytes above it would bias the first characters.
+      if (byte < 248 && out.length < length) out += BASE62[byte % 62];
+    }
+  }
+  return out;
+}
+
+function checksum(body: string): string {
+  let n = crc32(body);
+  let out = "";
+  for (let i = 0; i < CHECKSUM_LENGTH; i++) {
+    out = BASE62[n % 62] + out;
+    n = Math.floor(n / 62);
+  }
+  return out;
+}
+
+export interface ParsedKey {
+  prefix: string;
+  id: string;
+  secret: string;
+}
+
+/**
+ * Makes a key: `<prefix>_<id>_<secret><checksum>`, after GitHub's token format: the prefix lets
+ * secret scanners find leaked keys, the checksum lets them (and this server) reject a mistyped or
+ * made-up key without a database look-up. Pass `id` to make a new secret for an existing key (rotation).
+ */
+export function generateKey(prefix: string, random: (n: number) => Buffer, id = base62(random, ID_LENGTH)): { key: string } & ParsedKey {
+  const secret = base62(random, SECRET_LENGTH);
+  const body = `${prefix}_${id}_${secret}`;
+  return { key: body + checksum(body), prefix, id, secret };
+}
+
+/** Splits a key; "malformed" when it is not in the format, "checksum" when the checksum is wrong. */
+export function parseKey(key: string, prefix: string): ParsedKey | "malformed" | "checksum" {
+  const expectedLength = prefix.length + 2 + ID_LENGTH + SECRET_LENGTH + CHECKSUM_LENGTH;
+  if (key.length !== expectedLength || !key.startsWith(`${prefix}_`)) return "malformed";
+  const id = key.slice(prefix.length + 1, prefix.length + 1 + ID_LENGTH);
+  const rest = key.slice(prefix.length + 2 + ID_LENGTH);
+  if (key[prefix.length + 1 + ID_LENGTH] !== "_" || !/^[0-9A-Za-z]+$/.test(id) || !/^[0-9A-Za-z]+$/.test(rest)) return "malformed";
+  const secret = rest.slice(0, SECRET_LENGTH);
+  const body = `${prefix}_${id}_${secret}`;
+  if (checksum(body) !== rest.slice(SECRET_LENGTH)) return "checksum";
+  return { prefix, id, secret };
+}
+
+/** True when a header value looks like a key of this prefix (so the provider should own it). */
+export const looksLikeKey = (value: string, prefix: string) => value.startsWith(`${prefix}_`);

@@ -1,0 +1,69 @@
+import type { ProviderContext, RequestAuth } from "@erebus/core";
+import type { Request, Response, Router } from "express";
+import * as z from "zod";
+import { apiKeyErrors } from "./errors.js";
+import { ID_LENGTH } from "./key.js";
+import type { ResolvedApiKeyOptions } from "./options.js";
+import { scopeSchema } from "./source-type.js";
+import type { KeyStore } from "./store.js";
+import type { createVerifier } from "./verify.js";
+
+const keyId = z.string().regex(new RegExp(`^[0-9A-Za-z]{${ID_LENGTH}}$`));
+
+export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeyStore, verifier: ReturnType<typeof createVerifier>, options: ResolvedApiKeyOptions): void {
+  const scopes = z
+    .array(options.allowedScopes ? z.enum(options.allowedScopes as [string, ...string[]]) : scopeSchema)
+    .max(32)
+    .refine((list) => new Set(list).size === list.length, "scopes must not repeat");
+  const createBody = z.strictObject({
+    name: z.string().trim().min(1).max(64),
+    scopes: scopes.default([]),
+    expiresInDays: z.number().int().min(1).max(options.maxExpiresInDays).optional(),
+  });
+  const rotateBody = z.strictObject({ gracePeriodSeconds: z.number().int().min(0).max(30 * 86_400).optional() }).default({});
+  const createLimit = ctx.rateLimit({ name: "apikey-create", points: options.createPerMinute, duration: 60 });
+
+  /** Key management is for a person in a browser session: a leaked key must not mint more keys. */
+  async function owner(req: Request, res: Response): Promise<RequestAuth> {
+    const auth = await ctx.requireUser(req, res);
+    if (auth.via !== "session") throw apiKeyErrors.create("ERR_APIKEY_SESSION_REQUIRED");
+    return auth;
+  }
+  const idParam = (req: Request) => {
+    const parsed = keyId.safeParse(req.params.id);
+    if (!parsed.success) throw apiKeyErrors.create("ERR_APIKEY_NOT_FOUND");
+    return parsed.data;
+  };
+
+  router.post("/api-keys", createLimit.middleware(), async (req, res) => {
+    const auth = await owner(req, res);
+    const body = ctx.parse(createBody, req.body);
+    const { key, info } = await store.create({ ...body, ownerId: auth.user.id, createdBy: `user:${auth.user.id}` });
+    res.setHeader("Cache-Control", "no-store");
+    res.status(201).json({ key, ...info });
+  });
+
+  router.get("/api-keys", async (req, res) => {
+    const auth = await owner(req, res);
+    res.setHeader("Cache-Control", "no-store");
+    res.json({ keys: await store.list({ ownerId: auth.user.id }) });
+  });
+
+  router.delete("/api-keys/:id", async (req, res) => {
+    const auth = await owner(req, res);
+    const id = idParam(req);
+    await store.revoke(id, auth.user.id);
+    verifier.forget(id);
+    res.status(204).end();
+  });
+
+  router.post("/api-keys/:id/rotate", async (req, res) => {
+    const auth = await owner(req, res);
+    const id = idParam(req);
+    const body = ctx.parse(rotateBody, req.body ?? {});
+    const { key, info } = await store.rotate(id, auth.user.id, body.gracePeriodSeconds ?? options.rotationGracePeriod);
+    verifier.forget(id);
+    res.setHeader("Cache-Control", "no-store");
+    res.json({ key, ...info });
+  });
+}

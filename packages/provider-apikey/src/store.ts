@@ -1,0 +1,208 @@
+import { createHash, createHmac } from "node:crypto";
+import type { ProviderContext, Queryable, UserReference } from "@erebus/core";
+import { apiKeyErrors } from "./errors.js";
+import { generateKey } from "./key.js";
+import type { ResolvedApiKeyOptions } from "./options.js";
+import type { ApiKeySourceType } from "./source-type.js";
+
+/** NOTIFY channel for revocations and rotations; the payload is the key id. */
+export const KEY_CHANGED_CHANNEL = "erebus_api_key_changed";
+
+export const apiKeyMigration = {
+  id: "0001_api_keys",
+  sql: `CREATE TABLE erebus_api_keys (
+    id TEXT PRIMARY KEY,
+    -- The identity the key authenticates as: its own row (network api) or a system agent's.
+    user_id UUID NOT NULL REFERENCES user_references (id) ON DELETE CASCADE,
+    -- The signed-in user who created it; NULL for keys made from the CLI or the API.
+    owner_id UUID REFERENCES user_references (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    last4 TEXT NOT NULL,
+    -- Only hashes of secrets (HMAC-SHA-256 with the server pepper, or SHA-256).
+    secret_hash TEXT NOT NULL,
+    previous_secret_hash TEXT,
+    previous_valid_until TIMESTAMPTZ,
+    scopes JSONB NOT NULL DEFAULT '[]'::jsonb CHECK (jsonb_typeof(scopes) = 'array'),
+    expires_at TIMESTAMPTZ,
+    revoked_at TIMESTAMPTZ,
+    last_used_at TIMESTAMPTZ,
+    created_at TIMESTAMPTZ NOT NULL,
+    created_by TEXT NOT NULL,
+    rotated_at TIMESTAMPTZ
+  );
+  CREATE INDEX erebus_api_keys_owner_id_idx ON erebus_api_keys (owner_id);
+  CREATE INDEX erebus_api_keys_user_id_idx ON erebus_api_keys (user_id);`,
+};
+
+/** A key as listed: never the secret, never its hash. */
+export interface ApiKeyInfo {
+  id: string;
+  name: string;
+  prefix: string;
+  last4: string;
+  scopes: string[];
+  userId: string;
+  ownerId: string | null;
+  createdBy: string;
+  createdAt: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+  rotatedAt: string | null;
+}
+
+interface KeyRow {
+  id: string;
+  user_id: string;
+  owner_id: string | null;
+  name: string;
+  prefix: string;
+  last4: string;
+  scopes: string[];
+  created_by: string;
+  created_at: Date;
+  expires_at: Date | null;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+  rotated_at: Date | null;
+}
+
+const iso = (date: Date | null) => (date ? date.toISOString() : null);
+const toInfo = (row: KeyRow): ApiKeyInfo => ({
+  id: row.id,
+  name: row.name,
+  prefix: row.prefix,
+  last4: row.last4,
+  scopes: row.scopes,
+  userId: row.user_id,
+  ownerId: row.owner_id,
+  createdBy: row.created_by,
+  createdAt: row.created_at.toISOString(),
+  expiresAt: iso(row.expires_at),
+  lastUsedAt: iso(row.last_used_at),
+  revokedAt: iso(row.revoked_at),
+  rotatedAt: iso(row.rotated_at),
+});
+
+const INFO_COLUMNS = "id, user_id, owner_id, name, prefix, last4, scopes, created_by, created_at, expires_at, last_used_at, revoked_at, rotated_at";
+
+export interface CreateKeyInput {
+  name: string;
+  scopes: string[];
+  /** Days until it expires; never when left out. */
+  expiresInDays?: number | undefined;
+  /** The signed-in user creating it, or null (CLI, programmatic). */
+  ownerId: string | null;
+  /** `user:<id>` or `cli`. */
+  createdBy: string;
+  /** Bind the key to this system agent's row (`registerSystemAgent`) instead of a row of its own. */
+  agentId?: string | undefined;
+}
+
+/** The key store: creation, listing, revocation, rotation, and the look-up verification needs. */
+export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOptions) {
+  const hashSecret = (secret: string) =>
+    options.pepper
+      ? createHmac("sha256", options.pepper).update(secret).digest("hex")
+      : createHash("sha256").update(secret).digest("hex");
+
+  const notify = (q: Queryable, id: string) => q.query("SELECT pg_notify($1, $2)", [KEY_CHANGED_CHANNEL, id]);
+
+  return {
+    hashSecret,
+
+    /** Creates a key and its identity in one transaction; the only time the secret is returned. */
+    async create(input: CreateKeyInput): Promise<{ key: string; info: ApiKeyInfo }> {
+      const generated = generateKey(options.prefix, ctx.random);
+      const now = ctx.clock();
+      const expiresAt = input.expiresInDays === undefined ? null : new Date(now.getTime() + input.expiresInDays * 86_400_000);
+      const row = await ctx.db.transaction(async (tx) => {
+        if (input.ownerId) {
+          const { rows } = await tx.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM erebus_api_keys WHERE owner_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+            [input.ownerId, now],
+          );
+          if (rows[0]!.n >= options.maxKeysPerUser) throw apiKeyErrors.create("ERR_APIKEY_LIMIT");
+        }
+        let identity: UserReference;
+        if (input.agentId !== undefined) {
+          const agent = await ctx.findUser("system", input.agentId);
+          if (!agent) throw apiKeyErrors.create("ERR_APIKEY_NOT_FOUND", { detail: `no system agent "${input.agentId}"` });
+          identity = agent;
+        } else {
+          const sourceType: ApiKeySourceType = {
+            type: "api_key",
+            name: input.name,
+            scope: input.scopes,
+            metadata: { permissions: input.scopes, owner_reference_id: input.ownerId, key_prefix: options.prefix },
+          };
+          identity = await ctx.resolveIdentity({ network: "api", sourceIdentifier: generated.id, userType: "api", sourceType }, { db: tx });
+        }
+        const { rows } = await tx.query<KeyRow>(
+          `INSERT INTO erebus_api_keys (id, user_id, owner_id, name, prefix, last4, secret_hash, scopes, expires_at, created_at, created_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11) RETURNING ${INFO_COLUMNS}`,
+          [generated.id, identity.id, input.ownerId, input.name, options.prefix, generated.key.slice(-4), hashSecret(generated.secret), JSON.stringify(input.scopes), expiresAt, now, input.createdBy],
+        );
+        return rows[0]!;
+      });
+      ctx.logger.info("api key created", { keyId: row.id, userId: row.user_id, createdBy: input.createdBy });
+      return { key: generated.key, info: toInfo(row) };
+    },
+
+    /** Keys of an owner (or, with `ownerId` null, keys no web user owns), newest first. */
+    async list(filter: { ownerId: string | null } | { all: true }): Promise<ApiKeyInfo[]> {
+      const { rows } =
+        "all" in filter
+          ? await ctx.db.query<KeyRow>(`SELECT ${INFO_COLUMNS} FROM erebus_api_keys ORDER BY created_at DESC, id`)
+          : await ctx.db.query<KeyRow>(
+              `SELECT ${INFO_COLUMNS} FROM erebus_api_keys WHERE owner_id IS NOT DISTINCT FROM $1 ORDER BY created_at DESC, id`,
+              [filter.ownerId],
+            );
+      return rows.map(toInfo);
+    },
+
+    /** Revokes a key at once, on every instance. `ownerId` undefined skips the ownership check (CLI). */
+    async revoke(id: string, ownerId: string | undefined): Promise<ApiKeyInfo> {
+      const row = await ctx.db.transaction(async (tx) => {
+        const { rows } = await tx.query<KeyRow>(
+          `UPDATE erebus_api_keys SET revoked_at = COALESCE(revoked_at, $3)
+           WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2::uuid) RETURNING ${INFO_COLUMNS}`,
+          [id, ownerId ?? null, ctx.clock()],
+        );
+        if (!rows[0]) throw apiKeyErrors.create("ERR_APIKEY_NOT_FOUND");
+        await notify(tx, id);
+        return rows[0];
+      });
+      ctx.logger.info("api key revoked", { keyId: id });
+      return toInfo(row);
+    },
+
+    /**
+     * Gives a key a new secret (same id, same identity). The old secret keeps working for
+     * `graceSeconds`, then never again; rotating again within the grace ends the older one at once.
+     */
+    async rotate(id: string, ownerId: string | undefined, graceSeconds: number): Promise<{ key: string; info: ApiKeyInfo }> {
+      const now = ctx.clock();
+      const fresh = generateKey(options.prefix, ctx.random, id);
+      const row = await ctx.db.transaction(async (tx) => {
+        const { rows } = await tx.query<KeyRow>(
+          `UPDATE erebus_api_keys
+           SET previous_secret_hash = secret_hash, previous_valid_until = $4,
+               secret_hash = $5, last4 = $6, rotated_at = $3
+           WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2::uuid)
+             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)
+           RETURNING ${INFO_COLUMNS}`,
+          [id, ownerId ?? null, now, new Date(now.getTime() + graceSeconds * 1000), hashSecret(fresh.secret), fresh.key.slice(-4)],
+        );
+        if (!rows[0]) throw apiKeyErrors.create("ERR_APIKEY_NOT_FOUND", { detail: "no such active key" });
+        await notify(tx, id);
+        return rows[0];
+      });
+      ctx.logger.info("api key rotated", { keyId: id, graceSeconds });
+      return { key: fresh.key, info: toInfo(row) };
+    },
+  };
+}
+
+export type KeyStore = ReturnType<typeof createKeyStore>;

@@ -1,0 +1,160 @@
+import { timingSafeEqual } from "node:crypto";
+import { AuthError, USER_DEACTIVATED_CHANNEL, type ProviderAuthResult, type ProviderContext, type UserReference } from "@erebus/core";
+import type { Request } from "express";
+import { apiKeyErrors } from "./errors.js";
+import { looksLikeKey, parseKey } from "./key.js";
+import type { ResolvedApiKeyOptions } from "./options.js";
+import { KEY_CHANGED_CHANNEL, type KeyStore } from "./store.js";
+
+interface CachedKey {
+  id: string;
+  secretHash: Buffer;
+  previousHash: Buffer | null;
+  previousValidUntil: Date | null;
+  scopes: string[];
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  user: UserReference;
+  /** The user who created the key; a deactivated owner's keys stop working too. */
+  ownerId: string | null;
+  ownerActive: boolean;
+  fetchedAt: number;
+}
+
+interface LookupRow extends UserReference {
+  __key_id: string;
+  __secret_hash: string;
+  __previous_secret_hash: string | null;
+  __previous_valid_until: Date | null;
+  __scopes: string[];
+  __expires_at: Date | null;
+  __revoked_at: Date | null;
+  __owner_id: string | null;
+  __owner_active: boolean | null;
+}
+
+/** The credential in a request: `X-API-Key: <key>`, or `Authorization: Bearer <key>` when it has our prefix. */
+function credentialOf(req: Request, prefix: string): string | null {
+  const header = req.headers["x-api-key"];
+  if (header !== undefined) return typeof header === "string" ? header.trim() : "";
+  const authorization = req.headers.authorization;
+  const match = authorization ? /^Bearer +(\S+) *$/i.exec(authorization) : null;
+  return match && looksLikeKey(match[1]!, prefix) ? match[1]! : null;
+}
+
+/**
+ * Verifies API keys from request headers. No database write per request: a valid key's look-up is
+ * served from memory for `cacheTtl` seconds, revocations and rotations evict it on every instance
+ * at once (LISTEN/NOTIFY) and at the latest when the entry ages out, and `last_used_at` is written
+ * at most once per `lastUsedInterval` per key.
+ */
+export function createVerifier(ctx: ProviderContext, store: KeyStore, options: ResolvedApiKeyOptions) {
+  const cache = new Map<string, CachedKey>();
+  const lastWrite = new Map<string, number>();
+  let listening: Promise<void> | undefined;
+
+  function listen(): Promise<void> {
+    listening ??= (async () => {
+      try {
+        await ctx.db.listen(KEY_CHANGED_CHANNEL, (id) => cache.delete(id));
+        await ctx.db.listen(USER_DEACTIVATED_CHANNEL, (userId) => {
+          for (const [id, entry] of cache) if (entry.user.id === userId || entry.ownerId === userId) cache.delete(id);
+        });
+      } catch (error) {
+        // Without notifications the TTL still bounds how long a revoked key keeps working.
+        ctx.logger.warn("api key cache: LISTEN failed; revocations take up to cacheTtl", { error: (error as Error).message });
+      }
+    })();
+    return listening;
+  }
+
+  async function lookup(id: string): Promise<CachedKey | undefined> {
+    const now = ctx.clock().getTime();
+    const hit = cache.get(id);
+    if (hit && now - hit.fetchedAt < options.cacheTtl * 1000) {
+      cache.delete(id); // LRU: re-insert as newest
+      cache.set(id, hit);
+      return hit;
+    }
+    const { rows } = await ctx.db.query<LookupRow>(
+      `SELECT u.*, k.id AS __key_id, k.secret_hash AS __secret_hash, k.previous_secret_hash AS __previous_secret_hash,
+              k.previous_valid_until AS __previous_valid_until, k.scopes AS __scopes, k.expires_at AS __expires_at,
+              k.revoked_at AS __revoked_at, k.owner_id AS __owner_id, o.is_active AS __owner_active
+       FROM erebus_api_keys k
+       JOIN user_references u ON u.id = k.user_id
+       LEFT JOIN user_references o ON o.id = k.owner_id
+       WHERE k.id = $1`,
+      [id],
+    );
+    const row = rows[0];
+    if (!row) {
+      cache.delete(id);
+      return undefined;
+    }
+    const { __key_id, __secret_hash, __previous_secret_hash, __previous_valid_until, __scopes, __expires_at, __revoked_at, __owner_id, __owner_active, ...user } = row;
+    const entry: CachedKey = {
+      id: __key_id,
+      secretHash: Buffer.from(__secret_hash, "hex"),
+      previousHash: __previous_secret_hash ? Buffer.from(__previous_secret_hash, "hex") : null,
+      previousValidUntil: __previous_valid_until,
+      scopes: __scopes,
+      expiresAt: __expires_at,
+      revokedAt: __revoked_at,
+      user,
+      ownerId: __owner_id,
+      ownerActive: __owner_active !== false,
+      fetchedAt: now,
+    };
+    if (options.cacheTtl > 0 && options.cacheSize > 0) {
+      cache.set(id, entry);
+      if (cache.size > options.cacheSize) cache.delete(cache.keys().next().value!);
+    }
+    return entry;
+  }
+
+  function touch(id: string, now: Date): void {
+    const last = lastWrite.get(id) ?? 0;
+    if (now.getTime() - last < options.lastUsedInterval * 1000) return;
+    lastWrite.set(id, now.getTime());
+    if (lastWrite.size > options.cacheSize * 2) lastWrite.delete(lastWrite.keys().next().value!);
+    // Off the request path; the WHERE keeps it to one write per interval across instances too.
+    ctx.db
+      .query("UPDATE erebus_api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at <= $3)", [
+        id,
+        now,
+        new Date(now.getTime() - options.lastUsedInterval * 1000),
+      ])
+      .catch((error: Error) => ctx.logger.warn("api key: last_used_at not written", { keyId: id, error: error.message }));
+  }
+
+  return {
+    listen,
+    /** Drops a key from this instance's cache (the instance that revoked it does not wait for NOTIFY). */
+    forget: (id: string) => cache.delete(id),
+
+    async authenticate(req: Request): Promise<ProviderAuthResult | null> {
+      const credential = credentialOf(req, options.prefix);
+      if (credential === null) return null;
+      const parsed = parseKey(credential, options.prefix);
+      if (parsed === "malformed") throw apiKeyErrors.create("ERR_APIKEY_MALFORMED");
+      // A wrong checksum is a typo or a made-up key: refused before any database work.
+      if (parsed === "checksum") throw apiKeyErrors.create("ERR_APIKEY_CHECKSUM_INVALID");
+      await listen();
+      const entry = await lookup(parsed.id);
+      if (!entry) throw apiKeyErrors.create("ERR_APIKEY_INVALID");
+      const now = ctx.clock();
+      const presented = Buffer.from(store.hashSecret(parsed.secret), "hex");
+      // Constant-time comparisons, both always made, so timing tells nothing about either hash.
+      const current = timingSafeEqual(presented, entry.secretHash);
+      const previous = entry.previousHash !== null && timingSafeEqual(presented, entry.previousHash);
+      if (!current && !previous) throw apiKeyErrors.create("ERR_APIKEY_INVALID");
+      // Only a caller who knows a secret learns the key's state.
+      if (entry.revokedAt && entry.revokedAt <= now) throw apiKeyErrors.create("ERR_APIKEY_REVOKED");
+      if (entry.expiresAt && entry.expiresAt <= now) throw apiKeyErrors.create("ERR_APIKEY_EXPIRED");
+      if (!current && (!entry.previousValidUntil || entry.previousValidUntil <= now)) throw apiKeyErrors.create("ERR_APIKEY_ROTATED");
+      if (entry.user.is_active === false || !entry.ownerActive) throw AuthError.of("ERR_USER_DEACTIVATED");
+      touch(entry.id, now);
+      return { user: entry.user, via: "api_key", scopes: entry.scopes, credentialId: entry.id };
+    },
+  };
+}
