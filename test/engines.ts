@@ -21,12 +21,12 @@ async function createServerDatabase(adminUrl: string, max = 10): Promise<Databas
   url.pathname = `/${name}`;
   const pool = new pg.Pool({ connectionString: url.toString(), max });
   pool.on("error", () => undefined);
-  const db = postgresDatabase(pool);
+  const db = postgresDatabase(pool, { ownsConnection: true });
   return {
     ...db,
     url: url.toString(),
     async close() {
-      await pool.end();
+      await db.close();
       const again = new pg.Client({ connectionString: adminUrl });
       await again.connect();
       await again.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

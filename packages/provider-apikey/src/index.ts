@@ -2,5 +2,5 @@ export { apiKeyProvider } from "./api-key-provider.js";
 export { apiKeyOptionsSchema, type ApiKeyOptions } from "./options.js";
 export { apiKeyErrors, type ApiKeyErrorCode } from "./errors.js";
 export { apiKeySourceTypeSchema, type ApiKeySourceType } from "./source-type.js";
-export { generateKey, parseKey, type ParsedKey } from "./key.js";
+export { formatKey, generateKey, parseKey, type ParsedKey } from "./key.js";
 export { KEY_CHANGED_CHANNEL, type ApiKeyInfo, type CreateKeyInput } from "./store.js";

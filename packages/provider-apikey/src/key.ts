@@ -42,8 +42,13 @@ export interface ParsedKey {
  */
 export function generateKey(prefix: string, random: (n: number) => Buffer, id = base62(random, ID_LENGTH)): { key: string } & ParsedKey {
   const secret = base62(random, SECRET_LENGTH);
+  return { key: formatKey({ prefix, id, secret }), prefix, id, secret };
+}
+
+/** Writes a key from its parts, checksum included. */
+export function formatKey({ prefix, id, secret }: ParsedKey): string {
   const body = `${prefix}_${id}_${secret}`;
-  return { key: body + checksum(body), prefix, id, secret };
+  return body + checksum(body);
 }
 
 /** Splits a key; "malformed" when it is not in the format, "checksum" when the checksum is wrong. */

@@ -117,6 +117,10 @@ export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOpti
       const generated = generateKey(options.prefix, ctx.random);
       const now = ctx.clock();
       const expiresAt = input.expiresInDays === undefined ? null : new Date(now.getTime() + input.expiresInDays * 86_400_000);
+      // Looked up before the transaction: on PGlite (one connection) a query outside a running
+      // transaction waits for it to end.
+      const agent = input.agentId === undefined ? undefined : await ctx.findUser("system", input.agentId);
+      if (input.agentId !== undefined && !agent) throw apiKeyErrors.create("ERR_APIKEY_NOT_FOUND", { detail: `no system agent "${input.agentId}"` });
       const row = await ctx.db.transaction(async (tx) => {
         if (input.ownerId) {
           const { rows } = await tx.query<{ n: number }>(
@@ -126,9 +130,7 @@ export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOpti
           if (rows[0]!.n >= options.maxKeysPerUser) throw apiKeyErrors.create("ERR_APIKEY_LIMIT");
         }
         let identity: UserReference;
-        if (input.agentId !== undefined) {
-          const agent = await ctx.findUser("system", input.agentId);
-          if (!agent) throw apiKeyErrors.create("ERR_APIKEY_NOT_FOUND", { detail: `no system agent "${input.agentId}"` });
+        if (agent) {
           identity = agent;
         } else {
           const sourceType: ApiKeySourceType = {

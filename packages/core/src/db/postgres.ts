@@ -29,6 +29,8 @@ function wrap(client: pg.Pool | pg.PoolClient): Queryable {
  * const db = postgresDatabase(new pg.Pool({ connectionString: process.env.DATABASE_URL }));
  */
 export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: boolean } = {}): Database {
+  // LISTEN holds a connection for as long as it listens; close() gives them back.
+  const listeners = new Set<() => Promise<void>>();
   return {
     engine: "postgres",
     ...wrap(pool),
@@ -52,14 +54,23 @@ export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: bool
         if (message.channel === channel) onNotify(message.payload ?? "");
       };
       client.on("notification", handler);
-      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
-      return async () => {
+      try {
+        await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      } catch (error) {
+        client.release(true);
+        throw error;
+      }
+      const unsubscribe = async () => {
+        if (!listeners.delete(unsubscribe)) return;
         client.off("notification", handler);
         await client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
         client.release();
       };
+      listeners.add(unsubscribe);
+      return unsubscribe;
     },
     async close() {
+      await Promise.all([...listeners].map((unsubscribe) => unsubscribe()));
       if (options.ownsConnection) await pool.end();
     },
   };

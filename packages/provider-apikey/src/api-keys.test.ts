@@ -1,0 +1,311 @@
+import express from "express";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { createAuth, type Database, type ErebusAuth, type Logger } from "@erebus/core";
+import { testProvider } from "@erebus/core/testing";
+import { engines } from "../../../test/engines.js";
+import { listen, type Running } from "../../../test/http.js";
+import { apiKeyProvider } from "./api-key-provider.js";
+import { formatKey, parseKey } from "./key.js";
+
+// Delegates to the real function; lets a test see that verification compares in constant time.
+vi.mock("node:crypto", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("node:crypto")>();
+  return { ...actual, timingSafeEqual: vi.fn(actual.timingSafeEqual) };
+});
+const crypto = await import("node:crypto");
+
+const ORIGIN = "http://app.test";
+const PEPPER = "test-pepper-0123456789abcdef0123456789";
+const DAY = 86_400_000;
+
+/** Counts statements, to assert what does (not) reach the database. */
+function counting(db: Database) {
+  const seen: string[] = [];
+  const wrapped: Database = {
+    ...db,
+    query: (sql, params) => {
+      seen.push(sql);
+      return db.query(sql, params);
+    },
+  };
+  return { db: wrapped, seen };
+}
+
+for (const engine of engines()) {
+  describe(`API keys on ${engine.name}`, () => {
+    let raw: Database;
+    let stats: ReturnType<typeof counting>;
+    let auth: ErebusAuth;
+    let other: ErebusAuth;
+    let server: Running;
+    let otherServer: Running;
+    let provider: ReturnType<typeof apiKeyProvider>;
+    let now = new Date("2026-03-01T00:00:00Z");
+    const logs: string[] = [];
+    const logger: Logger = {
+      debug: (m, f) => logs.push(JSON.stringify({ m, f })),
+      info: (m, f) => logs.push(JSON.stringify({ m, f })),
+      warn: (m, f) => logs.push(JSON.stringify({ m, f })),
+      error: (m, f) => logs.push(JSON.stringify({ m, f })),
+    };
+
+    const makeApp = (a: ErebusAuth) => {
+      const app = express();
+      app.use("/auth", a.router);
+      app.use(a.middleware);
+      app.get("/api/me", a.requireUser(), (req, res) => res.json(req.auth));
+      app.get("/api/trade", a.requireScope("trade"), (_req, res) => res.json({ traded: true }));
+      return listen(app);
+    };
+    const call = async (base: Running, method: string, path: string, headers: Record<string, string> = {}, body?: unknown) => {
+      const res = await fetch(`${base.url}${path}`, {
+        method,
+        headers: { origin: ORIGIN, ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
+    };
+    async function session(handle: string) {
+      const res = await call(server, "POST", "/auth/test/sign-in", { "erebus-session-transport": "bearer" }, { handle });
+      return { authorization: `Bearer ${res.body.session.token}`, userId: res.body.user.id as string };
+    }
+    async function newKey(owner: { authorization: string }, body: Record<string, unknown> = {}) {
+      const res = await call(server, "POST", "/auth/api-keys", owner, { name: "trading bot", scopes: ["read"], ...body });
+      expect(res.status).toBe(201);
+      return res.body as { key: string; id: string; last4: string; scopes: string[]; expiresAt: string | null };
+    }
+
+    beforeAll(async () => {
+      raw = await engine.create({ max: 20 });
+      stats = counting(raw);
+      provider = apiKeyProvider({ pepper: PEPPER, cacheTtl: 10, rotationGracePeriod: 3600, createPerMinute: 10_000 });
+      const options = { database: stats.db, baseURL: ORIGIN, providers: [testProvider(), provider], migrate: true, logger, clock: () => now };
+      auth = createAuth(options);
+      await auth.ready;
+      // A second app instance on the same database, with its own key cache.
+      other = createAuth({ ...options, migrate: false });
+      server = await makeApp(auth);
+      otherServer = await makeApp(other);
+    });
+    afterAll(async () => {
+      await server?.close();
+      await otherServer?.close();
+      await raw?.close();
+    });
+
+    it("creates a key shown once, whose identity is a user_references row of its own", async () => {
+      const owner = await session("alice");
+      const res = await call(server, "POST", "/auth/api-keys", owner, { name: "trading bot", scopes: ["read", "trade"], expiresInDays: 30 });
+      expect(res.status).toBe(201);
+      expect(res.headers.get("cache-control")).toBe("no-store");
+      expect(res.body.key).toMatch(/^erb_[0-9A-Za-z]{12}_[0-9A-Za-z]{28}$/);
+      expect(res.body).toMatchObject({ name: "trading bot", prefix: "erb", last4: res.body.key.slice(-4), scopes: ["read", "trade"], ownerId: owner.userId });
+      expect(new Date(res.body.expiresAt).getTime()).toBe(now.getTime() + 30 * DAY);
+      const identity = await auth.api.findUser("api", res.body.id);
+      expect(identity).toMatchObject({
+        user_type: "api",
+        source_type: { type: "api_key", name: "trading bot", scope: ["read", "trade"], metadata: { permissions: ["read", "trade"], owner_reference_id: owner.userId } },
+      });
+      const me = await call(server, "GET", "/api/me", { "x-api-key": res.body.key });
+      expect(me.status).toBe(200);
+      expect(me.body).toMatchObject({ via: "api_key", scopes: ["read", "trade"], credentialId: res.body.id, user: { id: identity!.id, network: "api" } });
+      const bearer = await call(server, "GET", "/api/me", { authorization: `Bearer ${res.body.key}` });
+      expect(bearer.body.user.id).toBe(identity!.id);
+    });
+
+    it("lists keys without secrets", async () => {
+      const owner = await session("bob");
+      const { key, id } = await newKey(owner);
+      await call(server, "GET", "/api/me", { "x-api-key": key });
+      await new Promise((r) => setTimeout(r, 50)); // last_used_at is written off the request path
+      const list = await call(server, "GET", "/auth/api-keys", owner);
+      expect(list.status).toBe(200);
+      expect(list.body.keys).toHaveLength(1);
+      expect(list.body.keys[0]).toMatchObject({ id, name: "trading bot", last4: key.slice(-4), scopes: ["read"], lastUsedAt: now.toISOString(), revokedAt: null });
+      expect(JSON.stringify(list.body)).not.toContain(key.slice(4 + 13, 4 + 13 + 22));
+      expect(Object.keys(list.body.keys[0])).not.toContain("secretHash");
+    });
+
+    it("enforces scopes: 403 ERR_SCOPE_MISSING naming the scope", async () => {
+      const owner = await session("carol");
+      const reader = await newKey(owner, { scopes: ["read"] });
+      const trader = await newKey(owner, { scopes: ["trade"] });
+      const denied = await call(server, "GET", "/api/trade", { "x-api-key": reader.key });
+      expect([denied.status, denied.body.code, denied.body.scope]).toEqual([403, "ERR_SCOPE_MISSING", "trade"]);
+      expect((await call(server, "GET", "/api/trade", { "x-api-key": trader.key })).status).toBe(200);
+    });
+
+    it("revokes a key at once, on this instance and on another one", async () => {
+      const owner = await session("dave");
+      const { key, id } = await newKey(owner);
+      expect((await call(otherServer, "GET", "/api/me", { "x-api-key": key })).status).toBe(200); // cached there now
+      expect((await call(server, "DELETE", `/auth/api-keys/${id}`, owner)).status).toBe(204);
+      const here = await call(server, "GET", "/api/me", { "x-api-key": key });
+      expect([here.status, here.body.code]).toEqual([401, "ERR_APIKEY_REVOKED"]);
+      // The other instance hears the NOTIFY and drops its cached copy.
+      await expect.poll(async () => (await call(otherServer, "GET", "/api/me", { "x-api-key": key })).body.code, { timeout: 2000 }).toBe("ERR_APIKEY_REVOKED");
+    });
+
+    it("bounds a missed revocation by the cache TTL", async () => {
+      const owner = await session("erin");
+      const { key, id } = await newKey(owner);
+      expect((await call(otherServer, "GET", "/api/me", { "x-api-key": key })).status).toBe(200);
+      await raw.query("UPDATE erebus_api_keys SET revoked_at = $2 WHERE id = $1", [id, now]); // by hand: no NOTIFY
+      expect((await call(otherServer, "GET", "/api/me", { "x-api-key": key })).status).toBe(200); // still cached
+      now = new Date(now.getTime() + 11_000);
+      expect((await call(otherServer, "GET", "/api/me", { "x-api-key": key })).body.code).toBe("ERR_APIKEY_REVOKED");
+    });
+
+    it("expires keys", async () => {
+      const owner = await session("fay");
+      const { key } = await newKey(owner, { expiresInDays: 1 });
+      expect((await call(server, "GET", "/api/me", { "x-api-key": key })).status).toBe(200);
+      now = new Date(now.getTime() + 2 * DAY);
+      const res = await call(server, "GET", "/api/me", { "x-api-key": key });
+      expect([res.status, res.body.code]).toEqual([401, "ERR_APIKEY_EXPIRED"]);
+    });
+
+    it("rotates: the new secret works, the old one for the grace period only", async () => {
+      const owner = await session("gus");
+      const { key: oldKey, id } = await newKey(owner);
+      const rotated = await call(server, "POST", `/auth/api-keys/${id}/rotate`, owner, { gracePeriodSeconds: 600 });
+      expect(rotated.status).toBe(200);
+      expect(rotated.body.id).toBe(id);
+      expect(rotated.body.key).not.toBe(oldKey);
+      expect((await call(server, "GET", "/api/me", { "x-api-key": rotated.body.key })).status).toBe(200);
+      expect((await call(server, "GET", "/api/me", { "x-api-key": oldKey })).status).toBe(200);
+      now = new Date(now.getTime() + 601_000);
+      const late = await call(server, "GET", "/api/me", { "x-api-key": oldKey });
+      expect([late.status, late.body.code]).toEqual([401, "ERR_APIKEY_ROTATED"]);
+      expect((await call(server, "GET", "/api/me", { "x-api-key": rotated.body.key })).status).toBe(200);
+    });
+
+    it("refuses a tampered checksum without touching the database", async () => {
+      const owner = await session("hal");
+      const { key } = await newKey(owner);
+      const last = key.at(-1)!;
+      const tampered = key.slice(0, -1) + (last === "a" ? "b" : "a");
+      const before = stats.seen.length;
+      const res = await call(server, "GET", "/api/me", { "x-api-key": tampered });
+      expect([res.status, res.body.code]).toEqual([401, "ERR_APIKEY_CHECKSUM_INVALID"]);
+      expect(stats.seen.length).toBe(before);
+      const malformed = await call(server, "GET", "/api/me", { "x-api-key": "erb_short" });
+      expect([malformed.status, malformed.body.code]).toEqual([401, "ERR_APIKEY_MALFORMED"]);
+    });
+
+    it("refuses another key's id with this key's secret, comparing hashes in constant time", async () => {
+      const owner = await session("ivy");
+      const a = await newKey(owner);
+      const b = await newKey(owner);
+      const secretOfA = parseKey(a.key, "erb");
+      if (typeof secretOfA === "string") throw new Error("bad key");
+      // A well-formed key (valid checksum) pairing b's id with a's secret.
+      const spliced = formatKey({ prefix: "erb", id: b.id, secret: secretOfA.secret });
+      expect(parseKey(spliced, "erb")).toMatchObject({ id: b.id });
+      vi.mocked(crypto.timingSafeEqual).mockClear();
+      const res = await call(server, "GET", "/api/me", { "x-api-key": spliced });
+      expect([res.status, res.body.code]).toEqual([401, "ERR_APIKEY_INVALID"]);
+      expect(crypto.timingSafeEqual).toHaveBeenCalled();
+      for (const [x, y] of vi.mocked(crypto.timingSafeEqual).mock.calls) {
+        expect((x as Buffer).length).toBe(32);
+        expect((y as Buffer).length).toBe(32);
+      }
+    });
+
+    it("stops a key when its identity, or the user who owns it, is deactivated", async () => {
+      const owner = await session("jon");
+      const { key, id } = await newKey(owner);
+      expect((await call(otherServer, "GET", "/api/me", { "x-api-key": key })).status).toBe(200);
+      await auth.api.deactivateUser(owner.userId);
+      await expect.poll(async () => (await call(otherServer, "GET", "/api/me", { "x-api-key": key })).body.code, { timeout: 2000 }).toBe("ERR_USER_DEACTIVATED");
+      await auth.api.reactivateUser(owner.userId);
+      const identity = (await auth.api.findUser("api", id))!;
+      await auth.api.deactivateUser(identity.id);
+      const res = await call(server, "GET", "/api/me", { "x-api-key": key });
+      expect([res.status, res.body.code]).toEqual([403, "ERR_USER_DEACTIVATED"]);
+    });
+
+    it("binds a key to a system agent, so the agent's row is the identity", async () => {
+      const agent = await auth.api.registerSystemAgent({ agentId: "monitor-1", agentType: "monitor", capabilities: ["monitor_status"] });
+      const { key, info } = await provider.keys(auth).create({ name: "monitor", scopes: ["read"], ownerId: null, createdBy: "test", agentId: "monitor-1" });
+      expect(info.userId).toBe(agent.id);
+      const me = await call(server, "GET", "/api/me", { "x-api-key": key });
+      expect(me.body).toMatchObject({ via: "api_key", user: { id: agent.id, network: "system", user_type: "agent" } });
+      await expect(provider.keys(auth).create({ name: "x", scopes: [], ownerId: null, createdBy: "test", agentId: "nobody" })).rejects.toMatchObject({ code: "ERR_APIKEY_NOT_FOUND" });
+    });
+
+    it("serves 100 concurrent requests with one key, writing last_used_at at most once", async () => {
+      const owner = await session("kay");
+      const { key, id } = await newKey(owner);
+      now = new Date(now.getTime() + 5 * 60_000);
+      const before = stats.seen.length;
+      const results = await Promise.all(Array.from({ length: 100 }, () => call(server, "GET", "/api/me", { "x-api-key": key })));
+      expect(results.map((r) => r.status)).toEqual(Array(100).fill(200));
+      await new Promise((r) => setTimeout(r, 100));
+      const writes = stats.seen.slice(before).filter((sql) => /^\s*UPDATE erebus_api_keys SET last_used_at/.test(sql));
+      expect(writes.length).toBeLessThanOrEqual(1);
+      const reads = stats.seen.slice(before).filter((sql) => sql.includes("FROM erebus_api_keys k"));
+      expect(reads.length).toBeLessThan(100); // the look-up cache served most of them
+      const { rows } = await raw.query<{ last_used_at: Date }>("SELECT last_used_at FROM erebus_api_keys WHERE id = $1", [id]);
+      expect(rows[0]!.last_used_at.getTime()).toBe(now.getTime());
+    });
+
+    it("lets only a signed-in person manage keys, and only their own", async () => {
+      const owner = await session("lee");
+      const stranger = await session("mia");
+      const { key, id } = await newKey(owner);
+      const viaKey = await call(server, "POST", "/auth/api-keys", { "x-api-key": key }, { name: "child" });
+      expect([viaKey.status, viaKey.body.code]).toEqual([403, "ERR_APIKEY_SESSION_REQUIRED"]);
+      expect((await call(server, "POST", "/auth/api-keys", {}, { name: "anon" })).status).toBe(401);
+      const theirs = await call(server, "DELETE", `/auth/api-keys/${id}`, stranger);
+      expect([theirs.status, theirs.body.code]).toEqual([404, "ERR_APIKEY_NOT_FOUND"]);
+      expect((await call(server, "POST", `/auth/api-keys/${id}/rotate`, stranger, {})).status).toBe(404);
+      expect((await call(server, "DELETE", "/auth/api-keys/..%2f..", owner)).status).toBe(404);
+      for (const body of [{ name: "" }, { name: "x", scopes: ["UPPER"] }, { name: "x", scopes: ["a", "a"] }, { name: "x", expiresInDays: 0 }, { name: "x", extra: true }]) {
+        const res = await call(server, "POST", "/auth/api-keys", owner, body);
+        expect([res.status, res.body.code]).toEqual([400, "ERR_BODY_INVALID"]);
+      }
+      expect((await call(server, "GET", "/api/me", { "x-api-key": key })).status).toBe(200);
+    });
+
+    it("answers 300 fuzzed credential headers with no 5xx", async () => {
+      const owner = await session("ned");
+      const { key } = await newKey(owner);
+      const ascii = fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 80 });
+      await fc.assert(
+        fc.asyncProperty(
+          fc.oneof(ascii, ascii.map((s) => `erb_${s}`), fc.nat({ max: key.length - 1 }).chain((i) => ascii.map((c) => key.slice(0, i) + c + key.slice(i + 1)))),
+          fc.constantFrom("x-api-key", "authorization-bearer"),
+          async (value, header) => {
+            const headers = header === "x-api-key" ? { "x-api-key": value } : { authorization: `Bearer ${value}` };
+            const res = await call(server, "GET", "/api/me", headers);
+            expect(res.status).toBeLessThan(500);
+            expect([200, 401, 403]).toContain(res.status);
+          },
+        ),
+        { numRuns: 300, seed: 6 },
+      );
+    });
+
+    it("never writes a secret into a log line or a database column", async () => {
+      const owner = await session("ola");
+      const { key, id } = await newKey(owner);
+      const rotated = await call(server, "POST", `/auth/api-keys/${id}/rotate`, owner, {});
+      await call(server, "GET", "/api/me", { "x-api-key": rotated.body.key });
+      const secrets = [key, rotated.body.key].map((k) => {
+        const parsed = parseKey(k, "erb");
+        if (typeof parsed === "string") throw new Error("bad key");
+        return parsed.secret;
+      });
+      const { rows: tables } = await raw.query<{ table_name: string }>("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'");
+      let dump = "";
+      for (const { table_name } of tables) dump += JSON.stringify((await raw.query(`SELECT * FROM "${table_name}"`)).rows);
+      const all = dump + logs.join("\n");
+      expect(all).toContain(id); // the dump and the logs are really there
+      for (const secret of secrets) expect(all).not.toContain(secret);
+    });
+  });
+}
+
