@@ -26,7 +26,82 @@ async function refresh() {
   $("user").textContent = signedIn ? JSON.stringify(body.user, null, 2) : "";
   $("user").hidden = !signedIn;
   $("sign-out").hidden = !signedIn;
+  $("api-keys").hidden = !(signedIn && body.via === "session");
+  if (signedIn && body.via === "session") await loadKeys();
+  else $("new-key-shown").hidden = true;
 }
+
+// ---- API keys -----------------------------------------------------------------------------------
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function showNewKey(key) {
+  $("new-key-value").textContent = key;
+  $("new-key-curl").textContent = `curl -H "X-API-Key: ${key}" ${location.origin}/api/me`;
+  $("new-key-shown").hidden = false;
+}
+
+async function loadKeys() {
+  const { res, body } = await api("/auth/api-keys");
+  if (!res.ok) return showError(body);
+  const rows = body.keys.map((key) => {
+    const tr = document.createElement("tr");
+    tr.dataset.keyId = key.id;
+    const gone = key.revokedAt !== null;
+    tr.append(
+      cell(key.name, gone ? "revoked" : ""),
+      cell(`${key.prefix}_${key.id}_…${key.last4}`),
+      cell(key.scopes.join(", ") || "(none)"),
+      cell(key.expiresAt ? key.expiresAt.slice(0, 10) : "never"),
+      cell(gone ? "revoked" : key.lastUsedAt ? key.lastUsedAt.replace("T", " ").slice(0, 16) : "never"),
+    );
+    const actions = document.createElement("td");
+    if (!gone) {
+      const rotate = document.createElement("button");
+      rotate.textContent = "Rotate";
+      rotate.className = "rotate";
+      rotate.addEventListener("click", async () => {
+        const { res, body } = await api(`/auth/api-keys/${key.id}/rotate`, { method: "POST", body: "{}" });
+        showError(res.ok ? null : body);
+        if (res.ok) showNewKey(body.key);
+        await loadKeys();
+      });
+      const revoke = document.createElement("button");
+      revoke.textContent = "Revoke";
+      revoke.className = "revoke";
+      revoke.addEventListener("click", async () => {
+        const { res, body } = await api(`/auth/api-keys/${key.id}`, { method: "DELETE" });
+        showError(res.ok ? null : body);
+        await loadKeys();
+      });
+      actions.append(rotate, " ", revoke);
+    }
+    tr.append(actions);
+    return tr;
+  });
+  $("key-list").querySelector("tbody").replaceChildren(...rows);
+}
+
+$("new-key").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const scopes = [...document.querySelectorAll("input[name=scope]:checked")].map((box) => box.value);
+  const days = $("key-expiry").value;
+  const { res, body } = await api("/auth/api-keys", {
+    method: "POST",
+    body: JSON.stringify({ name: $("key-name").value, scopes, ...(days ? { expiresInDays: Number(days) } : {}) }),
+  });
+  showError(res.ok ? null : body);
+  if (res.ok) {
+    showNewKey(body.key);
+    $("key-name").value = "";
+  }
+  await loadKeys();
+});
 
 $("sign-out").addEventListener("click", async () => {
   await api("/auth/sign-out", { method: "POST" });

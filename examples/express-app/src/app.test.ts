@@ -48,11 +48,16 @@ describe("example app", () => {
       production: false,
       ethereum: { chains: [1], rpc: {} },
       solana: { chains: ["mainnet"] },
+      apiKeyPepper: undefined,
     });
     expect(configFromEnv({ ETHEREUM_CHAINS: "1,8453", ETHEREUM_RPC_URLS: "8453=https://rpc.example/base?k=a=b" }).ethereum).toEqual({ chains: [1, 8453], rpc: { 8453: "https://rpc.example/base?k=a=b" } });
     expect(() => configFromEnv({ ETHEREUM_CHAINS: "mainnet" })).toThrow(/ETHEREUM_CHAINS/);
     expect(configFromEnv({ PORT: "8080", PUBLIC_URL: "https://app.example/" }).publicUrl).toBe("https://app.example");
     expect(() => configFromEnv({ PORT: "eighty" })).toThrow(/PORT/);
+  });
+
+  it("guards /api/trade with the trade scope", async () => {
+    expect((await fetch(`${appUrl}/api/trade`)).status).toBe(401);
   });
 
   it("serves /api/me to signed-in callers only", async () => {
@@ -160,6 +165,39 @@ describe("example app", () => {
       await expect.poll(() => page.textContent("#status")).toBe(`Signed in as solana:${wallet.address} (external)`);
       expect(await page.textContent("#user")).toContain('"provider": "phantom"');
       await context.close();
+    });
+
+    it("manages API keys from the page: create (shown once, with a curl line), use, rotate, revoke", async () => {
+      const page = await browser.newPage();
+      await page.goto(appUrl);
+      await page.fill("#handle", "keyholder");
+      await page.click("#dev-sign-in button[type=submit]");
+      await expect.poll(() => page.isVisible("#api-keys")).toBe(true);
+      await page.fill("#key-name", "trading bot");
+      await page.check("input[name=scope][value=trade]");
+      await page.click("#new-key button[type=submit]");
+      await expect.poll(() => page.isVisible("#new-key-shown")).toBe(true);
+      const key = (await page.textContent("#new-key-value"))!;
+      expect(key).toMatch(/^erb_/);
+      expect(await page.textContent("#new-key-curl")).toBe(`curl -H "X-API-Key: ${key}" ${appUrl}/api/me`);
+      expect(await page.textContent("#key-list tbody")).toContain("trading bot");
+      expect(await page.textContent("#key-list tbody")).not.toContain(key); // the listing shows only …last4
+
+      // The key works as a program would use it, with its scopes.
+      const me = await fetch(`${appUrl}/api/me`, { headers: { "x-api-key": key } });
+      expect((await me.json()).via).toBe("api_key");
+      expect((await fetch(`${appUrl}/api/trade`, { headers: { "x-api-key": key } })).status).toBe(200);
+
+      await page.click("#key-list button.rotate");
+      await expect.poll(async () => page.textContent("#new-key-value")).not.toBe(key);
+      const rotated = (await page.textContent("#new-key-value"))!;
+      expect((await fetch(`${appUrl}/api/me`, { headers: { "x-api-key": rotated } })).status).toBe(200);
+
+      await page.click("#key-list button.revoke");
+      await expect.poll(() => page.textContent("#key-list tbody")).toContain("revoked");
+      const after = await fetch(`${appUrl}/api/me`, { headers: { "x-api-key": rotated } });
+      expect([after.status, (await after.json()).code]).toEqual([401, "ERR_APIKEY_REVOKED"]);
+      await page.close();
     });
 
     it("says so clearly when no wallet is installed", async () => {

@@ -1,9 +1,8 @@
 import { readFileSync } from "node:fs";
 import express, { type Express } from "express";
-import { createAuth, type ErebusAuth, type ErebusProvider, type Logger } from "@erebus/core";
-import { testProvider } from "@erebus/core/testing";
-import { walletProvider } from "@erebus/provider-wallet";
+import { createAuth, type ErebusAuth, type Logger } from "@erebus/core";
 import type { AppConfig } from "./config.js";
+import { providersFor } from "./providers.js";
 
 const page = (name: string) => readFileSync(new URL(`../public/${name}`, import.meta.url), "utf8");
 
@@ -13,8 +12,10 @@ const page = (name: string) => readFileSync(new URL(`../public/${name}`, import.
  * provider) so the session flow can be tried before any real provider is configured.
  */
 export async function createApp(config: AppConfig, options: { logger?: Logger; database?: string } = {}): Promise<{ app: Express; auth: ErebusAuth }> {
-  const providers: ErebusProvider[] = [walletProvider({ ethereum: config.ethereum, solana: config.solana })];
-  if (!config.production) providers.push(testProvider());
+  const { providers } = providersFor(config);
+  if (config.production && !config.apiKeyPepper) {
+    (options.logger ?? console).warn("API_KEY_PEPPER is not set: API keys are stored as plain SHA-256 hashes");
+  }
 
   const auth = createAuth({
     database: options.database ?? config.databaseUrl,
@@ -41,6 +42,10 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
 
   app.get("/api/me", auth.requireUser(), (req, res) => {
     res.json(req.auth);
+  });
+  // A route for programs: an API key (or a session) with the "trade" scope.
+  app.get("/api/trade", auth.requireScope("trade"), (req, res) => {
+    res.json({ ok: true, tradedBy: req.auth!.user.id, via: req.auth!.via });
   });
 
   const html = page("index.html");

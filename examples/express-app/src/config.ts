@@ -8,6 +8,7 @@ const envSchema = z.object({
   NODE_ENV: z.string().default("development"),
   ETHEREUM_CHAINS: z.string().regex(/^\d+(,\d+)*$/, "must be comma-separated chain ids, like 1,8453").default("1"),
   ETHEREUM_RPC_URLS: z.string().regex(/^(\d+=https?:\/\/[^,\s]+)(,\d+=https?:\/\/[^,\s]+)*$/, "must look like 1=https://rpc.example,8453=https://…").optional(),
+  API_KEY_PEPPER: z.string().min(32, "must be at least 32 characters").optional(),
   SOLANA_CHAINS: z.string().regex(/^[a-z0-9:-]+(,[a-z0-9:-]+)*$/, "must be comma-separated clusters, like mainnet,devnet").default("mainnet"),
 });
 
@@ -19,6 +20,7 @@ export interface AppConfig {
   production: boolean;
   ethereum: { chains: number[]; rpc: Record<string, string> };
   solana: { chains: string[] };
+  apiKeyPepper: string | undefined;
 }
 
 /** Reads the example app's configuration from the environment; every setting has a working default. */
@@ -28,7 +30,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
     const issue = parsed.error.issues[0]!;
     throw new TypeError(`environment variable ${issue.path.join(".")}: ${issue.message}`);
   }
-  const { PORT, HOST, PUBLIC_URL, DATABASE_URL, NODE_ENV, ETHEREUM_CHAINS, ETHEREUM_RPC_URLS, SOLANA_CHAINS } = parsed.data;
+  const { PORT, HOST, PUBLIC_URL, DATABASE_URL, NODE_ENV, ETHEREUM_CHAINS, ETHEREUM_RPC_URLS, SOLANA_CHAINS, API_KEY_PEPPER } = parsed.data;
   return {
     port: PORT,
     host: HOST,
@@ -40,5 +42,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
       rpc: Object.fromEntries((ETHEREUM_RPC_URLS ?? "").split(",").filter(Boolean).map((pair) => pair.split(/=(.*)/s).slice(0, 2) as [string, string])),
     },
     solana: { chains: SOLANA_CHAINS.split(",") },
+    apiKeyPepper: API_KEY_PEPPER,
   };
 }

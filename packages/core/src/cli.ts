@@ -129,7 +129,9 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     for (const provider of providers) {
       const handler = provider.commands?.[command];
       if (handler) {
-        await handler.run(rest, { auth, ctx: auth.providerContext(provider.id), out, err });
+        // The provider parses its own flags: hand it the raw words after the command, less --config.
+        const own = argv.slice(argv.indexOf(command) + 1).filter((word, i, all) => !(word === "--config" || word.startsWith("--config=") || all[i - 1] === "--config"));
+        await handler.run(own, { auth, ctx: auth.providerContext(provider.id), out, err });
         return 0;
       }
     }
