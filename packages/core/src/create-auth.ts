@@ -45,6 +45,9 @@ function checkProviders(providers: readonly ErebusProvider[], registry: SourceTy
     if (provider.authenticate !== undefined && typeof provider.authenticate !== "function") throw new TypeError(`createAuth: ${where}.authenticate must be a function`);
     if (!provider.routes && !provider.authenticate) throw new TypeError(`createAuth: ${where} has neither routes nor authenticate: it can do nothing`);
     if (!Array.isArray(provider.emits)) throw new TypeError(`createAuth: ${where}.emits must list the source types it emits`);
+    for (const path of provider.formRoutes ?? []) {
+      if (typeof path !== "string" || !/^\/[A-Za-z0-9/_-]+$/.test(path)) throw new TypeError(`createAuth: ${where}.formRoutes must be paths like /email/verify`);
+    }
     for (const definition of provider.sourceTypes ?? []) {
       if (!definition || typeof definition.type !== "string" || !definition.schema || !definition.rule) {
         throw new TypeError(`createAuth: ${where}.sourceTypes must be made with defineSourceType()`);
@@ -288,13 +291,16 @@ export function createAuth(input: AuthOptions) {
     if (isCrossSiteRequest(req, trustedOrigins)) throw AuthError.of("ERR_ORIGIN_FORBIDDEN");
     next();
   });
+  const formPaths = new Set(options.providers.flatMap((p) => p.formRoutes ?? []));
   router.use(function erebusJsonOnly(req, _res, next) {
     if (req.method !== "GET" && req.method !== "HEAD" && typeof req.is("*/*") === "string" && !req.is("application/json")) {
-      throw AuthError.of("ERR_UNSUPPORTED_MEDIA_TYPE");
+      const form = req.method === "POST" && formPaths.has(req.path) && req.is("application/x-www-form-urlencoded");
+      if (!form) throw AuthError.of("ERR_UNSUPPORTED_MEDIA_TYPE");
     }
     next();
   });
   router.use(express.json({ limit: options.bodyLimit, strict: true }));
+  router.use(express.urlencoded({ limit: options.bodyLimit, extended: false, parameterLimit: 20 }));
 
   router.get("/session", requireUser(), function erebusSession(req, res) {
     res.setHeader("Cache-Control", "no-store");

@@ -107,6 +107,12 @@ export interface ErebusProvider {
   readonly migrations?: readonly Migration[];
   /** Error codes the provider can answer with (`ERR_<AREA>_<REASON>` → status, title), for documentation and checks. */
   readonly errors?: Readonly<Record<string, { status: number; title: string }>>;
+  /**
+   * Paths of its POST routes (as written in `routes`, e.g. `/email/verify`) that also take
+   * `application/x-www-form-urlencoded` bodies, for plain HTML forms. Every other route is JSON only.
+   * The cross-site check applies to them as to every route.
+   */
+  readonly formRoutes?: readonly string[];
   /** Adds the provider's routes; the router is mounted under core's auth router (`/auth`). */
   routes?(router: Router, ctx: ProviderContext): void;
   /**

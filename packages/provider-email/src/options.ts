@@ -1,0 +1,37 @@
+import * as z from "zod";
+import type { MailTransport } from "./transport.js";
+
+const isTransport = (value: unknown): value is MailTransport =>
+  typeof value === "object" && value !== null && typeof (value as { send?: unknown }).send === "function";
+
+/** Every option of `emailProvider()`, with its default. */
+export const emailOptionsSchema = z.strictObject({
+  /** Where mail goes: `smtpTransport(url)`, `memoryTransport()` in development, or your own `{ send }`. */
+  transport: z.custom<MailTransport>(isTransport, "must have a send(mail) method (smtpTransport, memoryTransport or your own)"),
+  /** Name used in subjects and bodies. */
+  appName: z.string().min(1).max(64).default("Erebus"),
+  /** Seconds a magic link works. */
+  linkTtl: z.number().int().min(60).max(86_400).default(15 * 60),
+  /** Seconds a one-time code works. */
+  codeTtl: z.number().int().min(60).max(3600).default(10 * 60),
+  /** Wrong codes allowed before the code is dead. */
+  maxCodeAttempts: z.number().int().min(1).max(10).default(5),
+  /** Where the browser goes after signing in through the confirm page (a same-origin path). */
+  successRedirect: z.string().regex(/^\/(?!\/)[^\s\\]*$/, "must be a same-origin path like /").default("/"),
+  /** Mails per address per 15 minutes, and start requests per client per minute. */
+  rateLimit: z
+    .strictObject({ perAddress: z.number().int().positive().default(5), perClient: z.number().int().positive().default(20) })
+    .default({ perAddress: 5, perClient: 20 }),
+});
+
+export type EmailOptions = z.input<typeof emailOptionsSchema>;
+export type ResolvedEmailOptions = z.output<typeof emailOptionsSchema>;
+
+export function resolveEmailOptions(input: unknown): ResolvedEmailOptions {
+  const result = emailOptionsSchema.safeParse(input ?? {});
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new TypeError(`emailProvider: option "${issue.path.join(".") || "(options)"}" ${issue.message}`);
+  }
+  return result.data;
+}
