@@ -5,7 +5,7 @@ export const emailSchema = z
   .string()
   .max(320)
   .transform((value) => value.trim().toLowerCase())
-  .pipe(z.email({ pattern: z.regexes.html5Email }).max(254));
+  .pipe(z.email().max(254));
 
 /** Mailbox providers recognised by domain; every other domain is `other`. */
 const PROVIDERS: Record<string, string> = {
