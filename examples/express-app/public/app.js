@@ -119,6 +119,28 @@ if (devForm) {
   });
 }
 
+// ---- email ------------------------------------------------------------------------------------
+
+$("email-start").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const mode = $("email-mode").value;
+  const { res, body } = await api("/auth/email/start", { method: "POST", body: JSON.stringify({ email: $("email").value, mode }) });
+  showError(res.ok ? null : body);
+  $("email-status").hidden = !res.ok;
+  $("email-code").hidden = !(res.ok && mode === "code");
+});
+
+$("email-code").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const { res, body } = await api("/auth/email/verify", { method: "POST", body: JSON.stringify({ email: $("email").value, code: $("code").value }) });
+  showError(res.ok ? null : body);
+  if (res.ok) {
+    $("email-code").hidden = true;
+    $("email-status").hidden = true;
+  }
+  await refresh();
+});
+
 // ---- wallets ------------------------------------------------------------------------------------
 
 const walletStatus = (text) => {

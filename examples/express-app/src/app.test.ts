@@ -49,7 +49,11 @@ describe("example app", () => {
       ethereum: { chains: [1], rpc: {} },
       solana: { chains: ["mainnet"] },
       apiKeyPepper: undefined,
+      appName: "Erebus example",
+      smtp: undefined,
     });
+    expect(configFromEnv({ SMTP_URL: "smtp://mail.example:587" }).smtp).toEqual({ url: "smtp://mail.example:587", from: "Erebus example <login@localhost>" });
+    expect(() => configFromEnv({ NODE_ENV: "production" })).toThrow(/SMTP_URL/);
     expect(configFromEnv({ ETHEREUM_CHAINS: "1,8453", ETHEREUM_RPC_URLS: "8453=https://rpc.example/base?k=a=b" }).ethereum).toEqual({ chains: [1, 8453], rpc: { 8453: "https://rpc.example/base?k=a=b" } });
     expect(() => configFromEnv({ ETHEREUM_CHAINS: "mainnet" })).toThrow(/ETHEREUM_CHAINS/);
     expect(configFromEnv({ PORT: "8080", PUBLIC_URL: "https://app.example/" }).publicUrl).toBe("https://app.example");
@@ -75,10 +79,11 @@ describe("example app", () => {
   });
 
   it("hides the development sign-in in production", async () => {
-    const { app, auth } = await createApp({ ...configFromEnv({ DATABASE_URL: "pglite://memory" }), production: true }, { logger: silentLogger });
+    const { app, auth } = await createApp(configFromEnv({ DATABASE_URL: "pglite://memory", NODE_ENV: "production", SMTP_URL: "smtp://127.0.0.1:9" }), { logger: silentLogger });
     const running = await listen(app);
     try {
       expect(await (await fetch(`${running.url}/`)).text()).not.toContain("dev-sign-in");
+      expect((await fetch(`${running.url}/dev/mailbox.json`)).status).toBe(404);
       expect((await fetch(`${running.url}/auth/test/sign-in`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status).toBe(404);
     } finally {
       await running.close();
@@ -197,6 +202,41 @@ describe("example app", () => {
       await expect.poll(() => page.textContent("#key-list tbody")).toContain("revoked");
       const after = await fetch(`${appUrl}/api/me`, { headers: { "x-api-key": rotated } });
       expect([after.status, (await after.json()).code]).toEqual([401, "ERR_APIKEY_REVOKED"]);
+      await page.close();
+    });
+
+    it("signs in with an email link: development mailbox → confirm page → button", async () => {
+      const page = await browser.newPage();
+      await page.goto(appUrl);
+      await page.fill("#email", "Dana@Example.com");
+      await page.click("#email-start button[type=submit]");
+      await expect.poll(() => page.isVisible("#email-status")).toBe(true);
+      const mails = (await (await fetch(`${appUrl}/dev/mailbox.json`)).json()) as { to: string; text: string }[];
+      const mail = mails.find((m) => m.to === "dana@example.com")!;
+      const link = /http:\/\/localhost:\d+\/auth\/email\/verify\?token=[\w-]+/.exec(mail.text)![0];
+      expect(link.startsWith(appUrl)).toBe(true);
+      await page.goto(link);
+      expect(await page.textContent("h1")).toContain("Sign in to");
+      await page.click("button[type=submit]");
+      await expect.poll(() => page.textContent("#status")).toBe("Signed in as email:dana@example.com (external)");
+      expect(page.url()).toBe(`${appUrl}/`);
+      await page.close();
+    });
+
+    it("signs in with an email code typed into the page", async () => {
+      const page = await browser.newPage();
+      await page.goto(appUrl);
+      await page.fill("#email", "eve@example.com");
+      await page.selectOption("#email-mode", "code");
+      await page.click("#email-start button[type=submit]");
+      await expect.poll(() => page.isVisible("#email-code")).toBe(true);
+      const mails = (await (await fetch(`${appUrl}/dev/mailbox.json`)).json()) as { to: string; subject: string }[];
+      const code = /\d{6}/.exec(mails.find((m) => m.to === "eve@example.com")!.subject)![0];
+      await page.fill("#code", code);
+      await page.click("#email-code button[type=submit]");
+      await expect.poll(() => page.textContent("#status")).toBe("Signed in as email:eve@example.com (external)");
+      await page.goto(`${appUrl}/dev/mailbox`);
+      expect(await page.textContent("body")).toContain("is your Erebus example sign-in code");
       await page.close();
     });
 

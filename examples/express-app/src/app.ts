@@ -12,7 +12,7 @@ const page = (name: string) => readFileSync(new URL(`../public/${name}`, import.
  * provider) so the session flow can be tried before any real provider is configured.
  */
 export async function createApp(config: AppConfig, options: { logger?: Logger; database?: string } = {}): Promise<{ app: Express; auth: ErebusAuth }> {
-  const { providers } = providersFor(config);
+  const { providers, mailbox } = providersFor(config);
   if (config.production && !config.apiKeyPepper) {
     (options.logger ?? console).warn("API_KEY_PEPPER is not set: API keys are stored as plain SHA-256 hashes");
   }
@@ -48,11 +48,39 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
     res.json({ ok: true, tradedBy: req.auth!.user.id, via: req.auth!.via });
   });
 
+  if (mailbox && !config.production) {
+    // The development mailbox: where sign-in mail goes when no SMTP server is configured.
+    app.get("/dev/mailbox.json", (_req, res) => {
+      res.setHeader("Cache-Control", "no-store");
+      res.json(mailbox.messages().map(({ to, subject, text, html, sentAt }) => ({ to, subject, text, html, sentAt })));
+    });
+    app.get("/dev/mailbox", (_req, res) => {
+      const escape = (v: string) => v.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+      const linkify = (v: string) => escape(v).replace(/(https?:\/\/[^\s<]+)/g, '<a href="$1">$1</a>');
+      const items = mailbox
+        .messages()
+        .map((m) => `<article class="mail"><p class="muted">${escape(m.sentAt)} · to ${escape(m.to)}</p><h3>${escape(m.subject)}</h3><pre>${linkify(m.text)}</pre></article>`)
+        .join("");
+      res.setHeader("Cache-Control", "no-store");
+      res.setHeader("Referrer-Policy", "no-referrer");
+      res.type("html").send(
+        `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Development mailbox</title><link rel="stylesheet" href="/styles.css"></head>` +
+          `<body><main><h1>Development mailbox</h1><p class="muted">Sign-in mail lands here because SMTP_URL is not set. Newest first. <a href="/">Back</a></p>` +
+          (items || "<p>No mail yet.</p>") +
+          `</main></body></html>`,
+      );
+    });
+  }
+
   const html = page("index.html");
   const script = page("app.js");
   const styles = page("styles.css");
   app.get("/", (_req, res) => {
-    res.type("html").send(html.replace("{{DEV_SIGN_IN}}", config.production ? "" : page("dev-sign-in.html")));
+    res.type("html").send(
+      html
+        .replace("{{DEV_SIGN_IN}}", config.production ? "" : page("dev-sign-in.html"))
+        .replace("{{MAILBOX_LINK}}", mailbox && !config.production ? ' <a href="/dev/mailbox" id="mailbox-link">Open the development mailbox</a>.' : ""),
+    );
   });
   app.get("/app.js", (_req, res) => res.type("text/javascript").send(script));
   app.get("/styles.css", (_req, res) => res.type("text/css").send(styles));

@@ -8,6 +8,9 @@ const envSchema = z.object({
   NODE_ENV: z.string().default("development"),
   ETHEREUM_CHAINS: z.string().regex(/^\d+(,\d+)*$/, "must be comma-separated chain ids, like 1,8453").default("1"),
   ETHEREUM_RPC_URLS: z.string().regex(/^(\d+=https?:\/\/[^,\s]+)(,\d+=https?:\/\/[^,\s]+)*$/, "must look like 1=https://rpc.example,8453=https://…").optional(),
+  SMTP_URL: z.string().regex(/^smtps?:\/\//, "must be an smtp:// or smtps:// URL").optional(),
+  SMTP_FROM: z.string().default("Erebus example <login@localhost>"),
+  APP_NAME: z.string().min(1).max(64).default("Erebus example"),
   API_KEY_PEPPER: z.string().min(32, "must be at least 32 characters").optional(),
   SOLANA_CHAINS: z.string().regex(/^[a-z0-9:-]+(,[a-z0-9:-]+)*$/, "must be comma-separated clusters, like mainnet,devnet").default("mainnet"),
 });
@@ -21,6 +24,9 @@ export interface AppConfig {
   ethereum: { chains: number[]; rpc: Record<string, string> };
   solana: { chains: string[] };
   apiKeyPepper: string | undefined;
+  appName: string;
+  /** SMTP for sign-in mail; without it (outside production) mail goes to the development mailbox. */
+  smtp: { url: string; from: string } | undefined;
 }
 
 /** Reads the example app's configuration from the environment; every setting has a working default. */
@@ -30,18 +36,22 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
     const issue = parsed.error.issues[0]!;
     throw new TypeError(`environment variable ${issue.path.join(".")}: ${issue.message}`);
   }
-  const { PORT, HOST, PUBLIC_URL, DATABASE_URL, NODE_ENV, ETHEREUM_CHAINS, ETHEREUM_RPC_URLS, SOLANA_CHAINS, API_KEY_PEPPER } = parsed.data;
+  const { PORT, HOST, PUBLIC_URL, DATABASE_URL, NODE_ENV, ETHEREUM_CHAINS, ETHEREUM_RPC_URLS, SOLANA_CHAINS, API_KEY_PEPPER, SMTP_URL, SMTP_FROM, APP_NAME } = parsed.data;
+  const production = NODE_ENV === "production";
+  if (production && !SMTP_URL) throw new TypeError("environment variable SMTP_URL: required in production (sign-in mail has nowhere to go)");
   return {
     port: PORT,
     host: HOST,
     publicUrl: (PUBLIC_URL ?? `http://localhost:${PORT}`).replace(/\/+$/, ""),
     databaseUrl: DATABASE_URL,
-    production: NODE_ENV === "production",
+    production,
     ethereum: {
       chains: ETHEREUM_CHAINS.split(",").map(Number),
       rpc: Object.fromEntries((ETHEREUM_RPC_URLS ?? "").split(",").filter(Boolean).map((pair) => pair.split(/=(.*)/s).slice(0, 2) as [string, string])),
     },
     solana: { chains: SOLANA_CHAINS.split(",") },
     apiKeyPepper: API_KEY_PEPPER,
+    appName: APP_NAME,
+    smtp: SMTP_URL ? { url: SMTP_URL, from: SMTP_FROM } : undefined,
   };
 }

@@ -88,8 +88,12 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 export function isCrossSiteRequest(req: Request, trustedOrigins: ReadonlySet<string>): boolean {
   if (SAFE_METHODS.has(req.method)) return false;
   const origin = req.headers.origin;
-  if (origin !== undefined) return !trustedOrigins.has(origin);
   const site = req.headers["sec-fetch-site"];
+  // A page served with `Referrer-Policy: no-referrer` (the email confirm page) makes the browser send
+  // `Origin: null` even on a same-origin form POST; Sec-Fetch-Site, which pages cannot set, still
+  // says where it came from. A sandboxed cross-site frame also sends null, with `cross-site`.
+  if (origin === "null") return site !== "same-origin";
+  if (origin !== undefined) return !trustedOrigins.has(origin);
   return site === "cross-site" || site === "same-site";
 }
 

@@ -177,6 +177,8 @@ for (const engine of engines()) {
       expect(login.status).toBe(403);
       const out = await post("/auth/sign-out", {}, { ...withCookie(token!), origin: "null" });
       expect(out.status).toBe(403);
+      const sandboxed = await post("/auth/sign-out", {}, { ...withCookie(token!), origin: "null", "sec-fetch-site": "cross-site" });
+      expect(sandboxed.status).toBe(403);
       expect((await get("/auth/session", withCookie(token!))).status).toBe(200);
     });
 
