@@ -1,0 +1,101 @@
+import { AuthError, sendProblem, type ProviderContext } from "@erebus/core";
+import { parse as parseCookies, serialize as serializeCookie } from "cookie";
+import type { Request, Response, Router } from "express";
+import { oauthErrors } from "./errors.js";
+import { createFlow, safeReturnTo } from "./flow.js";
+import type { ResolvedOAuthOptions } from "./options.js";
+import { createRefreshTokenStore } from "./refresh-tokens.js";
+import type { OAuthSourceType } from "./source-type.js";
+
+const BINDING_COOKIE = "erebus_oauth";
+const BINDING = /^[A-Za-z0-9_-]{43}$/;
+
+/** API clients (Accept: application/json, no HTML) get problem+json; browsers get a redirect. */
+const wantsJson = (req: Request) => Boolean(req.accepts(["text/html", "application/json"]) === "application/json");
+
+export function oauthRoutes(router: Router, ctx: ProviderContext, options: ResolvedOAuthOptions) {
+  const flows = new Map(Object.entries(options.providers).map(([id, config]) => [id, createFlow(ctx, id, config, options)]));
+  const refreshTokens = options.refreshTokenKey ? createRefreshTokenStore(ctx, options.refreshTokenKey) : undefined;
+  const startLimit = ctx.rateLimit({ name: "oauth-start", points: options.startsPerMinute, duration: 60 });
+  const secure = ctx.baseURL.protocol === "https:" || ctx.production;
+  const cookiePath = `${ctx.basePath === "/" ? "" : ctx.basePath}/oauth`;
+
+  const flowOf = (req: Request) => {
+    const flow = flows.get(String(req.params.provider));
+    if (!flow) throw oauthErrors.create("ERR_OAUTH_PROVIDER_UNKNOWN");
+    return flow;
+  };
+  const bindingOf = (req: Request) => {
+    try {
+      const value = req.headers.cookie ? parseCookies(req.headers.cookie)[BINDING_COOKIE] : undefined;
+      return value && BINDING.test(value) ? value : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
+  function fail(req: Request, res: Response, error: unknown): void {
+    const authError = error instanceof AuthError ? error : oauthErrors.create("ERR_OAUTH_PROVIDER_UNAVAILABLE", { cause: error });
+    if (authError.status >= 500) ctx.logger.warn("oauth sign-in failed", { code: authError.code, error: String((authError.cause as Error)?.message ?? "") });
+    if (wantsJson(req)) return sendProblem(res, authError);
+    const target = new URL(options.errorRedirect, ctx.baseURL);
+    target.searchParams.set("error", authError.code);
+    res.setHeader("Cache-Control", "no-store");
+    res.redirect(302, `${target.pathname}${target.search}`);
+  }
+
+  // Start: 302 to the provider. The binding cookie ties the attempt to this browser.
+  router.get("/oauth/:provider", startLimit.middleware(), async (req, res) => {
+    const flow = flowOf(req);
+    const returnTo = safeReturnTo(req.query.returnTo);
+    if (!returnTo) throw oauthErrors.create("ERR_OAUTH_RETURN_TO_INVALID");
+    const binding = bindingOf(req) ?? ctx.random(32).toString("base64url");
+    const url = await flow.start(binding, returnTo);
+    res.append(
+      "Set-Cookie",
+      // SameSite=Lax: the callback is a top-level GET navigation back from the provider.
+      serializeCookie(BINDING_COOKIE, binding, { httpOnly: true, sameSite: "lax", secure, path: cookiePath, maxAge: options.stateTtl }),
+    );
+    res.setHeader("Cache-Control", "no-store");
+    res.redirect(302, url.href);
+  });
+
+  router.get("/oauth/:provider/callback", async (req, res) => {
+    try {
+      const flow = flowOf(req);
+      const id = String(req.params.provider);
+      const result = await flow.callback(req.query as Record<string, unknown>, bindingOf(req));
+      const sourceType: OAuthSourceType = {
+        type: "oauth",
+        provider: id,
+        user_id: result.profile.subject,
+        metadata: {
+          issuer: result.issuer,
+          ...(result.profile.name ? { name: result.profile.name } : {}),
+          ...(result.profile.username ? { username: result.profile.username } : {}),
+          ...(result.profile.picture ? { picture: result.profile.picture } : {}),
+        },
+      };
+      const user = await ctx.resolveIdentity({
+        network: "oauth",
+        sourceIdentifier: `${id}:${result.profile.subject}`,
+        sourceType,
+        email: result.profile.verifiedEmail,
+      });
+      if (refreshTokens && result.refreshToken) await refreshTokens.save(user.id, id, result.refreshToken);
+      const signedIn = await ctx.signIn(req, res, user);
+      res.setHeader("Cache-Control", "no-store");
+      if (wantsJson(req)) return res.json(signedIn);
+      res.redirect(302, result.returnTo);
+    } catch (error) {
+      fail(req, res, error);
+    }
+  });
+
+  // Which providers exist, for a sign-in page to draw its buttons.
+  router.get("/oauth", (_req, res) => {
+    res.json({ providers: Object.entries(options.providers).map(([id, config]) => ({ id, label: config.label ?? id, url: `${cookiePath}/${id}` })) });
+  });
+
+  return { refreshTokens };
+}
