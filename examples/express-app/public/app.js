@@ -119,6 +119,27 @@ if (devForm) {
   });
 }
 
+// ---- OAuth / OpenID Connect --------------------------------------------------------------------
+
+async function loadOAuthButtons() {
+  const { res, body } = await api("/auth/oauth");
+  if (!res.ok) return;
+  const links = body.providers.map((provider) => {
+    const a = document.createElement("a");
+    a.className = "button";
+    a.href = `${provider.url}?returnTo=${encodeURIComponent("/")}`;
+    a.textContent = `Sign in with ${provider.label}`;
+    a.dataset.provider = provider.id;
+    return a;
+  });
+  $("oauth-buttons").replaceChildren(...links);
+}
+
+// A failed OAuth sign-in comes back as /?error=ERR_…
+const failed = new URLSearchParams(location.search).get("error");
+if (failed && /^ERR_[A-Z_]+$/.test(failed)) showError({ title: "Sign-in failed", code: failed });
+loadOAuthButtons();
+
 // ---- email ------------------------------------------------------------------------------------
 
 $("email-start").addEventListener("submit", async (event) => {

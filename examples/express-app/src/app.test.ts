@@ -51,7 +51,10 @@ describe("example app", () => {
       apiKeyPepper: undefined,
       appName: "Erebus example",
       smtp: undefined,
+      oauth: {},
     });
+    expect(configFromEnv({ GITHUB_CLIENT_ID: "id", GITHUB_CLIENT_SECRET: "secret" }).oauth).toEqual({ github: { clientId: "id", clientSecret: "secret" } });
+    expect(() => configFromEnv({ GOOGLE_CLIENT_ID: "id" })).toThrow(/GOOGLE_CLIENT_SECRET/);
     expect(configFromEnv({ SMTP_URL: "smtp://mail.example:587" }).smtp).toEqual({ url: "smtp://mail.example:587", from: "Erebus example <login@localhost>" });
     expect(() => configFromEnv({ NODE_ENV: "production" })).toThrow(/SMTP_URL/);
     expect(configFromEnv({ ETHEREUM_CHAINS: "1,8453", ETHEREUM_RPC_URLS: "8453=https://rpc.example/base?k=a=b" }).ethereum).toEqual({ chains: [1, 8453], rpc: { 8453: "https://rpc.example/base?k=a=b" } });
@@ -237,6 +240,24 @@ describe("example app", () => {
       await expect.poll(() => page.textContent("#status")).toBe("Signed in as email:eve@example.com (external)");
       await page.goto(`${appUrl}/dev/mailbox`);
       expect(await page.textContent("body")).toContain("is your Erebus example sign-in code");
+      await page.close();
+    });
+
+    it("signs in with OAuth through the built-in development IdP, with no setup", async () => {
+      const page = await browser.newPage();
+      await page.goto(appUrl);
+      await page.click("a[data-provider=dev]");
+      // node-oidc-provider's development login page, then its consent page.
+      await page.waitForSelector("input[name=login]");
+      await page.fill("input[name=login]", "frank");
+      await page.fill("input[name=password]", "anything");
+      await page.click("button[type=submit]");
+      await page.waitForURL((url) => url.pathname.includes("/interaction/") || url.pathname === "/");
+      if (new URL(page.url()).pathname !== "/") {
+        await page.click("button[type=submit]");
+      }
+      await expect.poll(() => page.textContent("#status"), { timeout: 10_000 }).toBe("Signed in as oauth:dev:frank (external)");
+      expect(await page.textContent("#user")).toContain('"email": "frank@dev-idp.localhost"');
       await page.close();
     });
 

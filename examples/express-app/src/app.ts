@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import express, { type Express } from "express";
 import { createAuth, type ErebusAuth, type Logger } from "@erebus/core";
 import type { AppConfig } from "./config.js";
+import { createDevIdp } from "./dev-idp.js";
 import { providersFor } from "./providers.js";
 
 const page = (name: string) => readFileSync(new URL(`../public/${name}`, import.meta.url), "utf8");
@@ -12,7 +13,7 @@ const page = (name: string) => readFileSync(new URL(`../public/${name}`, import.
  * provider) so the session flow can be tried before any real provider is configured.
  */
 export async function createApp(config: AppConfig, options: { logger?: Logger; database?: string } = {}): Promise<{ app: Express; auth: ErebusAuth }> {
-  const { providers, mailbox } = providersFor(config);
+  const { providers, mailbox, devIdp } = providersFor(config);
   if (config.production && !config.apiKeyPepper) {
     (options.logger ?? console).warn("API_KEY_PEPPER is not set: API keys are stored as plain SHA-256 hashes");
   }
@@ -30,6 +31,8 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
 
   const app = express();
   app.disable("x-powered-by");
+  // Mounted before the page's security headers: it serves its own login pages.
+  if (devIdp) app.use("/dev/oidc", createDevIdp(devIdp));
   app.use((_req, res, next) => {
     res.setHeader("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
     res.setHeader("X-Content-Type-Options", "nosniff");

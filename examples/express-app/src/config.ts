@@ -11,6 +11,10 @@ const envSchema = z.object({
   SMTP_URL: z.string().regex(/^smtps?:\/\//, "must be an smtp:// or smtps:// URL").optional(),
   SMTP_FROM: z.string().default("Erebus example <login@localhost>"),
   APP_NAME: z.string().min(1).max(64).default("Erebus example"),
+  GOOGLE_CLIENT_ID: z.string().min(1).optional(),
+  GOOGLE_CLIENT_SECRET: z.string().min(1).optional(),
+  GITHUB_CLIENT_ID: z.string().min(1).optional(),
+  GITHUB_CLIENT_SECRET: z.string().min(1).optional(),
   API_KEY_PEPPER: z.string().min(32, "must be at least 32 characters").optional(),
   SOLANA_CHAINS: z.string().regex(/^[a-z0-9:-]+(,[a-z0-9:-]+)*$/, "must be comma-separated clusters, like mainnet,devnet").default("mainnet"),
 });
@@ -27,6 +31,8 @@ export interface AppConfig {
   appName: string;
   /** SMTP for sign-in mail; without it (outside production) mail goes to the development mailbox. */
   smtp: { url: string; from: string } | undefined;
+  /** OAuth client credentials from the environment; with none (outside production) a built-in development IdP is used. */
+  oauth: { google?: { clientId: string; clientSecret: string }; github?: { clientId: string; clientSecret: string } };
 }
 
 /** Reads the example app's configuration from the environment; every setting has a working default. */
@@ -37,6 +43,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
     throw new TypeError(`environment variable ${issue.path.join(".")}: ${issue.message}`);
   }
   const { PORT, HOST, PUBLIC_URL, DATABASE_URL, NODE_ENV, ETHEREUM_CHAINS, ETHEREUM_RPC_URLS, SOLANA_CHAINS, API_KEY_PEPPER, SMTP_URL, SMTP_FROM, APP_NAME } = parsed.data;
+  const pair = (id: string | undefined, secret: string | undefined, name: string) => {
+    if (!id !== !secret) throw new TypeError(`environment variables ${name}_CLIENT_ID and ${name}_CLIENT_SECRET: set both or neither`);
+    return id && secret ? { clientId: id, clientSecret: secret } : undefined;
+  };
+  const google = pair(parsed.data.GOOGLE_CLIENT_ID, parsed.data.GOOGLE_CLIENT_SECRET, "GOOGLE");
+  const github = pair(parsed.data.GITHUB_CLIENT_ID, parsed.data.GITHUB_CLIENT_SECRET, "GITHUB");
   const production = NODE_ENV === "production";
   if (production && !SMTP_URL) throw new TypeError("environment variable SMTP_URL: required in production (sign-in mail has nowhere to go)");
   return {
@@ -53,5 +65,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
     apiKeyPepper: API_KEY_PEPPER,
     appName: APP_NAME,
     smtp: SMTP_URL ? { url: SMTP_URL, from: SMTP_FROM } : undefined,
+    oauth: { ...(google ? { google } : {}), ...(github ? { github } : {}) },
   };
 }

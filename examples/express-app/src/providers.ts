@@ -2,6 +2,7 @@ import type { ErebusProvider } from "@erebus/core";
 import { testProvider } from "@erebus/core/testing";
 import { apiKeyProvider } from "@erebus/provider-apikey";
 import { emailProvider, memoryTransport, smtpTransport } from "@erebus/provider-email";
+import { github, google, oauthProvider, oidc, type ProviderConfig } from "@erebus/provider-oauth";
 import { walletProvider } from "@erebus/provider-wallet";
 import type { AppConfig } from "./config.js";
 
@@ -11,11 +12,28 @@ export function providersFor(config: AppConfig) {
   // Without SMTP (development only: config refuses production without it), mail lands in a mailbox the page can show.
   const mailbox = config.smtp ? undefined : memoryTransport();
   const transport = config.smtp ? smtpTransport(config.smtp.url, config.smtp.from) : mailbox!;
+  const oauth: Record<string, ProviderConfig> = {};
+  if (config.oauth.google) oauth.google = google(config.oauth.google);
+  if (config.oauth.github) oauth.github = github(config.oauth.github);
+  // With no real provider configured (never in production), the app's own development IdP.
+  const devIdp = Object.keys(oauth).length === 0 && !config.production ? devIdpSettings(config) : undefined;
+  if (devIdp) oauth.dev = oidc({ issuer: devIdp.issuer, clientId: devIdp.clientId, clientSecret: devIdp.clientSecret, label: "Development IdP" });
   const providers: ErebusProvider[] = [
     walletProvider({ ethereum: config.ethereum, solana: config.solana }),
     emailProvider({ appName: config.appName, transport }),
     apiKeys,
   ];
+  if (Object.keys(oauth).length > 0) providers.push(oauthProvider({ providers: oauth }));
   if (!config.production) providers.push(testProvider());
-  return { providers, apiKeys, mailbox };
+  return { providers, apiKeys, mailbox, devIdp };
+}
+
+/** Where the development IdP lives (mounted by the app at /dev/oidc) and the client it knows. */
+export function devIdpSettings(config: AppConfig) {
+  return {
+    issuer: `${config.publicUrl}/dev/oidc`,
+    clientId: "erebus-example",
+    clientSecret: "development-only-not-a-secret",
+    redirectUri: `${config.publicUrl}/auth/oauth/dev/callback`,
+  };
 }
