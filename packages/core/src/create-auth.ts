@@ -43,7 +43,9 @@ function checkProviders(providers: readonly ErebusProvider[], registry: SourceTy
     ids.add(provider.id);
     if (provider.routes !== undefined && typeof provider.routes !== "function") throw new TypeError(`createAuth: ${where}.routes must be a function`);
     if (provider.authenticate !== undefined && typeof provider.authenticate !== "function") throw new TypeError(`createAuth: ${where}.authenticate must be a function`);
-    if (!provider.routes && !provider.authenticate) throw new TypeError(`createAuth: ${where} has neither routes nor authenticate: it can do nothing`);
+    if (!provider.routes && !provider.authenticate && !provider.migrations?.length && !provider.commands) {
+      throw new TypeError(`createAuth: ${where} has no routes, authenticate, migrations or commands: it can do nothing`);
+    }
     if (!Array.isArray(provider.emits)) throw new TypeError(`createAuth: ${where}.emits must list the source types it emits`);
     for (const path of provider.formRoutes ?? []) {
       if (typeof path !== "string" || !/^\/[A-Za-z0-9/_-]+$/.test(path)) throw new TypeError(`createAuth: ${where}.formRoutes must be paths like /email/verify`);

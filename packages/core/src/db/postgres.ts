@@ -36,6 +36,10 @@ export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: bool
     ...wrap(pool),
     async transaction(fn) {
       const client = await pool.connect();
+      // A connection lost while checked out emits "error" on the client; the statement in flight
+      // rejects anyway, but an unheard "error" event would crash the process.
+      const onError = () => undefined;
+      client.on("error", onError);
       try {
         await client.query("BEGIN");
         const result = await fn(wrap(client));
@@ -45,11 +49,13 @@ export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: bool
         await client.query("ROLLBACK").catch(() => undefined);
         throw error;
       } finally {
+        client.off("error", onError);
         client.release();
       }
     },
     async listen(channel, onNotify) {
       const client = await pool.connect();
+      client.on("error", () => undefined); // a lost LISTEN connection: the owner re-listens on its next round
       const handler = (message: pg.Notification) => {
         if (message.channel === channel) onNotify(message.payload ?? "");
       };

@@ -1,0 +1,51 @@
+import { connectDatabase, type ErebusProvider } from "@erebus/core";
+import { postgresCacheSink } from "./cache-sink.js";
+import { outboxMigration } from "./outbox.js";
+import { createSyncRelay } from "./relay.js";
+
+/**
+ * Adds the outbox to an Erebus database (its migration) and the `npx erebus sync run|status`
+ * commands. The relay itself is `createSyncRelay()`, in-process or through the command.
+ *
+ * @example
+ * createAuth({ database, baseURL, providers: [walletProvider(), syncProvider({ target: process.env.AGENTS_DATABASE_URL })] })
+ */
+export function syncProvider(options: { target?: string | undefined } = {}) {
+  if (options.target !== undefined && !/^(postgres|postgresql|pglite):\/\//.test(options.target)) {
+    throw new TypeError("syncProvider: option \"target\" must be a postgres://, postgresql:// or pglite:// URL");
+  }
+  return {
+    id: "sync",
+    emits: [],
+    migrations: [outboxMigration],
+    commands: {
+      sync: {
+        description: "run the relay into the agents database (sync run), or report its lag (sync status)",
+        async run(args, { auth, out, err }) {
+          const [action] = args;
+          if (action === "status") {
+            const relay = createSyncRelay({ source: auth.db, sink: { name: "none", deliver: async () => undefined } });
+            out(JSON.stringify(await relay.status(), null, 2));
+            return;
+          }
+          if (action !== "run") throw new TypeError("usage: erebus sync run | erebus sync status");
+          const target = options.target ?? process.env.AGENTS_DATABASE_URL;
+          if (!target) throw new TypeError("set AGENTS_DATABASE_URL (or syncProvider({ target })) to the agents database");
+          await auth.api.migrate();
+          const sink = postgresCacheSink(await connectDatabase(target));
+          await sink.migrate();
+          const relay = createSyncRelay({ source: auth.db, sink });
+          relay.start();
+          out(`sync relay running into ${target.replace(/\/\/[^@/]*@/, "//***@")}; Ctrl-C stops it`);
+          await new Promise<void>((resolve) => {
+            process.once("SIGINT", resolve);
+            process.once("SIGTERM", resolve);
+          });
+          await relay.stop();
+          await sink.close?.();
+          err("sync relay stopped");
+        },
+      },
+    },
+  } satisfies ErebusProvider;
+}

@@ -1,0 +1,292 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createAuth, silentLogger, type Database, type Queryable } from "@erebus/core";
+import { engines, serverEngine } from "../../../test/engines.js";
+import { applyEvents, postgresCacheSink } from "./cache-sink.js";
+import type { ChangeEnvelope, SyncSink } from "./envelope.js";
+import { createSyncRelay } from "./relay.js";
+import { syncProvider } from "./sync-provider.js";
+
+const AGENT = JSON.stringify({ type: "system_agent", agent_type: "task_runner", capabilities: ["run"] });
+
+export async function sourceRows(db: Queryable) {
+  const { rows } = await db.query(
+    `SELECT id, source_identifier, network, user_type, source_type, email, metadata, preferences, is_active, created_at, updated_at
+     FROM user_references ORDER BY id`,
+  );
+  return JSON.parse(JSON.stringify(rows));
+}
+export async function cacheRows(db: Queryable) {
+  const { rows } = await db.query(
+    `SELECT id, source_identifier, network, user_type, source_type, email, metadata, preferences, is_active,
+            erebus_created_at AS created_at, erebus_updated_at AS updated_at
+     FROM user_references_cache ORDER BY id`,
+  );
+  return JSON.parse(JSON.stringify(rows));
+}
+export const insertAgent = (db: Queryable, name: string) =>
+  db.query<{ id: string }>(
+    "INSERT INTO user_references (source_identifier, network, user_type, source_type) VALUES ($1, 'system', 'agent', $2::jsonb) RETURNING id",
+    [name, AGENT],
+  );
+
+/** A sink that applies to the cache and records what it delivered, in delivery order. */
+function recording(target: Database) {
+  const cache = postgresCacheSink(target);
+  const log: { ref: string; version: number }[] = [];
+  const sink: SyncSink = {
+    name: "recording-cache",
+    async deliver(events) {
+      await cache.deliver(events);
+      for (const e of events) log.push({ ref: e.reference_id, version: e.version });
+    },
+  };
+  return { sink, log, cache };
+}
+
+function expectOrderedPerReference(log: { ref: string; version: number }[]) {
+  const last = new Map<string, number>();
+  for (const { ref, version } of log) {
+    expect(version).toBeGreaterThan(last.get(ref) ?? 0);
+    last.set(ref, version);
+  }
+}
+
+for (const engine of engines()) {
+  describe(`sync: outbox → relay → cache on ${engine.name}`, () => {
+    let source: Database;
+    let target: Database;
+
+    beforeAll(async () => {
+      source = await engine.create({ max: 20 });
+      target = await engine.create();
+      const auth = createAuth({ database: source, baseURL: "http://app.test", providers: [syncProvider()], migrate: true, logger: silentLogger });
+      await auth.ready;
+      await postgresCacheSink(target).migrate();
+    });
+    afterAll(async () => {
+      await source?.close();
+      await target?.close();
+    });
+
+    it("writes an event for every insert, update and delete, also by hand in SQL, in the same transaction", async () => {
+      const before = (await source.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_outbox")).rows[0]!.n;
+      const { rows } = await insertAgent(source, "outbox-1");
+      const id = rows[0]!.id;
+      await source.query("UPDATE user_references SET preferences = '{\"a\":1}' WHERE id = $1", [id]);
+      await source.transaction(async (tx) => {
+        await tx.query("UPDATE user_references SET is_active = false WHERE id = $1", [id]);
+        await tx.query("SELECT 1/0").catch(() => undefined);
+      }).catch(() => undefined);
+      await source.transaction(async (tx) => {
+        await tx.query("UPDATE user_references SET email = 'rolled@back.test' WHERE id = $1", [id]);
+        throw new Error("rollback");
+      }).catch(() => undefined);
+      await source.query("DELETE FROM user_references WHERE id = $1", [id]);
+      const { rows: events } = await source.query<{ op: string; row_data: { preferences: unknown; email: string | null }; seq: number }>(
+        "SELECT op, row_data, seq FROM erebus_outbox WHERE reference_id = $1 ORDER BY seq",
+        [id],
+      );
+      expect(events.map((e) => e.op)).toEqual(events.length === 4 ? ["insert", "update", "update", "delete"] : ["insert", "update", "delete"]);
+      expect(events.some((e) => e.row_data.email === "rolled@back.test")).toBe(false);
+      expect(events[1]!.row_data.preferences).toEqual({ a: 1 });
+      expect((await source.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_outbox")).rows[0]!.n).toBeGreaterThan(before);
+    });
+
+    it("delivers everything into the cache, row for row, and pruning drops delivered events", async () => {
+      for (let i = 0; i < 20; i++) await insertAgent(source, `bulk-${i}`);
+      await source.query("UPDATE user_references SET metadata = jsonb_build_object('n', 1) WHERE source_identifier LIKE 'bulk-1%'");
+      const relay = createSyncRelay({ source, sink: postgresCacheSink(target), batchSize: 7, logger: silentLogger, retention: 0 });
+      await relay.drain();
+      expect(await cacheRows(target)).toEqual(await sourceRows(source));
+      const status = await relay.status();
+      expect(status).toMatchObject({ pending: 0, lagMs: 0, lastError: null });
+      expect(await relay.prune()).toBeGreaterThan(0);
+      expect((await source.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_outbox")).rows[0]!.n).toBe(0);
+    });
+
+    it("applies idempotently: a replay or an older event never regresses a row, a delete stays deleted", async () => {
+      const { rows } = await insertAgent(source, "idem");
+      const id = rows[0]!.id;
+      await source.query("UPDATE user_references SET email = 'v2@x.test' WHERE id = $1", [id]);
+      const { rows: events } = await source.query<{ seq: number; op: "insert" | "update"; row_data: ChangeEnvelope["row"]; created_at: Date }>(
+        "SELECT seq, op, row_data, created_at FROM erebus_outbox WHERE reference_id = $1 ORDER BY seq",
+        [id],
+      );
+      const envelopes: ChangeEnvelope[] = events.map((e) => ({ v: 1, id: String(e.seq), op: e.op, reference_id: id, version: Number(e.seq), occurred_at: e.created_at.toISOString(), row: e.row_data }));
+      await target.transaction((tx) => applyEvents(tx, envelopes));
+      await target.transaction((tx) => applyEvents(tx, [...envelopes].reverse())); // replay, newest first
+      const { rows: cached } = await target.query<{ email: string; erebus_version: number }>("SELECT email, erebus_version FROM user_references_cache WHERE id = $1", [id]);
+      expect(cached[0]).toEqual({ email: "v2@x.test", erebus_version: envelopes[1]!.version });
+      // Deleted at the source; its delete event arrives, then the older events are replayed: it stays gone.
+      await source.query("DELETE FROM user_references WHERE id = $1", [id]);
+      const { rows: deletes } = await source.query<{ seq: number; row_data: ChangeEnvelope["row"]; created_at: Date }>(
+        "SELECT seq, row_data, created_at FROM erebus_outbox WHERE reference_id = $1 AND op = 'delete'",
+        [id],
+      );
+      const deletion: ChangeEnvelope = { v: 1, id: String(deletes[0]!.seq), op: "delete", reference_id: id, version: Number(deletes[0]!.seq), occurred_at: deletes[0]!.created_at.toISOString(), row: deletes[0]!.row_data };
+      await target.transaction((tx) => applyEvents(tx, [deletion, ...envelopes]));
+      expect((await target.query("SELECT 1 FROM user_references_cache WHERE id = $1", [id])).rows).toHaveLength(0);
+    });
+
+    it("refuses writes to the cache that do not come from the sync", async () => {
+      const { rows } = await target.query<{ id: string }>("SELECT id FROM user_references_cache LIMIT 1");
+      const id = rows[0]!.id;
+      for (const sql of [
+        "UPDATE user_references_cache SET email = 'x@y.z' WHERE id = $1",
+        "DELETE FROM user_references_cache WHERE id = $1",
+        "INSERT INTO user_references_cache (id, source_identifier, network, source_type, erebus_created_at, erebus_updated_at, erebus_version) SELECT gen_random_uuid(), 'x', 'y', '{}', now(), now(), 1 WHERE $1::uuid IS NOT NULL",
+      ]) {
+        await expect(target.query(sql, [id])).rejects.toMatchObject({ code: "42501" });
+      }
+      await expect(target.query("TRUNCATE user_references_cache")).rejects.toMatchObject({ code: "42501" });
+    });
+
+    it("wakes on NOTIFY instead of waiting for the poll", async () => {
+      const relay = createSyncRelay({ source, sink: postgresCacheSink(target), pollInterval: 60_000, logger: silentLogger });
+      await relay.drain();
+      relay.start();
+      try {
+        await new Promise((r) => setTimeout(r, 200)); // let it LISTEN and go to sleep
+        const { rows } = await insertAgent(source, "notified");
+        await expect.poll(async () => (await target.query("SELECT 1 FROM user_references_cache WHERE id = $1", [rows[0]!.id])).rows.length, { timeout: 5000, interval: 50 }).toBe(1);
+      } finally {
+        await relay.stop();
+      }
+    });
+
+    it("backs off when the sink throws (no busy loop), then catches up", async () => {
+      let calls = 0;
+      let failing = true;
+      const cache = postgresCacheSink(target);
+      const sink: SyncSink = {
+        name: "flaky",
+        async deliver(events) {
+          calls++;
+          if (failing) throw new Error("sink down");
+          await cache.deliver(events);
+        },
+      };
+      await insertAgent(source, "during-outage");
+      const relay = createSyncRelay({ source, sink, pollInterval: 50, backoff: { base: 100, max: 400 }, logger: silentLogger });
+      relay.start();
+      try {
+        await new Promise((r) => setTimeout(r, 1200));
+        // 100, 200, 400, 400, … ms apart: a handful of tries, not thousands.
+        expect(calls).toBeGreaterThanOrEqual(2);
+        expect(calls).toBeLessThanOrEqual(8);
+        expect((await relay.status()).lastError).toContain("sink down");
+        failing = false;
+        await expect.poll(async () => (await relay.status()).pending, { timeout: 5000, interval: 50 }).toBe(0);
+      } finally {
+        await relay.stop();
+      }
+      expect(await cacheRows(target)).toEqual(await sourceRows(source));
+    });
+  });
+}
+
+const server = serverEngine();
+describe.skipIf(!server)("sync on a PostgreSQL server: concurrency and crashes", () => {
+  let source: Database;
+  let target: Database;
+  beforeAll(async () => {
+    source = await server!.create({ max: 30 });
+    target = await server!.create({ max: 10 });
+    const auth = createAuth({ database: source, baseURL: "http://app.test", providers: [syncProvider()], migrate: true, logger: silentLogger });
+    await auth.ready;
+    await postgresCacheSink(target).migrate();
+  });
+  afterAll(async () => {
+    await source?.close();
+    await target?.close();
+  });
+
+  it("loses no event when two transactions commit out of sequence order", async () => {
+    const a = (await insertAgent(source, "ooo-a")).rows[0]!.id;
+    const b = (await insertAgent(source, "ooo-b")).rows[0]!.id;
+    const relay = createSyncRelay({ source, sink: postgresCacheSink(target), logger: silentLogger });
+    await relay.drain();
+    let release!: () => void;
+    const hold = new Promise<void>((r) => (release = r));
+    // T1 takes the lower sequence number and commits last.
+    const t1 = source.transaction(async (tx) => {
+      await tx.query("UPDATE user_references SET email = 'first@x.test' WHERE id = $1", [a]);
+      await hold;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    await source.query("UPDATE user_references SET email = 'second@x.test' WHERE id = $1", [b]);
+    const seqs = (await source.query<{ seq: number; reference_id: string }>("SELECT seq, reference_id FROM erebus_outbox WHERE delivered_at IS NULL ORDER BY seq")).rows;
+    expect(seqs.map((s) => s.reference_id)).toEqual([b]); // T1's event is not visible yet
+    expect(await relay.drain()).toBe(1);
+    release();
+    await t1;
+    const pending = (await source.query<{ seq: number }>("SELECT seq FROM erebus_outbox WHERE delivered_at IS NULL")).rows;
+    expect(pending).toHaveLength(1);
+    expect(Number(pending[0]!.seq)).toBeLessThan(Number(seqs[0]!.seq)); // numbered before the one already delivered
+    expect(await relay.drain()).toBe(1);
+    expect(await cacheRows(target)).toEqual(await sourceRows(source));
+  });
+
+  it("runs three relays at once on concurrent writes: everything once, in order per reference", async () => {
+    const { sink, log } = recording(target);
+    const relays = [0, 1, 2].map(() => createSyncRelay({ source, sink, batchSize: 20, pollInterval: 20, logger: silentLogger }));
+    const base = log.length;
+    relays.forEach((r) => r.start());
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 10; i++) ids.push((await insertAgent(source, `multi-${i}`)).rows[0]!.id);
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, w) => {
+          for (let i = 0; i < 25; i++) {
+            const id = ids[(w + i) % ids.length]!;
+            await source.query("UPDATE user_references SET metadata = jsonb_build_object('w', $2::int, 'i', $3::int) WHERE id = $1", [id, w, i]);
+          }
+        }),
+      );
+      await expect.poll(async () => (await relays[0]!.status()).pending, { timeout: 10_000, interval: 50 }).toBe(0);
+    } finally {
+      await Promise.all(relays.map((r) => r.stop()));
+    }
+    const delivered = log.slice(base);
+    expectOrderedPerReference(delivered);
+    expect(new Set(delivered.map((d) => d.version)).size).toBe(delivered.length); // nothing twice
+    expect(delivered.length).toBeGreaterThanOrEqual(210);
+    expect(await cacheRows(target)).toEqual(await sourceRows(source));
+  });
+
+  it("survives a relay killed mid-batch: its batch is delivered again by the next one, nothing out of order", async () => {
+    for (let i = 0; i < 30; i++) await insertAgent(source, `crash-${i}`);
+    const cache = postgresCacheSink(target);
+    const { sink: goodSink, log } = recording(target);
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    let resume!: () => void;
+    const killed = new Promise<void>((r) => (resume = r));
+    const dying: SyncSink = {
+      name: "dying",
+      async deliver(events) {
+        // Applies half the batch to the cache, then the process "dies" (its connections are killed).
+        await cache.deliver(events.slice(0, Math.floor(events.length / 2)));
+        entered();
+        await killed;
+      },
+    };
+    const doomed = createSyncRelay({ source, sink: dying, batchSize: 100, logger: silentLogger });
+    const attempt = doomed.runOnce().catch((error: Error) => error);
+    await inside;
+    const name = new URL((source as Database & { url: string }).url).pathname.slice(1);
+    const { rows: killedRows } = await target.query<{ ok: boolean }>(
+      "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = $1 AND state = 'idle in transaction'",
+      [name],
+    );
+    expect(killedRows.length).toBeGreaterThanOrEqual(1); // the relay's transaction, mid-batch
+    resume();
+    expect(await attempt).toBeInstanceOf(Error);
+    expect((await source.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_outbox WHERE delivered_at IS NULL")).rows[0]!.n).toBeGreaterThanOrEqual(30);
+    const base = log.length;
+    const next = createSyncRelay({ source, sink: goodSink, logger: silentLogger });
+    await next.drain();
+    expectOrderedPerReference(log.slice(base));
+    expect(await cacheRows(target)).toEqual(await sourceRows(source));
+  });
+});
