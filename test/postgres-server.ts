@@ -30,8 +30,11 @@ function freePort(): Promise<number> {
  * or returns undefined when there are none. As root, the server runs as the `postgres` user
  * (PostgreSQL refuses to run as root), with its data directory under the system temp dir.
  */
+/** Where PostgreSQL's server binaries are, or undefined. */
+export const postgresBinDir = () => process.env.PG_BIN_DIR ?? CANDIDATE_BIN_DIRS.find((dir) => existsSync(join(dir, "initdb")));
+
 export async function startPostgres(): Promise<RunningPostgres | undefined> {
-  const binDir = process.env.PG_BIN_DIR ?? CANDIDATE_BIN_DIRS.find((dir) => existsSync(join(dir, "initdb")));
+  const binDir = postgresBinDir();
   if (!binDir) return undefined;
   const asRoot = process.getuid?.() === 0;
   const run = (cmd: string, args: string[]) => {

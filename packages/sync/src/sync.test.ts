@@ -1,33 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAuth, silentLogger, type Database, type Queryable } from "@erebus/core";
+import { createAuth, silentLogger, type Database } from "@erebus/core";
 import { engines, serverEngine } from "../../../test/engines.js";
 import { applyEvents, postgresCacheSink } from "./cache-sink.js";
 import type { ChangeEnvelope, SyncSink } from "./envelope.js";
 import { createSyncRelay } from "./relay.js";
 import { syncProvider } from "./sync-provider.js";
+import { cacheRows, insertAgent, sourceRows } from "../../../test/sync.js";
 
-const AGENT = JSON.stringify({ type: "system_agent", agent_type: "task_runner", capabilities: ["run"] });
-
-export async function sourceRows(db: Queryable) {
-  const { rows } = await db.query(
-    `SELECT id, source_identifier, network, user_type, source_type, email, metadata, preferences, is_active, created_at, updated_at
-     FROM user_references ORDER BY id`,
-  );
-  return JSON.parse(JSON.stringify(rows));
-}
-export async function cacheRows(db: Queryable) {
-  const { rows } = await db.query(
-    `SELECT id, source_identifier, network, user_type, source_type, email, metadata, preferences, is_active,
-            erebus_created_at AS created_at, erebus_updated_at AS updated_at
-     FROM user_references_cache ORDER BY id`,
-  );
-  return JSON.parse(JSON.stringify(rows));
-}
-export const insertAgent = (db: Queryable, name: string) =>
-  db.query<{ id: string }>(
-    "INSERT INTO user_references (source_identifier, network, user_type, source_type) VALUES ($1, 'system', 'agent', $2::jsonb) RETURNING id",
-    [name, AGENT],
-  );
 
 /** A sink that applies to the cache and records what it delivered, in delivery order. */
 function recording(target: Database) {
