@@ -25,9 +25,9 @@ describe("example app", () => {
     const port = (probe.address() as AddressInfo).port;
     await new Promise((r) => probe.close(r));
     appUrl = `http://localhost:${port}`;
-    const config = configFromEnv({ PORT: String(port), DATABASE_URL: "pglite://memory" });
-    const { app, auth } = await createApp(config, { logger: silentLogger });
-    closeAuth = () => auth.close();
+    const config = configFromEnv({ PORT: String(port), DATABASE_URL: "pglite://memory", AGENTS_DATABASE_URL: "pglite://memory" });
+    const { app, auth, close } = await createApp(config, { logger: silentLogger });
+    closeAuth = close;
     countUsers = async (handle) =>
       (await auth.db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_references WHERE source_identifier = $1", [handle])).rows[0]!.n;
     server = await new Promise<Running>((resolve) => {
@@ -45,6 +45,7 @@ describe("example app", () => {
       host: "localhost",
       publicUrl: "http://localhost:3000",
       databaseUrl: "pglite://.data/erebus",
+      agentsDatabaseUrl: "pglite://.data/agents",
       production: false,
       ethereum: { chains: [1], rpc: {} },
       solana: { chains: ["mainnet"] },
@@ -67,6 +68,20 @@ describe("example app", () => {
     expect((await fetch(`${appUrl}/api/trade`)).status).toBe(401);
   });
 
+  it("keeps the agents database in sync in-process and shows it at /dev/agents-cache", async () => {
+    const signIn = await fetch(`${appUrl}/auth/test/sign-in`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "erebus-session-transport": "bearer" },
+      body: JSON.stringify({ handle: "synced_user" }),
+    });
+    const { user } = (await signIn.json()) as { user: { id: string } };
+    await expect
+      .poll(async () => ((await (await fetch(`${appUrl}/dev/agents-cache.json`)).json()) as { rows: { id: string }[] }).rows.some((r) => r.id === user.id), { timeout: 10_000, interval: 100 })
+      .toBe(true);
+    const html = await (await fetch(`${appUrl}/dev/agents-cache`)).text();
+    expect(html).toContain("synced_user");
+  });
+
   it("serves /api/me to signed-in callers only", async () => {
     const anonymous = await fetch(`${appUrl}/api/me`);
     expect(anonymous.status).toBe(401);
@@ -82,7 +97,7 @@ describe("example app", () => {
   });
 
   it("hides the development sign-in in production", async () => {
-    const { app, auth } = await createApp(configFromEnv({ DATABASE_URL: "pglite://memory", NODE_ENV: "production", SMTP_URL: "smtp://127.0.0.1:9" }), { logger: silentLogger });
+    const { app, close } = await createApp(configFromEnv({ DATABASE_URL: "pglite://memory", SYNC: "off", NODE_ENV: "production", SMTP_URL: "smtp://127.0.0.1:9" }), { logger: silentLogger });
     const running = await listen(app);
     try {
       expect(await (await fetch(`${running.url}/`)).text()).not.toContain("dev-sign-in");
@@ -90,7 +105,7 @@ describe("example app", () => {
       expect((await fetch(`${running.url}/auth/test/sign-in`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status).toBe(404);
     } finally {
       await running.close();
-      await auth.close();
+      await close();
     }
   });
 

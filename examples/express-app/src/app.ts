@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import express, { type Express } from "express";
-import { createAuth, type ErebusAuth, type Logger } from "@erebus/core";
+import { connectDatabase, createAuth, type ErebusAuth, type Logger } from "@erebus/core";
+import { createSyncRelay, postgresCacheSink, type SyncRelay } from "@erebus/sync";
 import type { AppConfig } from "./config.js";
 import { createDevIdp } from "./dev-idp.js";
 import { providersFor } from "./providers.js";
@@ -12,7 +13,7 @@ const page = (name: string) => readFileSync(new URL(`../public/${name}`, import.
  * showing who is signed in. Outside production it also offers a development sign-in (core's test
  * provider) so the session flow can be tried before any real provider is configured.
  */
-export async function createApp(config: AppConfig, options: { logger?: Logger; database?: string } = {}): Promise<{ app: Express; auth: ErebusAuth }> {
+export async function createApp(config: AppConfig, options: { logger?: Logger; database?: string } = {}): Promise<{ app: Express; auth: ErebusAuth; close(): Promise<void> }> {
   const { providers, mailbox, devIdp } = providersFor(config);
   if (config.production && !config.apiKeyPepper) {
     (options.logger ?? console).warn("API_KEY_PEPPER is not set: API keys are stored as plain SHA-256 hashes");
@@ -28,6 +29,22 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
     ...(options.logger ? { logger: options.logger } : {}),
   });
   await auth.ready;
+
+  // The agents database: a read-only copy of user_references, fed by the outbox through a relay.
+  let relay: SyncRelay | undefined;
+  let agentsDb: Awaited<ReturnType<typeof connectDatabase>> | undefined;
+  if (config.agentsDatabaseUrl) {
+    agentsDb = await connectDatabase(config.agentsDatabaseUrl);
+    const sink = postgresCacheSink(agentsDb);
+    await sink.migrate();
+    relay = createSyncRelay({ source: auth.db, sink, pollInterval: 2000, ...(options.logger ? { logger: options.logger } : {}) });
+    relay.start();
+  }
+  async function close() {
+    await relay?.stop();
+    await agentsDb?.close();
+    await auth.close();
+  }
 
   const app = express();
   app.disable("x-powered-by");
@@ -75,6 +92,33 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
     });
   }
 
+  if (agentsDb && relay && !config.production) {
+    const db = agentsDb;
+    const sync = relay;
+    app.get("/dev/agents-cache.json", async (_req, res) => {
+      const { rows } = await db.query("SELECT * FROM user_references_cache ORDER BY erebus_created_at DESC LIMIT 200");
+      res.setHeader("Cache-Control", "no-store");
+      res.json({ status: await sync.status(), rows });
+    });
+    app.get("/dev/agents-cache", async (_req, res) => {
+      const escape = (v: unknown) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+      const { rows } = await db.query<Record<string, unknown>>(
+        "SELECT id, network, source_identifier, user_type, email, is_active, erebus_version, synced_at FROM user_references_cache ORDER BY erebus_created_at DESC LIMIT 200",
+      );
+      const status = await sync.status();
+      const cells = (r: Record<string, unknown>) =>
+        ["network", "source_identifier", "user_type", "email", "is_active", "erebus_version", "synced_at"].map((k) => `<td>${escape(r[k] instanceof Date ? (r[k] as Date).toISOString() : r[k])}</td>`).join("");
+      res.setHeader("Cache-Control", "no-store");
+      res.type("html").send(
+        `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Agents cache</title><link rel="stylesheet" href="/styles.css"></head><body><main>` +
+          `<h1>Agents database: user_references_cache</h1><p class="muted">A read-only copy kept by the sync relay. Pending events: ${status.pending}, lag: ${status.lagMs} ms. <a href="/">Back</a></p>` +
+          `<table><thead><tr><th>network</th><th>identifier</th><th>type</th><th>email</th><th>active</th><th>version</th><th>synced</th></tr></thead><tbody>` +
+          rows.map((r) => `<tr>${cells(r)}</tr>`).join("") +
+          `</tbody></table></main></body></html>`,
+      );
+    });
+  }
+
   const html = page("index.html");
   const script = page("app.js");
   const styles = page("styles.css");
@@ -92,5 +136,5 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
     res.status(404).type("application/problem+json").send(JSON.stringify({ type: "about:blank", title: "Not Found", status: 404, code: "ERR_NOT_FOUND" }));
   });
   app.use(auth.errorHandler);
-  return { app, auth };
+  return { app, auth, close };
 }

@@ -5,6 +5,8 @@ const envSchema = z.object({
   HOST: z.string().default("localhost"),
   PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   DATABASE_URL: z.string().default("pglite://.data/erebus"),
+  AGENTS_DATABASE_URL: z.string().regex(/^(postgres|postgresql|pglite):\/\//, "must be a postgres:// or pglite:// URL").default("pglite://.data/agents"),
+  SYNC: z.enum(["on", "off"]).default("on"),
   NODE_ENV: z.string().default("development"),
   ETHEREUM_CHAINS: z.string().regex(/^\d+(,\d+)*$/, "must be comma-separated chain ids, like 1,8453").default("1"),
   ETHEREUM_RPC_URLS: z.string().regex(/^(\d+=https?:\/\/[^,\s]+)(,\d+=https?:\/\/[^,\s]+)*$/, "must look like 1=https://rpc.example,8453=https://…").optional(),
@@ -24,6 +26,8 @@ export interface AppConfig {
   host: string;
   publicUrl: string;
   databaseUrl: string;
+  /** The agents database, kept in sync with user_references by an in-process relay (SYNC=off turns it off). */
+  agentsDatabaseUrl: string | undefined;
   production: boolean;
   ethereum: { chains: number[]; rpc: Record<string, string> };
   solana: { chains: string[] };
@@ -42,7 +46,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
     const issue = parsed.error.issues[0]!;
     throw new TypeError(`environment variable ${issue.path.join(".")}: ${issue.message}`);
   }
-  const { PORT, HOST, PUBLIC_URL, DATABASE_URL, NODE_ENV, ETHEREUM_CHAINS, ETHEREUM_RPC_URLS, SOLANA_CHAINS, API_KEY_PEPPER, SMTP_URL, SMTP_FROM, APP_NAME } = parsed.data;
+  const { PORT, HOST, PUBLIC_URL, DATABASE_URL, AGENTS_DATABASE_URL, SYNC, NODE_ENV, ETHEREUM_CHAINS, ETHEREUM_RPC_URLS, SOLANA_CHAINS, API_KEY_PEPPER, SMTP_URL, SMTP_FROM, APP_NAME } = parsed.data;
   const pair = (id: string | undefined, secret: string | undefined, name: string) => {
     if (!id !== !secret) throw new TypeError(`environment variables ${name}_CLIENT_ID and ${name}_CLIENT_SECRET: set both or neither`);
     return id && secret ? { clientId: id, clientSecret: secret } : undefined;
@@ -56,6 +60,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
     host: HOST,
     publicUrl: (PUBLIC_URL ?? `http://localhost:${PORT}`).replace(/\/+$/, ""),
     databaseUrl: DATABASE_URL,
+    agentsDatabaseUrl: SYNC === "on" ? AGENTS_DATABASE_URL : undefined,
     production,
     ethereum: {
       chains: ETHEREUM_CHAINS.split(",").map(Number),

@@ -4,6 +4,7 @@ import { apiKeyProvider } from "@erebus/provider-apikey";
 import { emailProvider, memoryTransport, smtpTransport } from "@erebus/provider-email";
 import { github, google, oauthProvider, oidc, type ProviderConfig } from "@erebus/provider-oauth";
 import { walletProvider } from "@erebus/provider-wallet";
+import { syncProvider } from "@erebus/sync";
 import type { AppConfig } from "./config.js";
 
 /** The example's providers, shared by the app and by `erebus.config.mjs` (the CLI), so both migrate the same tables. */
@@ -24,6 +25,8 @@ export function providersFor(config: AppConfig) {
     apiKeys,
   ];
   if (Object.keys(oauth).length > 0) providers.push(oauthProvider({ providers: oauth }));
+  // The outbox (always: events wait there until a relay takes them) and `npx erebus sync run|status`.
+  providers.push(syncProvider(config.agentsDatabaseUrl ? { target: config.agentsDatabaseUrl } : {}));
   if (!config.production) providers.push(testProvider());
   return { providers, apiKeys, mailbox, devIdp };
 }
