@@ -57,28 +57,42 @@ export function migrateCache(target: Database) {
 
 /**
  * Applies events to the cache, idempotently: an event older than (or as old as) what a row already
- * reflects changes nothing, so replays and at-least-once delivery never regress a row.
+ * reflects changes nothing, so replays and at-least-once delivery never regress a row. A batch is
+ * applied set-wise (three statements at most): per reference only its newest event in the batch
+ * matters, since each event carries the whole row.
  */
 export async function applyEvents(q: Queryable, events: readonly ChangeEnvelope[]): Promise<void> {
-  await q.query("SELECT set_config('erebus.sync_writer', 'on', true)");
+  const newest = new Map<string, ChangeEnvelope>();
   for (const event of events) {
-    if (event.op === "delete") {
-      await q.query(
-        `INSERT INTO erebus_sync_tombstones (id, erebus_version) VALUES ($1, $2)
-         ON CONFLICT (id) DO UPDATE SET erebus_version = GREATEST(erebus_sync_tombstones.erebus_version, EXCLUDED.erebus_version)`,
-        [event.reference_id, event.version],
-      );
-      await q.query("DELETE FROM user_references_cache WHERE id = $1 AND erebus_version < $2", [event.reference_id, event.version]);
-      continue;
-    }
+    const seen = newest.get(event.reference_id);
+    if (!seen || event.version > seen.version) newest.set(event.reference_id, event);
+  }
+  const deletes = [...newest.values()].filter((e) => e.op === "delete");
+  const upserts = [...newest.values()].filter((e) => e.op !== "delete");
+  await q.query("SELECT set_config('erebus.sync_writer', 'on', true)");
+  if (deletes.length > 0) {
+    const ids = deletes.map((e) => e.reference_id);
+    const versions = deletes.map((e) => e.version);
+    await q.query(
+      `INSERT INTO erebus_sync_tombstones (id, erebus_version) SELECT * FROM unnest($1::uuid[], $2::bigint[])
+       ON CONFLICT (id) DO UPDATE SET erebus_version = GREATEST(erebus_sync_tombstones.erebus_version, EXCLUDED.erebus_version)`,
+      [ids, versions],
+    );
+    await q.query(
+      `DELETE FROM user_references_cache c USING unnest($1::uuid[], $2::bigint[]) AS d(id, v)
+       WHERE c.id = d.id AND c.erebus_version < d.v`,
+      [ids, versions],
+    );
+  }
+  if (upserts.length > 0) {
     await q.query(
       `INSERT INTO user_references_cache (id, source_identifier, network, user_type, source_type, email, metadata, preferences,
                                           is_active, erebus_created_at, erebus_updated_at, erebus_version, synced_at)
        SELECT (r->>'id')::uuid, r->>'source_identifier', r->>'network', r->>'user_type', r->'source_type', r->>'email',
               NULLIF(r->'metadata', 'null'::jsonb), NULLIF(r->'preferences', 'null'::jsonb), (r->>'is_active')::boolean,
-              (r->>'created_at')::timestamptz, (r->>'updated_at')::timestamptz, $2, clock_timestamp()
-       FROM (SELECT $1::jsonb AS r) AS event
-       WHERE NOT EXISTS (SELECT 1 FROM erebus_sync_tombstones t WHERE t.id = (r->>'id')::uuid AND t.erebus_version >= $2)
+              (r->>'created_at')::timestamptz, (r->>'updated_at')::timestamptz, v, clock_timestamp()
+       FROM (SELECT e->'row' AS r, (e->>'version')::bigint AS v FROM jsonb_array_elements($1::jsonb) AS x(e)) AS events
+       WHERE NOT EXISTS (SELECT 1 FROM erebus_sync_tombstones t WHERE t.id = (r->>'id')::uuid AND t.erebus_version >= v)
        ON CONFLICT (id) DO UPDATE SET
          source_identifier = EXCLUDED.source_identifier, network = EXCLUDED.network, user_type = EXCLUDED.user_type,
          source_type = EXCLUDED.source_type, email = EXCLUDED.email, metadata = EXCLUDED.metadata,
@@ -86,7 +100,7 @@ export async function applyEvents(q: Queryable, events: readonly ChangeEnvelope[
          erebus_created_at = EXCLUDED.erebus_created_at, erebus_updated_at = EXCLUDED.erebus_updated_at,
          erebus_version = EXCLUDED.erebus_version, updated_at = clock_timestamp(), synced_at = clock_timestamp()
        WHERE user_references_cache.erebus_version < EXCLUDED.erebus_version`,
-      [JSON.stringify(event.row), event.version],
+      [JSON.stringify(upserts.map((e) => ({ row: e.row, version: e.version })))],
     );
   }
 }

@@ -94,6 +94,7 @@ for (const engine of engines()) {
       const envelopes: ChangeEnvelope[] = events.map((e) => ({ v: 1, id: String(e.seq), op: e.op, reference_id: id, version: Number(e.seq), occurred_at: e.created_at.toISOString(), row: e.row_data }));
       await target.transaction((tx) => applyEvents(tx, envelopes));
       await target.transaction((tx) => applyEvents(tx, [...envelopes].reverse())); // replay, newest first
+      await target.transaction((tx) => applyEvents(tx, [envelopes[0]!])); // the older event arrives late, alone
       const { rows: cached } = await target.query<{ email: string; erebus_version: number }>("SELECT email, erebus_version FROM user_references_cache WHERE id = $1", [id]);
       expect(cached[0]).toEqual({ email: "v2@x.test", erebus_version: envelopes[1]!.version });
       // Deleted at the source; its delete event arrives, then the older events are replayed: it stays gone.
