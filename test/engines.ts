@@ -52,3 +52,11 @@ export function engines(): Engine[] {
 export function serverEngine(): Engine | undefined {
   return engines().find((engine) => engine.name === "postgres");
 }
+
+/** How many identities and sessions a database holds: attack and fuzz tests assert these do not move. */
+export async function rowCounts(db: Pick<Database, "query">): Promise<{ users: number; sessions: number }> {
+  const { rows } = await db.query<{ users: number; sessions: number }>(
+    "SELECT (SELECT count(*)::int FROM user_references) AS users, (SELECT count(*)::int FROM erebus_sessions) AS sessions",
+  );
+  return rows[0]!;
+}

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import express, { type Express } from "express";
 import { connectDatabase, createAuth, type ErebusAuth, type Logger } from "@erebus/core";
+import { escapeHtml } from "@erebus/provider-email";
 import { createSyncRelay, postgresCacheSink, type SyncRelay } from "@erebus/sync";
 import type { AppConfig } from "./config.js";
 import { createDevIdp } from "./dev-idp.js";
@@ -75,11 +76,10 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
       res.json(mailbox.messages().map(({ to, subject, text, html, sentAt }) => ({ to, subject, text, html, sentAt })));
     });
     app.get("/dev/mailbox", (_req, res) => {
-      const escape = (v: string) => v.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
-      const linkify = (v: string) => escape(v).replace(/(https?:\/\/[^\s<]+)/g, '<a href="$1">$1</a>');
+      const linkify = (v: string) => escapeHtml(v).replace(/(https?:\/\/[^\s<]+)/g, '<a href="$1">$1</a>');
       const items = mailbox
         .messages()
-        .map((m) => `<article class="mail"><p class="muted">${escape(m.sentAt)} · to ${escape(m.to)}</p><h3>${escape(m.subject)}</h3><pre>${linkify(m.text)}</pre></article>`)
+        .map((m) => `<article class="mail"><p class="muted">${escapeHtml(m.sentAt)} · to ${escapeHtml(m.to)}</p><h3>${escapeHtml(m.subject)}</h3><pre>${linkify(m.text)}</pre></article>`)
         .join("");
       res.setHeader("Cache-Control", "no-store");
       res.setHeader("Referrer-Policy", "no-referrer");
@@ -101,13 +101,12 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
       res.json({ status: await sync.status(), rows });
     });
     app.get("/dev/agents-cache", async (_req, res) => {
-      const escape = (v: unknown) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
       const { rows } = await db.query<Record<string, unknown>>(
         "SELECT id, network, source_identifier, user_type, email, is_active, erebus_version, synced_at FROM user_references_cache ORDER BY erebus_created_at DESC LIMIT 200",
       );
       const status = await sync.status();
       const cells = (r: Record<string, unknown>) =>
-        ["network", "source_identifier", "user_type", "email", "is_active", "erebus_version", "synced_at"].map((k) => `<td>${escape(r[k] instanceof Date ? (r[k] as Date).toISOString() : r[k])}</td>`).join("");
+        ["network", "source_identifier", "user_type", "email", "is_active", "erebus_version", "synced_at"].map((k) => `<td>${escapeHtml(String((r[k] instanceof Date ? (r[k] as Date).toISOString() : r[k]) ?? ""))}</td>`).join("");
       res.setHeader("Cache-Control", "no-store");
       res.type("html").send(
         `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Agents cache</title><link rel="stylesheet" href="/styles.css"></head><body><main>` +

@@ -3,6 +3,7 @@
  * Providers define their own codes the same way (`ERR_<AREA>_<REASON>`).
  */
 export const coreErrors = {
+  ERR_BAD_REQUEST: { status: 400, title: "Bad request" },
   ERR_BODY_MALFORMED: { status: 400, title: "The request body is not valid JSON" },
   ERR_BODY_INVALID: { status: 400, title: "The request body does not match what this route expects" },
   ERR_QUERY_INVALID: { status: 400, title: "The query string does not match what this route expects" },

@@ -2,7 +2,7 @@ import { request } from "node:http";
 import express from "express";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { engines } from "../../../test/engines.js";
+import { engines, rowCounts } from "../../../test/engines.js";
 import { listen, type Running } from "../../../test/http.js";
 import { createAuth, silentLogger, type Database } from "./index.js";
 import { testProvider } from "./testing/index.js";
@@ -45,8 +45,7 @@ for (const engine of engines()) {
   describe(`fuzzing the auth router on ${engine.name}`, () => {
     let db: Database;
     let server: Running;
-    const counts = async () =>
-      (await db.query<{ users: number; sessions: number }>("SELECT (SELECT count(*)::int FROM user_references) AS users, (SELECT count(*)::int FROM erebus_sessions) AS sessions")).rows[0]!;
+    const counts = () => rowCounts(db);
 
     beforeAll(async () => {
       db = await engine.create();

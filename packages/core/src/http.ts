@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, Request, Response } from "express";
-import { AuthError } from "./errors.js";
+import { AuthError, coreErrors } from "./errors.js";
 import type { Logger } from "./logger.js";
 
 /** Writes an RFC 9457 problem document. The `code` member is the stable part; match on it, not on text. */
@@ -50,7 +50,7 @@ export function toAuthError(error: unknown): AuthError {
   if (parsed) return parsed;
   const status = (error as { status?: unknown; statusCode?: unknown } | null)?.status;
   if (typeof status === "number" && status >= 400 && status < 500) {
-    return new AuthError("ERR_BAD_REQUEST", { status, title: "Bad request", cause: error });
+    return new AuthError("ERR_BAD_REQUEST", { status, title: coreErrors.ERR_BAD_REQUEST.title, cause: error });
   }
   return AuthError.of("ERR_INTERNAL", { cause: error });
 }

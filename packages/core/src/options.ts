@@ -59,13 +59,21 @@ export const optionsSchema = z.strictObject({
 export type AuthOptions = z.input<typeof optionsSchema>;
 export type ResolvedOptions = z.output<typeof optionsSchema>;
 
-/** Validates options once; a bad option is a TypeError naming it. */
-export function resolveOptions(input: unknown): ResolvedOptions {
-  const result = optionsSchema.safeParse(input);
+/**
+ * Validates a factory's options once with its zod schema; a bad option is a TypeError that names
+ * the factory and the option (`walletProvider: option "ethereum.chains" …`). Providers use it too.
+ *
+ * @example
+ * const options = parseOptions(myOptionsSchema, input ?? {}, "passkeyProvider");
+ */
+export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, factory: string, describe: (path: PropertyKey[]) => string = (path) => path.join(".")): z.output<S> {
+  const result = schema.safeParse(input);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    const path = issue.path.length ? issue.path.join(".") : "(options)";
-    throw new TypeError(`createAuth: option "${path}" ${issue.message}`);
+    throw new TypeError(`${factory}: option "${issue.path.length ? describe(issue.path) : "(options)"}" ${issue.message}`);
   }
   return result.data;
 }
+
+/** Validates createAuth's options once; a bad option is a TypeError naming it. */
+export const resolveOptions = (input: unknown): ResolvedOptions => parseOptions(optionsSchema, input, "createAuth");

@@ -1,38 +1,15 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { runCli } from "@erebus/core";
+import { cliRunner } from "../../../test/cli.js";
 
-const dir = mkdtempSync(join(tmpdir(), "erebus-apikey-cli-"));
-// The config module lives inside the repository so that it resolves @erebus/* like an app's would.
-const configDir = fileURLToPath(new URL("../.tmp/", import.meta.url));
-mkdirSync(configDir, { recursive: true });
-const config = join(configDir, `erebus.config.${process.pid}.mjs`);
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(config, { force: true });
-});
-
-async function run(argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli([...argv, "--config", config], {
-    env: { DATABASE_URL: `pglite://${join(dir, "db")}`, PUBLIC_URL: "http://app.test" },
-    cwd: dir,
-    out: (l) => out.push(l),
-    err: (l) => err.push(l),
-  });
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
+const cli = cliRunner(
+  `import { apiKeyProvider } from "@erebus/provider-apikey";\nexport default { providers: [apiKeyProvider({ pepper: "cli-test-pepper-0123456789abcdefghij" })] };\n`,
+  { PUBLIC_URL: "http://app.test" },
+);
+const run = cli.run;
+afterAll(() => cli.cleanup());
 
 describe("npx erebus api-keys / agents", () => {
   it("creates an agent, a key bound to it, lists, rotates and revokes, from the command line", async () => {
-    writeFileSync(
-      config,
-      `import { apiKeyProvider } from "@erebus/provider-apikey";\nexport default { providers: [apiKeyProvider({ pepper: "cli-test-pepper-0123456789abcdefghij" })] };\n`,
-    );
     const migrated = await run(["migrate"]);
     expect(migrated.err).toBe("");
     expect(migrated.code).toBe(0);

@@ -1,3 +1,4 @@
+import { parseOptions } from "@erebus/core";
 import * as z from "zod";
 
 const DAY = 86_400;
@@ -33,11 +34,4 @@ export const apiKeyOptionsSchema = z.strictObject({
 export type ApiKeyOptions = z.input<typeof apiKeyOptionsSchema>;
 export type ResolvedApiKeyOptions = z.output<typeof apiKeyOptionsSchema>;
 
-export function resolveApiKeyOptions(input: unknown): ResolvedApiKeyOptions {
-  const result = apiKeyOptionsSchema.safeParse(input ?? {});
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new TypeError(`apiKeyProvider: option "${issue.path.join(".") || "(options)"}" ${issue.message}`);
-  }
-  return result.data;
-}
+export const resolveApiKeyOptions = (input: unknown): ResolvedApiKeyOptions => parseOptions(apiKeyOptionsSchema, input ?? {}, "apiKeyProvider");

@@ -2,7 +2,7 @@ import express from "express";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuth, silentLogger, type Database } from "@erebus/core";
-import { engines } from "../../../test/engines.js";
+import { engines, rowCounts } from "../../../test/engines.js";
 import { cookieFrom, listen, type Running } from "../../../test/http.js";
 import { startSmtpServer } from "../../../test/smtp.js";
 import { emailProvider } from "./email-provider.js";
@@ -34,8 +34,7 @@ for (const engine of engines()) {
       }
       return { status: res.status, body: json, res };
     };
-    const counts = async () =>
-      (await db.query<{ users: number; sessions: number }>("SELECT (SELECT count(*)::int FROM user_references) AS users, (SELECT count(*)::int FROM erebus_sessions) AS sessions")).rows[0]!;
+    const counts = () => rowCounts(db);
 
     /** Asks for a link and reads it out of the mail the SMTP server received. */
     async function requestLink(email: string) {

@@ -3,4 +3,4 @@ export { emailOptionsSchema, type EmailOptions } from "./options.js";
 export { emailErrors, type EmailErrorCode } from "./errors.js";
 export { emailSchema, mailboxProvider, emailSourceTypeSchema, type EmailSourceType } from "./source-type.js";
 export { smtpTransport, memoryTransport, type MailTransport, type OutgoingMail, type StoredMail } from "./transport.js";
-export { linkMail, codeMail } from "./templates.js";
+export { linkMail, codeMail, escapeHtml } from "./templates.js";

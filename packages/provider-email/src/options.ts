@@ -1,3 +1,4 @@
+import { parseOptions } from "@erebus/core";
 import * as z from "zod";
 import type { MailTransport } from "./transport.js";
 
@@ -27,11 +28,4 @@ export const emailOptionsSchema = z.strictObject({
 export type EmailOptions = z.input<typeof emailOptionsSchema>;
 export type ResolvedEmailOptions = z.output<typeof emailOptionsSchema>;
 
-export function resolveEmailOptions(input: unknown): ResolvedEmailOptions {
-  const result = emailOptionsSchema.safeParse(input ?? {});
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new TypeError(`emailProvider: option "${issue.path.join(".") || "(options)"}" ${issue.message}`);
-  }
-  return result.data;
-}
+export const resolveEmailOptions = (input: unknown): ResolvedEmailOptions => parseOptions(emailOptionsSchema, input ?? {}, "emailProvider");

@@ -5,7 +5,7 @@ import * as z from "zod";
 import { emailErrors } from "./errors.js";
 import type { ResolvedEmailOptions } from "./options.js";
 import { emailSchema, mailboxProvider, type EmailSourceType } from "./source-type.js";
-import { codeMail, linkMail } from "./templates.js";
+import { codeMail, escapeHtml, linkMail } from "./templates.js";
 import { createTokenStore, LINK_TOKEN } from "./tokens.js";
 
 const startBody = z.strictObject({ email: z.string().max(320), mode: z.enum(["link", "code"]).default("link") });
@@ -13,9 +13,6 @@ const verifyBody = z.union([
   z.strictObject({ token: z.string().max(128), email: z.string().max(320).optional() }),
   z.strictObject({ email: z.string().max(320), code: z.string().regex(/^\d{6}$/, "must be 6 digits") }),
 ]);
-
-const escape = (value: string) =>
-  value.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 
 /** A small self-contained page: no scripts, no third-party anything, never framed, never cached. */
 function page(res: Response, status: number, title: string, body: string): void {
@@ -30,7 +27,7 @@ function page(res: Response, status: number, title: string, body: string): void 
       "X-Content-Type-Options": "nosniff",
     })
     .send(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>${escape(title)}</title>
+<meta name="robots" content="noindex"><title>${escapeHtml(title)}</title>
 <style>body{font-family:system-ui,sans-serif;color:#1d1d24;background:#f6f5f2;max-width:28rem;margin:4rem auto;padding:0 1rem}
 button{font:inherit;padding:.6rem 1.4rem;cursor:pointer}</style></head><body>${body}</body></html>`);
 }
@@ -61,13 +58,11 @@ export function emailRoutes(router: Router, ctx: ProviderContext, options: Resol
       body.mode === "link"
         ? linkMail(options.appName, email, `${ctx.baseURL.origin}${verifyPath}?token=${secret}`, options.linkTtl)
         : codeMail(options.appName, email, secret, options.codeTtl);
-    // Sent after answering: SMTP latency and failures are not visible to the caller either.
-    res.once("finish", () => {
-      options.transport.send(mail).catch((error: Error) =>
-        ctx.logger.error("email not sent", { to: hashed(email), mode: body.mode, error: error.message }),
-      );
-    });
     res.status(202).json({ ok: true, mode: body.mode });
+    // Sent after answering, not awaited: SMTP latency and failures are not visible to the caller either.
+    options.transport.send(mail).catch((error: Error) =>
+      ctx.logger.error("email not sent", { to: hashed(email), mode: body.mode, error: error.message }),
+    );
   });
 
   // The link in the mail lands here. GET never uses the token up: mail scanners and link previews
@@ -81,8 +76,8 @@ export function emailRoutes(router: Router, ctx: ProviderContext, options: Resol
       res,
       200,
       `Sign in to ${options.appName}`,
-      `<h1>Sign in to ${escape(options.appName)}</h1><p>Press the button to finish signing in on this device.</p>
-<form method="post" action="${escape(verifyPath)}"><input type="hidden" name="token" value="${escape(token)}"><button type="submit">Sign in</button></form>`,
+      `<h1>Sign in to ${escapeHtml(options.appName)}</h1><p>Press the button to finish signing in on this device.</p>
+<form method="post" action="${escapeHtml(verifyPath)}"><input type="hidden" name="token" value="${escapeHtml(token)}"><button type="submit">Sign in</button></form>`,
     );
   });
 
@@ -112,7 +107,7 @@ export function emailRoutes(router: Router, ctx: ProviderContext, options: Resol
       res.json(result);
     } catch (error) {
       if (!isForm || !(error instanceof AuthError) || error.status >= 500) throw error;
-      page(res, error.status, "Sign-in failed", `<h1>Sign-in failed</h1><p>${escape(error.title)}.</p><p><code>${escape(error.code)}</code></p>`);
+      page(res, error.status, "Sign-in failed", `<h1>Sign-in failed</h1><p>${escapeHtml(error.title)}.</p><p><code>${escapeHtml(error.code)}</code></p>`);
     }
   });
 }

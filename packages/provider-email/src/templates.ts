@@ -1,13 +1,14 @@
 import type { OutgoingMail } from "./transport.js";
 
-const escape = (value: string) =>
+/** Escapes text for HTML (element content and quoted attributes). */
+export const escapeHtml = (value: string) =>
   value.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 
 const minutes = (seconds: number) => `${Math.round(seconds / 60)} minute${Math.round(seconds / 60) === 1 ? "" : "s"}`;
 
 function layout(appName: string, body: string): string {
   return `<!doctype html><html><body style="font-family:system-ui,sans-serif;color:#1d1d24;max-width:32rem;margin:2rem auto;padding:0 1rem">
-<h2 style="margin-bottom:.5rem">${escape(appName)}</h2>${body}
+<h2 style="margin-bottom:.5rem">${escapeHtml(appName)}</h2>${body}
 <p style="color:#777;font-size:.85rem">If you did not ask for this, ignore this mail: nothing happens without it.</p>
 </body></html>`;
 }
@@ -21,8 +22,8 @@ export function linkMail(appName: string, to: string, link: string, ttlSeconds: 
     html: layout(
       appName,
       `<p>Sign in with the button below. It works once and expires in ${minutes(ttlSeconds)}.</p>
-<p><a href="${escape(link)}" style="display:inline-block;background:#1d1d24;color:#fff;padding:.6rem 1.2rem;border-radius:.4rem;text-decoration:none">Sign in to ${escape(appName)}</a></p>
-<p style="font-size:.85rem;word-break:break-all">${escape(link)}</p>`,
+<p><a href="${escapeHtml(link)}" style="display:inline-block;background:#1d1d24;color:#fff;padding:.6rem 1.2rem;border-radius:.4rem;text-decoration:none">Sign in to ${escapeHtml(appName)}</a></p>
+<p style="font-size:.85rem;word-break:break-all">${escapeHtml(link)}</p>`,
     ),
   };
 }
@@ -35,7 +36,7 @@ export function codeMail(appName: string, to: string, code: string, ttlSeconds: 
     text: `Your ${appName} sign-in code is ${code}\n\nIt expires in ${minutes(ttlSeconds)}.\nIf you did not ask for this, ignore this mail.\n`,
     html: layout(
       appName,
-      `<p>Your sign-in code:</p><p style="font-size:2rem;letter-spacing:.3rem;font-weight:bold">${escape(code)}</p><p>It expires in ${minutes(ttlSeconds)}.</p>`,
+      `<p>Your sign-in code:</p><p style="font-size:2rem;letter-spacing:.3rem;font-weight:bold">${escapeHtml(code)}</p><p>It expires in ${minutes(ttlSeconds)}.</p>`,
     ),
   };
 }

@@ -3,7 +3,7 @@ import { AuthError, type ProviderContext } from "@erebus/core";
 import * as client from "openid-client";
 import { oauthErrors } from "./errors.js";
 import type { ResolvedOAuthOptions } from "./options.js";
-import type { OAuth2Config, OidcConfig, ProviderConfig } from "./presets.js";
+import type { OAuth2Config, ProviderConfig } from "./presets.js";
 import type { OAuthProfile } from "./source-type.js";
 
 export const stateMigration = {
@@ -177,7 +177,7 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
           expectedState: state,
           ...(config.kind === "oidc" ? { expectedNonce: derive(binding, "nonce", state), idTokenExpected: true } : {}),
         });
-        const profile = config.kind === "oidc" ? await oidcProfile(server, config, tokens) : await oauth2Profile(server, config, tokens.access_token);
+        const profile = config.kind === "oidc" ? await oidcProfile(server, tokens) : await oauth2Profile(server, config, tokens.access_token);
         return { profile, issuer: config.kind === "oidc" ? server.serverMetadata().issuer : config.issuer, returnTo, refreshToken: tokens.refresh_token };
       } catch (error) {
         throw mapClientError(error, config.kind);
@@ -186,7 +186,7 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
   };
 }
 
-async function oidcProfile(server: client.Configuration, config: OidcConfig, tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): Promise<OAuthProfile> {
+async function oidcProfile(server: client.Configuration, tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): Promise<OAuthProfile> {
   const claims = tokens.claims();
   if (!claims) throw oauthErrors.create("ERR_OAUTH_ID_TOKEN_INVALID", { detail: "no ID token" });
   let merged: Record<string, unknown> = { ...claims };
@@ -194,7 +194,6 @@ async function oidcProfile(server: client.Configuration, config: OidcConfig, tok
   if (merged.email === undefined && server.serverMetadata().userinfo_endpoint) {
     merged = { ...(await client.fetchUserInfo(server, tokens.access_token, claims.sub)), ...merged };
   }
-  void config;
   const text = (v: unknown) => (typeof v === "string" && v.length > 0 && v.length <= 512 ? v : undefined);
   const email = text(merged.email);
   return {

@@ -1,3 +1,4 @@
+import { parseOptions } from "@erebus/core";
 import * as z from "zod";
 import type { ProviderConfig } from "./presets.js";
 
@@ -50,13 +51,12 @@ export const oauthOptionsSchema = z.strictObject({
 export type OAuthOptions = Omit<z.input<typeof oauthOptionsSchema>, "providers"> & { providers: Record<string, ProviderConfig> };
 export type ResolvedOAuthOptions = Omit<z.output<typeof oauthOptionsSchema>, "providers"> & { providers: Record<string, ProviderConfig> };
 
-export function resolveOAuthOptions(input: unknown): ResolvedOAuthOptions {
-  const result = oauthOptionsSchema.safeParse(input ?? {});
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const path = issue.path.map(String);
-    const where = path[0] === "providers" && path[1] ? `providers.${path[1]} ("${path[1]}")${path.length > 2 ? `.${path.slice(2).join(".")}` : ""}` : path.join(".") || "(options)";
-    throw new TypeError(`oauthProvider: option "${where}" ${issue.message}`);
-  }
-  return result.data as ResolvedOAuthOptions;
+/** Names a provider by its id in errors: `providers.google ("google").clientId`. */
+function describePath(path: PropertyKey[]): string {
+  const [head, id, ...rest] = path.map(String);
+  if (head === "providers" && id) return `providers.${id} ("${id}")${rest.length ? `.${rest.join(".")}` : ""}`;
+  return path.map(String).join(".");
 }
+
+export const resolveOAuthOptions = (input: unknown): ResolvedOAuthOptions =>
+  parseOptions(oauthOptionsSchema, input ?? {}, "oauthProvider", describePath) as ResolvedOAuthOptions;

@@ -2,7 +2,7 @@ import express from "express";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuth, silentLogger, type Database } from "@erebus/core";
-import { engines } from "../../../test/engines.js";
+import { engines, rowCounts } from "../../../test/engines.js";
 import { listen, type Running } from "../../../test/http.js";
 import { formatSiweMessage } from "./siwe-message.js";
 import { ethereumWallet, solanaWallet } from "../../../test/wallets.js";
@@ -70,8 +70,7 @@ describe(`fuzzing the wallet verify routes on ${engine.name}`, () => {
     const res = await fetch(`${server.url}/auth${path}`, { method: "POST", headers: { "content-type": "application/json", origin: ORIGIN }, body: JSON.stringify(body) });
     return { status: res.status, type: res.headers.get("content-type") ?? "", body: await res.json().catch(() => null) };
   };
-  const counts = async () =>
-    (await db.query<{ users: number; sessions: number }>("SELECT (SELECT count(*)::int FROM user_references) AS users, (SELECT count(*)::int FROM erebus_sessions) AS sessions")).rows[0]!;
+  const counts = () => rowCounts(db);
 
   beforeAll(async () => {
     db = await engine.create();

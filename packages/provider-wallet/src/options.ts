@@ -1,3 +1,4 @@
+import { parseOptions } from "@erebus/core";
 import * as z from "zod";
 
 /** What Erebus needs of a chain client: a viem public client has it (EIP-1271 and ERC-6492 inside). */
@@ -63,12 +64,7 @@ export type WalletOptions = z.input<typeof walletOptionsSchema>;
 export type ResolvedWalletOptions = z.output<typeof walletOptionsSchema>;
 
 export function resolveWalletOptions(input: unknown): ResolvedWalletOptions {
-  const result = walletOptionsSchema.safeParse(input ?? {});
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new TypeError(`walletProvider: option "${issue.path.join(".") || "(options)"}" ${issue.message}`);
-  }
-  const options = result.data;
+  const options = parseOptions(walletOptionsSchema, input ?? {}, "walletProvider");
   if (options.ethereum === false && options.solana === false) throw new TypeError("walletProvider: enable ethereum, solana or both");
   if (options.ethereum) {
     for (const chain of Object.keys(options.ethereum.rpc)) {

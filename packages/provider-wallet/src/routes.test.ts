@@ -1,7 +1,7 @@
 import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuth, silentLogger, type Database } from "@erebus/core";
-import { engines } from "../../../test/engines.js";
+import { engines, rowCounts } from "../../../test/engines.js";
 import { cookieFrom, listen, type Running } from "../../../test/http.js";
 import { formatSiweMessage, type SiweFields } from "./siwe-message.js";
 import { ethereumWallet, solanaWallet } from "../../../test/wallets.js";
@@ -26,8 +26,7 @@ for (const engine of engines()) {
       const text = await res.text();
       return { status: res.status, body: text ? JSON.parse(text) : null, res };
     };
-    const counts = async () =>
-      (await db.query<{ users: number; sessions: number }>("SELECT (SELECT count(*)::int FROM user_references) AS users, (SELECT count(*)::int FROM erebus_sessions) AS sessions")).rows[0]!;
+    const counts = () => rowCounts(db);
 
     // ---- Ethereum helpers ----
     async function siweMessage(address: string, overrides: Partial<SiweFields> = {}) {
