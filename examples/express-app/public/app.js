@@ -225,11 +225,36 @@ $("siwe").addEventListener("click", async () => {
   }
 });
 
+// Wallet Standard (https://github.com/wallet-standard/wallet-standard): wallets announce themselves
+// through window events; keep the ones that can sign in with Solana.
+const standardWallets = [];
+function registerStandardWallets(...wallets) {
+  for (const wallet of wallets) {
+    if (wallet?.features?.["solana:signIn"] && !standardWallets.includes(wallet)) standardWallets.push(wallet);
+  }
+  return () => {};
+}
+window.addEventListener("wallet-standard:register-wallet", (event) => event.detail?.({ register: registerStandardWallets }));
+window.dispatchEvent(new CustomEvent("wallet-standard:app-ready", { detail: { register: registerStandardWallets } }));
+
+/** A Wallet Standard wallet with solana:signIn first; else an injected provider (Phantom & co). */
 function solanaWallet() {
+  const standard = standardWallets[0];
+  if (standard) {
+    return {
+      name: standard.name,
+      async signIn(input) {
+        const [output] = await standard.features["solana:signIn"].signIn(input);
+        return { address: output.account.address, signedMessage: output.signedMessage, signature: output.signature };
+      },
+    };
+  }
   return window.phantom?.solana ?? window.solflare ?? window.backpack ?? window.solana;
 }
 
 function solanaWalletName(wallet) {
+  const named = String(wallet.name ?? "").toLowerCase().replace(/[^a-z0-9_.-]/g, "").slice(0, 32);
+  if (/^[a-z0-9]/.test(named)) return named;
   if (wallet.isPhantom) return "phantom";
   if (wallet.isSolflare) return "solflare";
   if (wallet.isBackpack) return "backpack";

@@ -276,6 +276,43 @@ describe("example app", () => {
       await page.close();
     });
 
+    it("signs in with Solana through a Wallet Standard wallet (solana:signIn), found by the standard's events", async () => {
+      const wallet = await solanaWallet();
+      const context = await browser.newContext();
+      await context.exposeFunction("__erebusStandardSignIn", async (input: Record<string, string>) => {
+        const { message, signature } = await wallet.signIn(input);
+        return { address: wallet.address, signedMessage: [...Buffer.from(message, "utf8")], signature: [...bs58.decode(signature)] };
+      });
+      // A wallet extension registering itself the Wallet Standard way (and answering app-ready).
+      await context.addInitScript(() => {
+        const bridge = window as unknown as { __erebusStandardSignIn(i: unknown): Promise<{ address: string; signedMessage: number[]; signature: number[] }> };
+        const standardWallet = {
+          version: "1.0.0",
+          name: "Backpack",
+          chains: ["solana:mainnet"],
+          accounts: [],
+          features: {
+            "solana:signIn": {
+              version: "1.0.0",
+              async signIn(...inputs: unknown[]) {
+                const out = await bridge.__erebusStandardSignIn(inputs[0]);
+                return [{ account: { address: out.address }, signedMessage: new Uint8Array(out.signedMessage), signature: new Uint8Array(out.signature) }];
+              },
+            },
+          },
+        };
+        const register = ({ register }: { register(w: unknown): void }) => register(standardWallet);
+        window.addEventListener("wallet-standard:app-ready", (event) => register((event as CustomEvent).detail));
+        window.dispatchEvent(new CustomEvent("wallet-standard:register-wallet", { detail: register }));
+      });
+      const page = await context.newPage();
+      await page.goto(appUrl);
+      await page.click("#siws");
+      await expect.poll(() => page.textContent("#status")).toBe(`Signed in as solana:${wallet.address} (external)`);
+      expect(await page.textContent("#user")).toContain('"provider": "backpack"');
+      await context.close();
+    });
+
     it("says so clearly when no wallet is installed", async () => {
       const page = await browser.newPage();
       await page.goto(appUrl);
