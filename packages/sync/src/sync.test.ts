@@ -1,3 +1,5 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuth, silentLogger, type Database } from "@erebus/core";
 import { engines, serverEngine } from "../../../test/engines.js";
@@ -267,6 +269,30 @@ describe.skipIf(!server)("sync on a PostgreSQL server: concurrency and crashes",
     const next = createSyncRelay({ source, sink: goodSink, logger: silentLogger });
     await next.drain();
     expectOrderedPerReference(log.slice(base));
+    expect(await cacheRows(target)).toEqual(await sourceRows(source));
+  });
+
+  it("survives a relay process killed (SIGKILL) mid-batch", async () => {
+    for (let i = 0; i < 40; i++) await insertAgent(source, `sigkill-${i}`);
+    const script = fileURLToPath(new URL("../../../test/fixtures/dying-relay.ts", import.meta.url));
+    const child = spawn(process.execPath, ["--conditions=erebus-source", "--import", "tsx", script], {
+      env: { ...process.env, SOURCE_URL: (source as Database & { url: string }).url, TARGET_URL: (target as Database & { url: string }).url },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once("exit", (_code, signal) => resolve(signal)));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (chunk: Buffer) => chunk.toString().includes("applied") && resolve());
+      child.once("exit", () => reject(new Error("the relay process ended before applying anything")));
+    });
+    const pendingBefore = (await source.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_outbox WHERE delivered_at IS NULL")).rows[0]!.n;
+    child.kill("SIGKILL");
+    expect(await exited).toBe("SIGKILL");
+    // The server notices the dead connection and rolls its transaction back: nothing was marked delivered.
+    await expect.poll(async () => (await source.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'")).rows[0]!.n, { timeout: 10_000 }).toBe(0);
+    expect((await source.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_outbox WHERE delivered_at IS NULL")).rows[0]!.n).toBe(pendingBefore);
+    const { sink, log } = recording(target);
+    await createSyncRelay({ source, sink, logger: silentLogger }).drain();
+    expectOrderedPerReference(log);
     expect(await cacheRows(target)).toEqual(await sourceRows(source));
   });
 });
