@@ -4,6 +4,8 @@ export default defineConfig({
   resolve: { conditions: ["erebus-source"] },
   ssr: { resolve: { conditions: ["erebus-source"], externalConditions: ["erebus-source"] } },
   test: {
+    // Under CI a JSON report too, from which .ci/run prints the plain "N passed, N failed" line.
+    reporters: process.env.CI === "true" ? ["default", ["json", { outputFile: ".ci/test-results.json" }]] : ["default"],
     include: ["packages/*/src/**/*.test.ts", "examples/*/src/**/*.test.ts", "test/**/*.test.ts"],
     globalSetup: ["test/global-setup.ts"],
     testTimeout: 60_000,
