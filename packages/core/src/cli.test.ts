@@ -46,6 +46,10 @@ describe("erebus CLI", () => {
         const shown = await run(["users", "show", agent.id], { DATABASE_URL: url });
         expect(JSON.parse(shown.out)).toMatchObject({ id: agent.id, is_active: false });
         expect((await run(["users", "reactivate", agent.id], { DATABASE_URL: url })).code).toBe(0);
+        // deactivation revoked nothing here (agents have no sessions); prune runs and reports a count.
+        const pruned = await run(["sessions", "prune", "--older-than-days", "0"], { DATABASE_URL: url });
+        expect(pruned).toMatchObject({ code: 0, out: expect.stringMatching(/^pruned \d+ session\(s\)$/) });
+        expect((await run(["sessions", "prune", "--older-than-days", "x"], { DATABASE_URL: url })).code).toBe(2);
         const missing = await run(["users", "deactivate", "00000000-0000-4000-8000-000000000000"], { DATABASE_URL: url });
         expect(missing.code).toBe(1);
         expect(missing.err).toContain("ERR_USER_NOT_FOUND");

@@ -14,6 +14,8 @@ Commands:
   users show <id>              print a user_references row as JSON
   users deactivate <id>        soft-delete a user: sign-in refused, sessions revoked
   users reactivate <id>        let a deactivated user sign in again
+  sessions prune [--older-than-days N]
+                               delete sessions that expired or were revoked N days ago (default 1); run it from cron
   agents create --type <t> [--capabilities a,b] [--id <agent id>] [--system]
                                register (or update) a system agent; prints its row
   <provider command> ...       commands contributed by configured providers
@@ -67,6 +69,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       capabilities: { type: "string" },
       id: { type: "string" },
       system: { type: "boolean" },
+      "older-than-days": { type: "string" },
     } });
   } catch (error) {
     err((error as Error).message);
@@ -109,6 +112,15 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
         return 1;
       }
       out(action === "show" ? JSON.stringify(row, null, 2) : `${action}d ${row.id} (${row.network}:${row.source_identifier})`);
+      return 0;
+    }
+    if (command === "sessions") {
+      const days = (parsed.values as { "older-than-days"?: string })["older-than-days"] ?? "1";
+      if (rest[0] !== "prune" || !/^\d{1,4}$/.test(days)) {
+        err("usage: erebus sessions prune [--older-than-days N]");
+        return 2;
+      }
+      out(`pruned ${await auth.api.pruneSessions(Number(days) * 86_400)} session(s)`);
       return 0;
     }
     if (command === "agents") {

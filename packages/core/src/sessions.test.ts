@@ -138,6 +138,18 @@ for (const engine of engines()) {
       expect((await get("/api/me", { authorization: `Bearer ${bearer}` })).status).toBe(401);
     });
 
+    it("prunes sessions that expired or were revoked longer ago than asked, and no live one", async () => {
+      const revoked = await signIn("pruned_a");
+      expect(await auth.api.revokeSession(revoked.token!)).toBe(true);
+      advance(2 * HOUR);
+      const live = await signIn("pruned_b");
+      expect(await auth.api.pruneSessions(HOUR)).toBeGreaterThanOrEqual(1);
+      const ids = (await db.query<{ id: string }>("SELECT id FROM erebus_sessions")).rows.map((r) => r.id);
+      expect(ids).not.toContain(revoked.body.session.id);
+      expect(ids).toContain(live.body.session.id);
+      expect((await get("/auth/session", withCookie(live.token!))).status).toBe(200);
+    });
+
     it("rotates the session on sign-in: the session the request came with stops working", async () => {
       const first = await signIn("gina");
       const second = await signIn("gina", withCookie(first.token!));
