@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
-import type { Express } from "express";
+import express, { type Express } from "express";
+import { createAuth, type AuthOptions, type ErebusAuth } from "@erebus/core";
 
 export interface Running {
   url: string;
@@ -28,4 +29,17 @@ export function cookieFrom(response: Response, name: string): { value: string; a
     if (key === name) return { value: value.join("="), attributes: rest.join(";").trim() };
   }
   return undefined;
+}
+
+/**
+ * The setup most HTTP tests share: createAuth (migrating), an Express app with the auth router at
+ * /auth, listening on 127.0.0.1. `routes` adds the test's own app routes after the router.
+ */
+export async function startAuthServer(options: AuthOptions, routes?: (app: Express, auth: ErebusAuth) => void): Promise<{ auth: ErebusAuth; server: Running }> {
+  const auth = createAuth({ migrate: true, ...options });
+  await auth.ready;
+  const app = express();
+  app.use("/auth", auth.router);
+  routes?.(app, auth);
+  return { auth, server: await listen(app) };
 }

@@ -1,10 +1,9 @@
 import { request } from "node:http";
-import express from "express";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engines, rowCounts } from "../../../test/engines.js";
-import { listen, type Running } from "../../../test/http.js";
-import { createAuth, silentLogger, type Database } from "./index.js";
+import { startAuthServer, type Running } from "../../../test/http.js";
+import { silentLogger, type Database } from "./index.js";
 import { testProvider } from "./testing/index.js";
 
 function send(url: string, method: string, path: string, headers: Record<string, string>, body: Buffer | undefined) {
@@ -49,13 +48,10 @@ for (const engine of engines()) {
 
     beforeAll(async () => {
       db = await engine.create();
-      const auth = createAuth({ database: db, baseURL: "http://app.test", providers: [testProvider()], migrate: true, logger: silentLogger, rateLimit: { enabled: false } });
-      await auth.ready;
-      const app = express();
-      app.use("/auth", auth.router);
-      app.get("/api/me", auth.requireUser(), (req, res) => res.json(req.auth));
-      app.use(auth.errorHandler);
-      server = await listen(app);
+      ({ server } = await startAuthServer({ database: db, baseURL: "http://app.test", providers: [testProvider()], logger: silentLogger, rateLimit: { enabled: false } }, (app, auth) => {
+        app.get("/api/me", auth.requireUser(), (req, res) => res.json(req.auth));
+        app.use(auth.errorHandler);
+      }));
     });
     afterAll(async () => {
       await server?.close();

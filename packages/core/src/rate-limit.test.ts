@@ -1,8 +1,7 @@
-import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engines } from "../../../test/engines.js";
-import { listen, type Running } from "../../../test/http.js";
-import { createAuth, silentLogger, type Database } from "./index.js";
+import { startAuthServer, type Running } from "../../../test/http.js";
+import { silentLogger, type Database } from "./index.js";
 import { testProvider } from "./testing/index.js";
 
 for (const engine of engines()) {
@@ -14,11 +13,7 @@ for (const engine of engines()) {
       db = await engine.create();
       // Two app instances sharing one database, like two replicas behind a load balancer.
       for (let i = 0; i < 2; i++) {
-        const auth = createAuth({ database: db, baseURL: "http://app.test", providers: [testProvider({ signInsPerMinute: 3 })], migrate: true, logger: silentLogger });
-        await auth.ready;
-        const app = express();
-        app.use("/auth", auth.router);
-        servers.push(await listen(app));
+        servers.push((await startAuthServer({ database: db, baseURL: "http://app.test", providers: [testProvider({ signInsPerMinute: 3 })], logger: silentLogger })).server);
       }
     });
     afterAll(async () => {

@@ -1,9 +1,8 @@
-import express from "express";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAuth, silentLogger, type Database } from "@erebus/core";
+import { silentLogger, type Database } from "@erebus/core";
 import { engines, rowCounts } from "../../../test/engines.js";
-import { cookieFrom, listen, type Running } from "../../../test/http.js";
+import { cookieFrom, startAuthServer, type Running } from "../../../test/http.js";
 import { startSmtpServer } from "../../../test/smtp.js";
 import { emailProvider } from "./email-provider.js";
 import { smtpTransport } from "./transport.js";
@@ -54,18 +53,13 @@ for (const engine of engines()) {
     beforeAll(async () => {
       smtp = await startSmtpServer();
       db = await engine.create();
-      const auth = createAuth({
+      ({ server } = await startAuthServer({
         database: db,
         baseURL: ORIGIN,
         providers: [emailProvider({ appName: "Example App", transport: smtpTransport(smtp.transporter, "Example <login@app.test>"), rateLimit: { perAddress: 1000, perClient: 10_000 } })],
-        migrate: true,
         logger: silentLogger,
         clock: () => now,
-      });
-      await auth.ready;
-      const app = express();
-      app.use("/auth", auth.router);
-      server = await listen(app);
+      }));
     });
     afterAll(async () => {
       await server?.close();
@@ -244,7 +238,7 @@ describe("email sends: limits and failures", () => {
     const errors: string[] = [];
     let fail = false;
     const sent: string[] = [];
-    const auth = createAuth({
+    const { server: running } = await startAuthServer({
       database: db,
       baseURL: ORIGIN,
       providers: [
@@ -258,13 +252,8 @@ describe("email sends: limits and failures", () => {
           rateLimit: { perAddress: 2, perClient: 100 },
         }),
       ],
-      migrate: true,
       logger: { ...silentLogger, error: (m, f) => errors.push(JSON.stringify({ m, f })) },
     });
-    await auth.ready;
-    const app = express();
-    app.use("/auth", auth.router);
-    const running = await listen(app);
     const start = (email: string) =>
       fetch(`${running.url}/auth/email/start`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email }) });
     try {

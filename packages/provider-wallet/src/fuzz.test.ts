@@ -1,9 +1,8 @@
-import express from "express";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAuth, silentLogger, type Database } from "@erebus/core";
+import { silentLogger, type Database } from "@erebus/core";
 import { engines, rowCounts } from "../../../test/engines.js";
-import { listen, type Running } from "../../../test/http.js";
+import { startAuthServer, type Running } from "../../../test/http.js";
 import { formatSiweMessage } from "./siwe-message.js";
 import { ethereumWallet, solanaWallet } from "../../../test/wallets.js";
 import { walletProvider } from "./wallet-provider.js";
@@ -74,11 +73,7 @@ describe(`fuzzing the wallet verify routes on ${engine.name}`, () => {
 
   beforeAll(async () => {
     db = await engine.create();
-    const auth = createAuth({ database: db, baseURL: ORIGIN, providers: [walletProvider({ rateLimit: { nonce: 100_000, verify: 100_000 } })], migrate: true, logger: silentLogger });
-    await auth.ready;
-    const app = express();
-    app.use("/auth", auth.router);
-    server = await listen(app);
+    ({ server } = await startAuthServer({ database: db, baseURL: ORIGIN, providers: [walletProvider({ rateLimit: { nonce: 100_000, verify: 100_000 } })], logger: silentLogger }));
   });
   afterAll(async () => {
     await server?.close();
@@ -139,11 +134,7 @@ describe(`fuzzing the wallet verify routes on ${engine.name}`, () => {
 describe("wallet rate limits", () => {
   it("limits nonce issuance and verify attempts per client", async () => {
     const db = await engine.create();
-    const auth = createAuth({ database: db, baseURL: ORIGIN, providers: [walletProvider({ rateLimit: { nonce: 3, verify: 2 } })], migrate: true, logger: silentLogger });
-    await auth.ready;
-    const app = express();
-    app.use("/auth", auth.router);
-    const running = await listen(app);
+    const { server: running } = await startAuthServer({ database: db, baseURL: ORIGIN, providers: [walletProvider({ rateLimit: { nonce: 3, verify: 2 } })], logger: silentLogger });
     try {
       const statuses = async (path: string, n: number) => {
         const out: number[] = [];

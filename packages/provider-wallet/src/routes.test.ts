@@ -1,8 +1,7 @@
-import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAuth, silentLogger, type Database } from "@erebus/core";
+import { silentLogger, type Database } from "@erebus/core";
 import { engines, rowCounts } from "../../../test/engines.js";
-import { cookieFrom, listen, type Running } from "../../../test/http.js";
+import { cookieFrom, startAuthServer, type Running } from "../../../test/http.js";
 import { formatSiweMessage, type SiweFields } from "./siwe-message.js";
 import { ethereumWallet, solanaWallet } from "../../../test/wallets.js";
 import { walletProvider } from "./wallet-provider.js";
@@ -27,6 +26,21 @@ for (const engine of engines()) {
       return { status: res.status, body: text ? JSON.parse(text) : null, res };
     };
     const counts = () => rowCounts(db);
+    type Attack = [name: string, status: number, code: string, attack: () => Promise<{ status: number; body: { code: string } }>];
+    /** Each attack must fail with its status and code and write nothing (the replay signs in once, legitimately, first). */
+    function tryAttacks(attacks: Attack[]) {
+      for (const [name, status, code, attack] of attacks) {
+        it(`refuses ${name}: ${status} ${code}`, async () => {
+          const before = await counts();
+          const result = await attack();
+          expect(result.status).toBe(status);
+          expect(result.body.code).toBe(code);
+          const after = await counts();
+          expect(after.sessions - before.sessions).toBe(name === "a replayed message" ? 1 : 0);
+          expect(after.users - before.users).toBe(name === "a replayed message" ? 1 : 0);
+        });
+      }
+    }
 
     // ---- Ethereum helpers ----
     async function siweMessage(address: string, overrides: Partial<SiweFields> = {}) {
@@ -57,18 +71,13 @@ for (const engine of engines()) {
 
     beforeAll(async () => {
       db = await engine.create({ max: 20 });
-      const auth = createAuth({
+      ({ server } = await startAuthServer({
         database: db,
         baseURL: ORIGIN,
         providers: [walletProvider({ ethereum: { chains: [1, 10] }, rateLimit: { nonce: 10_000, verify: 10_000 } })],
-        migrate: true,
         logger: silentLogger,
         clock: () => now,
-      });
-      await auth.ready;
-      const app = express();
-      app.use("/auth", auth.router);
-      server = await listen(app);
+      }));
     });
     afterAll(async () => {
       await server?.close();
@@ -130,7 +139,7 @@ for (const engine of engines()) {
     });
 
     describe("Ethereum attacks, each refused with its own code and nothing written", () => {
-      const attacks: [string, number, string, () => Promise<{ status: number; body: { code: string } }>][] = [
+      const attacks: Attack[] = [
         ["a replayed message", 401, "ERR_SIWE_NONCE_USED", async () => {
           const wallet = ethereumWallet();
           const message = await siweMessage(wallet.address);
@@ -197,18 +206,7 @@ for (const engine of engines()) {
           return post("/siwe/verify", { message, signature: await wallet.sign(message) });
         }],
       ];
-      for (const [name, status, code, attack] of attacks) {
-        it(`refuses ${name}: ${status} ${code}`, async () => {
-          const before = await counts();
-          const result = await attack();
-          expect(result.status).toBe(status);
-          expect(result.body.code).toBe(code);
-          const after = await counts();
-          // The replay case signs in once legitimately first; nothing beyond that.
-          expect(after.sessions - before.sessions).toBe(name === "a replayed message" ? 1 : 0);
-          expect(after.users - before.users).toBe(name === "a replayed message" ? 1 : 0);
-        });
-      }
+      tryAttacks(attacks);
 
       it("burns the nonce on a failed signature: a second try with the right signature is a replay", async () => {
         const wallet = ethereumWallet();
@@ -253,7 +251,7 @@ for (const engine of engines()) {
     });
 
     describe("Solana attacks, each refused with its own code and nothing written", () => {
-      const attacks: [string, number, string, () => Promise<{ status: number; body: { code: string } }>][] = [
+      const attacks: Attack[] = [
         ["a replayed message", 401, "ERR_SIWS_NONCE_USED", async () => {
           const wallet = await solanaWallet();
           const { body } = await post("/siws/nonce");
@@ -316,17 +314,7 @@ for (const engine of engines()) {
         ["an oversized message", 413, "ERR_SIWS_MESSAGE_TOO_LARGE", async () => siwsSignIn(await solanaWallet(), { statement: "x".repeat(5000) })],
         ["a message without a nonce", 400, "ERR_SIWS_MESSAGE_MALFORMED", async () => siwsSignIn(await solanaWallet(), { nonce: undefined })],
       ];
-      for (const [name, status, code, attack] of attacks) {
-        it(`refuses ${name}: ${status} ${code}`, async () => {
-          const before = await counts();
-          const result = await attack();
-          expect(result.status).toBe(status);
-          expect(result.body.code).toBe(code);
-          const after = await counts();
-          expect(after.sessions - before.sessions).toBe(name === "a replayed message" ? 1 : 0);
-          expect(after.users - before.users).toBe(name === "a replayed message" ? 1 : 0);
-        });
-      }
+      tryAttacks(attacks);
     });
   });
 }

@@ -10,6 +10,14 @@ import { syncProvider } from "./sync-provider.js";
 import { cacheRows, insertAgent, sourceRows } from "../../../test/sync.js";
 
 
+/** Migrates an Erebus database with the sync outbox, and a cache in the target. */
+async function prepare(source: Database, target: Database): Promise<[Database, Database]> {
+  const auth = createAuth({ database: source, baseURL: "http://app.test", providers: [syncProvider()], migrate: true, logger: silentLogger });
+  await auth.ready;
+  await postgresCacheSink(target).migrate();
+  return [source, target];
+}
+
 /** A sink that applies to the cache and records what it delivered, in delivery order. */
 function recording(target: Database) {
   const cache = postgresCacheSink(target);
@@ -38,11 +46,7 @@ for (const engine of engines()) {
     let target: Database;
 
     beforeAll(async () => {
-      source = await engine.create({ max: 20 });
-      target = await engine.create();
-      const auth = createAuth({ database: source, baseURL: "http://app.test", providers: [syncProvider()], migrate: true, logger: silentLogger });
-      await auth.ready;
-      await postgresCacheSink(target).migrate();
+      [source, target] = await prepare(await engine.create({ max: 20 }), await engine.create());
     });
     afterAll(async () => {
       await source?.close();
@@ -172,11 +176,7 @@ describe.skipIf(!server)("sync on a PostgreSQL server: concurrency and crashes",
   let source: Database;
   let target: Database;
   beforeAll(async () => {
-    source = await server!.create({ max: 30 });
-    target = await server!.create({ max: 10 });
-    const auth = createAuth({ database: source, baseURL: "http://app.test", providers: [syncProvider()], migrate: true, logger: silentLogger });
-    await auth.ready;
-    await postgresCacheSink(target).migrate();
+    [source, target] = await prepare(await server!.create({ max: 30 }), await server!.create({ max: 10 }));
   });
   afterAll(async () => {
     await source?.close();
