@@ -16,7 +16,7 @@ import { SourceTypeRegistry, type SourceTypeDefinition } from "./source-types.js
 import { createUserStore, mapDatabaseError, type UserReference } from "./users.js";
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
+  // Express types `req` through this global namespace; declaration merging is how a library adds fields to it.
   namespace Express {
     interface Request {
       /** Set by Erebus's middleware: who made the request, or `null` for nobody. */

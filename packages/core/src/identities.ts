@@ -102,7 +102,7 @@ const verifiedIdentitySchema = z.object({
     .string()
     .min(1)
     .max(512)
-    // eslint-disable-next-line no-control-regex
+    // Control characters in an identifier would forge lines in logs and terminal output.
     .refine((value) => !/[\u0000-\u001f\u007f]/.test(value), "sourceIdentifier must not contain control characters"),
   userType: z.enum(userTypes).optional(),
   sourceType: z.looseObject({ type: z.string() }),
