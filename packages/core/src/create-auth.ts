@@ -9,6 +9,7 @@ import { userTypes, type UserType, type VerifiedIdentity } from "./identities.js
 import type { Logger } from "./logger.js";
 import { checkMigrationSet, coreMigrations, runMigrations, type MigrateResult, type MigrationSet } from "./migrate.js";
 import { resolveOptions, type AuthOptions } from "./options.js";
+import { findPgUnsafeString, PG_TEXT_MESSAGE } from "./pg-text.js";
 import type { ErebusProvider, ProviderContext, RequestAuth, SignInResult } from "./provider.js";
 import { createRateLimiterFactory } from "./rate-limit.js";
 import { createSessionStore, type Session } from "./sessions.js";
@@ -383,12 +384,16 @@ export function createAuth(input: AuthOptions) {
 export type ErebusAuth = ReturnType<typeof createAuth>;
 
 function parseWith<S extends z.ZodType>(schema: S, value: unknown, part: "body" | "query" = "body"): z.infer<S> {
+  const invalid = (path: readonly PropertyKey[] | undefined, message: string) => {
+    const field = path?.length ? path.map(String).join(".") : part;
+    return AuthError.of(part === "body" ? "ERR_BODY_INVALID" : "ERR_QUERY_INVALID", { detail: `${field}: ${message}`, extensions: { field } });
+  };
+  // Whatever a route does with the parsed value, it may reach PostgreSQL, which refuses U+0000 and
+  // unpaired surrogates (a 500 otherwise, or a silent U+FFFD): refused here, before any schema runs.
+  const unsafe = findPgUnsafeString(value);
+  if (unsafe) throw invalid(unsafe, PG_TEXT_MESSAGE);
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
-  const field = issue?.path.length ? issue.path.join(".") : part;
-  throw AuthError.of(part === "body" ? "ERR_BODY_INVALID" : "ERR_QUERY_INVALID", {
-    detail: `${field}: ${issue?.message ?? "invalid"}`,
-    extensions: { field },
-  });
+  throw invalid(issue?.path, issue?.message ?? "invalid");
 }

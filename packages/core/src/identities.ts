@@ -1,6 +1,7 @@
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import * as z from "zod";
 import { AuthError } from "./errors.js";
+import { findPgUnsafeString, PG_TEXT_MESSAGE } from "./pg-text.js";
 import type { SourceTypeRegistry } from "./source-types.js";
 
 /** Who a `user_references` row stands for. */
@@ -130,6 +131,9 @@ export function checkIdentity(input: VerifiedIdentity, registry: SourceTypeRegis
     throw AuthError.of("ERR_IDENTITY_INVALID", { detail: `${issue?.path.join(".")}: ${issue?.message}` });
   }
   const identity = parsed.data;
+  // Everything here is written to text and jsonb columns; what PostgreSQL refuses is a 400, not a 500.
+  const unsafe = findPgUnsafeString({ sourceIdentifier: identity.sourceIdentifier, sourceType: identity.sourceType, metadata: identity.metadata });
+  if (unsafe) throw AuthError.of("ERR_IDENTITY_INVALID", { detail: `${unsafe.map(String).join(".")}: ${PG_TEXT_MESSAGE}` });
   const sourceType = registry.parse(identity.sourceType);
   if (!sourceType.success) throw AuthError.of("ERR_SOURCE_TYPE_INVALID", { detail: sourceType.issue });
   const rule = canonicalIdentities[identity.network];

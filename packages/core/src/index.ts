@@ -33,3 +33,4 @@ export type { ErebusProvider, ProviderCommand, ProviderContext, ProviderAuthResu
 export { main as runCli, type ErebusCliConfig } from "./cli.js";
 export { consoleLogger, silentLogger, type Logger } from "./logger.js";
 export { sendProblem } from "./http.js";
+export { pgText, isPgText, findPgUnsafeString, PG_TEXT_MESSAGE } from "./pg-text.js";

@@ -1,6 +1,8 @@
 import type { Request, RequestHandler } from "express";
 import rateLimiterFlexible from "rate-limiter-flexible";
+import { createHash } from "node:crypto";
 import { AuthError } from "./errors.js";
+import { isPgText } from "./pg-text.js";
 import type { Database } from "./db/types.js";
 
 const { RateLimiterPostgres, RateLimiterRes } = rateLimiterFlexible;
@@ -19,6 +21,16 @@ export interface RateLimiter {
   consume(key: string, points?: number): Promise<void>;
   /** Express middleware counting one hit per client (by `req.ip`, or `keyOf(req)`). */
   middleware(keyOf?: (req: Request) => string | undefined): RequestHandler;
+}
+
+/**
+ * The counter's key as stored (a varchar(255) column). Keys come from requests (an address, a name):
+ * one PostgreSQL refuses (U+0000, an unpaired surrogate) or that is too long is replaced by a hash of
+ * its UTF-16 code units, so distinct keys stay distinct and no key can fail the query.
+ */
+function storedKey(key: string): string {
+  if (key.length <= 180 && isPgText(key)) return key;
+  return `sha256:${createHash("sha256").update(Buffer.from(key, "utf16le")).digest("hex")}`;
 }
 
 /**
@@ -48,7 +60,7 @@ export function createRateLimiterFactory(db: Database, options: { enabled: boole
     async function consume(key: string, points = 1): Promise<void> {
       if (!options.enabled) return;
       try {
-        await limiter.consume(key.slice(0, 180), points);
+        await limiter.consume(storedKey(key), points);
       } catch (rejection) {
         if (rejection instanceof RateLimiterRes) {
           throw AuthError.of("ERR_RATE_LIMITED", { retryAfter: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)) });
