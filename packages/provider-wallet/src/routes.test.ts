@@ -2,8 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger, type Database } from "@erebus/core";
 import { engines, rowCounts } from "../../../test/engines.js";
 import { cookieFrom, startAuthServer, type Running } from "../../../test/http.js";
+import bs58 from "bs58";
 import { formatSiweMessage, type SiweFields } from "./siwe-message.js";
-import { ethereumWallet, solanaWallet } from "../../../test/wallets.js";
+import { formatSiwsMessage } from "./siws-message.js";
+import { ethereumWallet, forgeSmallOrderSignature, smallOrderPublicKeys, solanaWallet, withSPlusL } from "../../../test/wallets.js";
 import { walletProvider } from "./wallet-provider.js";
 
 const ORIGIN = "http://app.test";
@@ -315,6 +317,38 @@ for (const engine of engines()) {
         ["a message without a nonce", 400, "ERR_SIWS_MESSAGE_MALFORMED", async () => siwsSignIn(await solanaWallet(), { nonce: undefined })],
       ];
       tryAttacks(attacks);
+
+      it("finding 4: SIWS refuses a small-order public key (System Program address and every torsion point, forged S=0 signatures)", async () => {
+        const before = await counts();
+        const answers: string[] = [];
+        for (const key of smallOrderPublicKeys()) {
+          const address = bs58.encode(key.bytes);
+          const { body } = await post("/siws/nonce");
+          // Vary the request id until S = 0 with a small-order R verifies under this key (≈ 2 in 3 per message).
+          let forged: { message: string; signature: string } | undefined;
+          for (let i = 0; !forged && i < 100; i++) {
+            const message = formatSiwsMessage({ ...body.input, address, requestId: `forged-${i}` });
+            const signature = forgeSmallOrderSignature(key.bytes, new TextEncoder().encode(message));
+            if (signature) forged = { message, signature: bs58.encode(signature) };
+          }
+          const res = await post("/siws/verify", { ...forged!, address, provider: "phantom" });
+          answers.push(`${key.name}: ${res.status} ${res.body.code}`);
+        }
+        expect(answers).toEqual(smallOrderPublicKeys().map((key) => `${key.name}: 400 ERR_SIWS_ADDRESS_INVALID`));
+        expect(smallOrderPublicKeys().map((key) => bs58.encode(key.bytes))).toContain("11111111111111111111111111111111");
+        expect(await counts()).toEqual(before);
+      });
+
+      it("finding 4: SIWS refuses a valid signature re-encoded with S + L, and still signs the wallet in with the original", async () => {
+        const wallet = await solanaWallet();
+        const { body } = await post("/siws/nonce");
+        const { message, signature } = await wallet.signIn(body.input);
+        const before = await counts();
+        const malleated = await post("/siws/verify", { message, signature: bs58.encode(withSPlusL(bs58.decode(signature))), address: wallet.address });
+        expect([malleated.status, malleated.body.code]).toEqual([401, "ERR_SIWS_SIGNATURE_INVALID"]);
+        expect(await counts()).toEqual(before);
+        expect((await siwsSignIn(wallet)).status).toBe(200);
+      });
     });
   });
 }

@@ -72,9 +72,62 @@ export class Ed25519KeyCache {
   }
 }
 
-/** Verifies an Ed25519 signature (RFC 8032) of `message` under the 32-byte public key `address` decodes to. */
+// Encodings of the 8 points of small order (the torsion subgroup of edwards25519), without the sign
+// bit: y = 0, 1, p - 1 and the two y of the order-8 points. The libsodium blacklist (crypto_sign
+// `ge25519_has_small_order`) lists the same values. A key among them has no secret behind it: under
+// it, S = 0 and a small-order R verify for about one message in eight, so anyone could sign as
+// such an "address" (Solana's System Program, 32 zero bytes, is one).
+const SMALL_ORDER_Y = new Set([
+  "0000000000000000000000000000000000000000000000000000000000000000",
+  "0100000000000000000000000000000000000000000000000000000000000000",
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+  "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+]);
+
+/** y of a point encoding (its low 255 bits) as hex, for a look-up in SMALL_ORDER_Y. */
+function yHex(encoding: Uint8Array): string {
+  const y = Buffer.from(encoding);
+  y[31]! &= 0x7f;
+  return y.toString("hex");
+}
+
+/** Whether the 255-bit little-endian y of a point encoding is ≥ p = 2^255 - 19 (RFC 8032 §5.1.3 step 1 refuses it). */
+function yNotCanonical(encoding: Uint8Array): boolean {
+  if ((encoding[31]! & 0x7f) !== 0x7f) return false;
+  for (let i = 30; i > 0; i--) if (encoding[i] !== 0xff) return false;
+  return encoding[0]! >= 0xed;
+}
+
+/**
+ * A point encoding that can stand for an Ed25519 key or R: canonical (y < p) and not of small
+ * order. The sign bit on x = 0 needs no test of its own: x = 0 only for y = ±1, both small-order.
+ */
+export function isStrongPoint(encoding: Uint8Array): boolean {
+  return encoding.length === 32 && !yNotCanonical(encoding) && !SMALL_ORDER_Y.has(yHex(encoding));
+}
+
+// The group order L = 2^252 + 27742317777372353535851937790883648493 (RFC 8032 §5.1), little-endian.
+const L = Buffer.from("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010", "hex");
+
+/** S < L, comparing the 32 little-endian bytes from the most significant one (RFC 8032 §5.1.7 step 1). */
+function sIsCanonical(signature: Uint8Array): boolean {
+  for (let i = 31; i >= 0; i--) {
+    const s = signature[32 + i]!;
+    if (s !== L[i]) return s < L[i]!;
+  }
+  return false;
+}
+
+/**
+ * Verifies an Ed25519 signature (RFC 8032) of `message` under the 32-byte public key `address`
+ * decodes to. Beyond what OpenSSL's verify checks, it refuses small-order and non-canonical keys
+ * and R values and S ≥ L, so a signature proves that someone holds the key's secret, and each
+ * (key, message) has one accepted encoding of a signature.
+ */
 export function verifyEd25519(cache: Ed25519KeyCache, address: string, publicKey: Uint8Array, message: string, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false;
+  if (!isStrongPoint(publicKey) || !isStrongPoint(signature.subarray(0, 32)) || !sIsCanonical(signature)) return false;
   try {
     return verifySignature(null, encoder.encode(message), cache.get(address, publicKey), signature);
   } catch {

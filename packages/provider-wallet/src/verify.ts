@@ -2,7 +2,7 @@ import { createPublicClient, http } from "viem";
 import { fail, walletErrors, type Family } from "./errors.js";
 import type { MessageVerifier } from "./options.js";
 import { parseSiweMessage, type ParsedSiwe } from "./siwe-message.js";
-import { decodeBase58, Ed25519KeyCache, hexToBytes, recoverPersonalSigner, verifyEd25519 } from "./signature.js";
+import { decodeBase58, Ed25519KeyCache, hexToBytes, isStrongPoint, recoverPersonalSigner, verifyEd25519 } from "./signature.js";
 import { parseSiwsMessage, type SiwsFields } from "./siws-message.js";
 import { parseRfc3339 } from "./time.js";
 
@@ -189,10 +189,17 @@ export function checkSiwsMessage(message: string, address: string, policy: Messa
   return full;
 }
 
-/** Decodes the client's address (32-byte base58 public key) and signature (64-byte base58). */
+/**
+ * Decodes the client's address (32-byte base58 public key) and signature (64-byte base58). An
+ * address that is a small-order or non-canonical point (the System Program's 32 zero bytes, say)
+ * is refused here: no one holds a secret for it, and a forged signature would verify under it.
+ */
 export function decodeSiwsCredentials(address: string, signature: string): { publicKey: Uint8Array; signature: Uint8Array } {
   const publicKey = decodeBase58(address);
   if (!publicKey || publicKey.length !== 32) throw walletErrors.create("ERR_SIWS_ADDRESS_INVALID");
+  if (!isStrongPoint(publicKey)) {
+    throw walletErrors.create("ERR_SIWS_ADDRESS_INVALID", { detail: "a small-order or non-canonical Ed25519 key cannot sign" });
+  }
   const bytes = decodeBase58(signature);
   if (!bytes || bytes.length !== 64) throw fail("SIWS", "SIGNATURE_MALFORMED");
   return { publicKey, signature: bytes };
