@@ -339,6 +339,51 @@ for (const engine of engines()) {
         expect(await counts()).toEqual(before);
       });
 
+      it("finding 12: SIWS refuses CR and TAB inside URI and every other field (ERR_SIWS_MESSAGE_MALFORMED), signed by the wallet", async () => {
+        const wallet = await solanaWallet();
+        const before = await counts();
+        const answers: string[] = [];
+        for (const field of ["domain", "statement", "uri", "version", "chainId", "nonce", "issuedAt", "expirationTime", "notBefore", "requestId"]) {
+          for (const char of ["\r", "\t"]) {
+            const { body } = await post("/siws/nonce");
+            const input: Record<string, string | undefined> = {
+              ...body.input,
+              expirationTime: new Date(now.getTime() + 5 * MINUTE).toISOString(),
+              notBefore: new Date(now.getTime() - MINUTE).toISOString(),
+              requestId: "req-1",
+            };
+            // At the end of the value: where a URL parser drops it (WHATWG URL strips CR and TAB) and a wallet shows nothing.
+            const { message, signature } = await wallet.signIn(input, { [field]: `${input[field]}${char}` });
+            const res = await post("/siws/verify", { message, signature, address: wallet.address });
+            answers.push(`${field} ${JSON.stringify(char)}: ${res.status} ${res.body.code}`);
+          }
+        }
+        expect(answers.filter((a) => !a.endsWith("400 ERR_SIWS_MESSAGE_MALFORMED"))).toEqual([]);
+        // Resources, one more field: a CR in the middle of a resource URI.
+        const { body } = await post("/siws/nonce");
+        const signed = await wallet.signIn(body.input);
+        const withResources = `${signed.message}\nResources:\n- https://app.test/a\r/b`;
+        const res = await post("/siws/verify", { message: withResources, signature: await wallet.signText(withResources), address: wallet.address });
+        expect([res.status, res.body.code]).toEqual([400, "ERR_SIWS_MESSAGE_MALFORMED"]);
+        expect(await counts()).toEqual(before);
+      });
+
+      it("finding 12: SIWE refuses CR and TAB in every field too (the EIP-4361 grammar)", async () => {
+        const wallet = ethereumWallet();
+        const message = await siweMessage(wallet.address, { expirationTime: new Date(now.getTime() + 5 * MINUTE).toISOString(), notBefore: now.toISOString(), requestId: "req-1", resources: ["https://app.test/r"] });
+        const values = ["app.test", "Sign in to the example app.", `${ORIGIN}/login`, "Version: 1", "Chain ID: 1", message.match(/Nonce: (\w+)/)![1]!, now.toISOString(), "req-1", "https://app.test/r"];
+        const before = await counts();
+        for (const value of values) {
+          for (const char of ["\r", "\t"]) {
+            const tampered = message.replace(value, `${value}${char}`);
+            expect(tampered).not.toBe(message);
+            const res = await post("/siwe/verify", { message: tampered, signature: await wallet.sign(tampered) });
+            expect([value, char, res.status, res.body.code]).toEqual([value, char, 400, "ERR_SIWE_MESSAGE_MALFORMED"]);
+          }
+        }
+        expect(await counts()).toEqual(before);
+      });
+
       it("finding 4: SIWS refuses a valid signature re-encoded with S + L, and still signs the wallet in with the original", async () => {
         const wallet = await solanaWallet();
         const { body } = await post("/siws/nonce");

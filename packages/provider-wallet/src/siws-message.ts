@@ -61,19 +61,32 @@ function parseFieldBlock(lines: string[]): Partial<SiwsFields> | undefined {
     if (index < next) return undefined; // unknown line, repeated or out-of-order field
     const value = line.slice(FIELDS[index]![0].length);
     if (value === "") return undefined;
+    // RFC 3986: a URI has no spaces (a space would make the value something other than what is checked).
+    if (FIELDS[index]![1] === "uri" && value.includes(" ")) return undefined;
     out[FIELDS[index]![1]] = value;
     next = index + 1;
   }
   if (i < lines.length) {
     const resources = lines.slice(i + 1);
-    if (!resources.every((r) => r.startsWith("- ") && r.length > 2)) return undefined;
+    if (!resources.every((r) => r.startsWith("- ") && r.length > 2 && !r.includes(" ", 2))) return undefined;
     out.resources = resources.map((r) => r.slice(2));
   }
   return out;
 }
 
-/** Parses a SIWS message; undefined when it is not one. */
+/**
+ * What no field may hold. SIWS follows EIP-4361, whose grammar has no control characters in any
+ * field; a CR or TAB at the end of `URI:` is dropped by WHATWG URL parsing, so the text a wallet
+ * showed and the value checked would differ. Beyond C0/C1 controls: line and paragraph separators
+ * and bidirectional controls, which change how a wallet lays the text out, and lone surrogates,
+ * which are not text (the wallet signs their UTF-8 replacement, U+FFFD, so two strings would carry
+ * one signature).
+ */
+const FORBIDDEN = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Parses a SIWS message; undefined when it is not one (or holds a character {@link FORBIDDEN} names). */
 export function parseSiwsMessage(text: string): SiwsFields | undefined {
+  if (FORBIDDEN.test(text)) return undefined;
   const headerAt = text.indexOf(HEADER);
   if (headerAt <= 0) return undefined;
   const domain = text.slice(0, headerAt);

@@ -184,6 +184,28 @@ describe("SIWS vectors", () => {
     expect(code).toBe(web3authCodes[name]);
   });
 
+  it("finding 12: parseSiwsMessage refuses control characters, lone surrogates and display controls in every field", () => {
+    const [, full] = generated.find(([n]) => n === "full fields with statement and resources")!;
+    expect(parseSiwsMessage(full.message)).toBeDefined();
+    const lines = full.message.split("\n");
+    const chars = ["\r", "\t", "\u0000", "\u000b", "\u001b", "\u007f", "\u0085", "\u2028", "\u2029", "\u202e", "\u2066", "\ud800", "\udfff"];
+    const accepted: string[] = [];
+    lines.forEach((line, index) => {
+      if (line === "") return;
+      for (const char of chars) {
+        for (const at of [0, Math.floor(line.length / 2), line.length]) {
+          const edited = [...lines];
+          edited[index] = line.slice(0, at) + char + line.slice(at);
+          if (parseSiwsMessage(edited.join("\n"))) accepted.push(`line ${index} ${JSON.stringify(line)} at ${at}: ${JSON.stringify(char)}`);
+        }
+      }
+    });
+    expect(accepted).toEqual([]);
+    // A space inside a URI is not RFC 3986 either.
+    const spaced = full.message.replace(/URI: (\S+)/, "URI: $1 x");
+    expect(codeOf(() => checkSiwsMessage(spaced, full.input.address!, policy(full)))).toBe("ERR_SIWS_MESSAGE_MALFORMED");
+  });
+
   it("decodes signatures strictly", () => {
     expect(hexToBytes("0x0")).toBeUndefined();
     expect(hexToBytes("0xzz")).toBeUndefined();
