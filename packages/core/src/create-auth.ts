@@ -32,10 +32,15 @@ const PROVIDER_ID = /^[a-z][a-z0-9-]{0,31}$/;
 /** Header a non-browser client sends to receive the session token in the body instead of a cookie. */
 export const SESSION_TRANSPORT_HEADER = "erebus-session-transport";
 
-function checkProviders(providers: readonly ErebusProvider[], registry: SourceTypeRegistry): void {
+function checkProviders(providers: readonly ErebusProvider[], registry: SourceTypeRegistry, production: boolean): void {
   const ids = new Set<string>();
   for (const [index, provider] of providers.entries()) {
     const where = `providers[${index}]${typeof provider.id === "string" ? ` ("${provider.id}")` : ""}`;
+    if (production && provider.developmentOnly === true) {
+      throw new TypeError(
+        `createAuth: ${where} is for development only and production is on; set NODE_ENV=development (or EREBUS_DEV=1), or pass production: false, only where it is not a deployment`,
+      );
+    }
     if (typeof provider.id !== "string" || !PROVIDER_ID.test(provider.id)) {
       throw new TypeError(`createAuth: ${where}.id must be a lower-case token matching ${PROVIDER_ID}`);
     }
@@ -79,7 +84,7 @@ function checkProviders(providers: readonly ErebusProvider[], registry: SourceTy
 export function createAuth(input: AuthOptions) {
   const options = resolveOptions(input);
   const registry = new SourceTypeRegistry();
-  checkProviders(options.providers, registry);
+  checkProviders(options.providers, registry, options.production);
 
   const db: Database = typeof options.database === "string" ? lazyDatabase(options.database) : options.database;
   const { clock, random, logger } = options;

@@ -1,5 +1,5 @@
 export { createAuth, SESSION_TRANSPORT_HEADER, type ErebusAuth } from "./create-auth.js";
-export { optionsSchema, parseOptions, type AuthOptions } from "./options.js";
+export { optionsSchema, parseOptions, productionFromEnv, type AuthOptions } from "./options.js";
 export { AuthError, coreErrors, defineErrors, isConnectionError, type CoreErrorCode } from "./errors.js";
 export type { Database, Queryable, QueryResult } from "./db/types.js";
 export { connectDatabase } from "./db/connect.js";

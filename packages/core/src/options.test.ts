@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createAuth, defineSourceType, silentLogger } from "./index.js";
 import { testProvider } from "./testing/index.js";
 import * as z from "zod";
@@ -48,5 +48,38 @@ describe("createAuth options", () => {
     expect(() => auth.requireUserType("robot" as never)).toThrow(TypeError);
     expect(() => auth.requireScope()).toThrow(TypeError);
     expect(() => auth.api.rateLimit({ name: "x", points: 0, duration: 1 })).toThrow(TypeError);
+  });
+});
+
+describe("finding 2: development helpers only when asked for", () => {
+  const probe = { id: "probe", emits: [], routes() {} };
+  const productionOf = (env: Record<string, string | undefined>) => {
+    for (const [key, value] of Object.entries(env)) vi.stubEnv(key, value);
+    const auth = createAuth({ ...base, providers: [probe] });
+    return auth.providerContext("probe").production;
+  };
+  afterEach(() => vi.unstubAllEnvs());
+
+  it("finding 2: testProvider() throws at createAuth when production is true", () => {
+    expect(() => createAuth({ ...base, production: true, providers: [testProvider()] })).toThrow(/testProvider|development only/);
+    expect(() => createAuth({ ...base, production: false, providers: [testProvider()] })).not.toThrow();
+  });
+
+  it("finding 2: the production default is read when createAuth is called, and is on unless NODE_ENV is development or test (or EREBUS_DEV=1)", () => {
+    // Each call sees the environment as it is now, not as it was when core was imported.
+    expect(productionOf({ NODE_ENV: "production", EREBUS_DEV: undefined })).toBe(true);
+    expect(productionOf({ NODE_ENV: "development", EREBUS_DEV: undefined })).toBe(false);
+    expect(productionOf({ NODE_ENV: "test", EREBUS_DEV: undefined })).toBe(false);
+    for (const value of [undefined, "", "prod", "staging", "Production", "dev"]) {
+      expect(productionOf({ NODE_ENV: value, EREBUS_DEV: undefined }), String(value)).toBe(true);
+    }
+    expect(productionOf({ NODE_ENV: undefined, EREBUS_DEV: "1" })).toBe(false);
+    expect(productionOf({ NODE_ENV: "staging", EREBUS_DEV: "0" })).toBe(true);
+    // An explicit production environment wins over EREBUS_DEV.
+    expect(productionOf({ NODE_ENV: "production", EREBUS_DEV: "1" })).toBe(true);
+    // With the default on, the test provider refuses to start.
+    vi.stubEnv("NODE_ENV", "staging");
+    vi.stubEnv("EREBUS_DEV", undefined);
+    expect(() => createAuth({ ...base, providers: [testProvider()] })).toThrow(/development only/);
   });
 });

@@ -10,6 +10,17 @@ const isDatabase = (value: unknown): value is Database =>
 
 const DAY = 86_400;
 
+/**
+ * The default of `production`: on, unless the environment explicitly asks for development
+ * (`NODE_ENV=development` or `test`, or `EREBUS_DEV=1`). A deployment with `NODE_ENV` unset, `prod`
+ * or `staging` is production: development helpers (the test provider, mailboxes, sign-in-as-anyone)
+ * must be asked for, never left on by omission. `NODE_ENV=production` wins over `EREBUS_DEV`.
+ */
+export function productionFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): boolean {
+  if (env.NODE_ENV === "production") return true;
+  return !(env.NODE_ENV === "development" || env.NODE_ENV === "test" || env.EREBUS_DEV === "1");
+}
+
 /** Every option of `createAuth()`, with its default. Defaults live here and nowhere else. */
 export const optionsSchema = z.strictObject({
   /** A {@link Database}, or a URL: `postgres://…`, `pglite://<dir>`, `pglite://memory`. */
@@ -30,8 +41,8 @@ export const optionsSchema = z.strictObject({
   migrate: z.boolean().default(false),
   /** Other origins allowed to send state-changing requests with the session cookie. */
   trustedOrigins: z.array(z.url().transform((value) => new URL(value).origin)).default([]),
-  /** Production mode: Secure cookies, no development helpers. */
-  production: z.boolean().default(process.env.NODE_ENV === "production"),
+  /** Production mode: Secure cookies, no development helpers. Default: {@link productionFromEnv}, read at each createAuth call. */
+  production: z.boolean().default(() => productionFromEnv()),
   session: z
     .strictObject({
       /** Seconds without use after which a session expires. */

@@ -123,6 +123,11 @@ export interface ErebusProvider {
   authenticate?(req: Request, ctx: ProviderContext): Promise<ProviderAuthResult | null>;
   /** Subcommands of `npx erebus` (`api-keys` → `npx erebus api-keys create …`). */
   readonly commands?: Readonly<Record<string, ProviderCommand>>;
+  /**
+   * A development helper (the test provider, a fake IdP): `createAuth` throws when it is given one
+   * and `production` is true, so it cannot reach a deployment by accident.
+   */
+  readonly developmentOnly?: boolean;
 }
 
 /** A subcommand a provider adds to the `erebus` CLI. Throw to fail (exit code 1). */

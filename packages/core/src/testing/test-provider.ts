@@ -30,7 +30,8 @@ export interface TestProviderOptions {
  * (a table logging its sign-ins), adds a route (`POST /test/sign-in { handle }`) and a header
  * authenticator (`X-Test-Key: <handle>` for a handle that signed in before).
  *
- * **Never mount it in production.**
+ * **Never mount it in production**: `createAuth` throws when `production` is on (the default unless
+ * `NODE_ENV` is `development` or `test`, or `EREBUS_DEV=1`).
  *
  * @example
  * const auth = createAuth({ database, baseURL, providers: [testProvider()] });
@@ -38,6 +39,8 @@ export interface TestProviderOptions {
 export function testProvider(options: TestProviderOptions = {}) {
   return {
     id: "test",
+    // Anyone can sign in as anyone: createAuth refuses it when production is on.
+    developmentOnly: true,
     emits: ["test_account"],
     sourceTypes: [testAccountSourceType],
     errors: errors.codes,
