@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
 import * as z from "zod";
 
 /** The `user_references` row as the outbox captured it (`to_jsonb`: timestamps are ISO strings). */
@@ -16,9 +17,12 @@ export const referenceRowSchema = z.looseObject({
 });
 
 /**
- * A change event, version 1. `version` orders the events of one reference (it is the outbox
- * sequence number: increasing in commit order per reference); `row` is the whole row after the
- * change (before it, for a delete).
+ * A change event, version 1. `id` is stable: the same event redelivered carries the same id.
+ * `version` orders the events of one reference (it is the outbox sequence number: increasing in
+ * commit order per reference); `row` is the whole row after the change (before it, for a delete).
+ * `high_water` is the highest version the source had issued when the relay sent the event: a
+ * sink refuses an event whose version is above it (a version from the future would block every
+ * real update of that reference). Optional, so envelopes written before it still parse.
  */
 export const envelopeSchema = z.strictObject({
   v: z.literal(1),
@@ -27,6 +31,7 @@ export const envelopeSchema = z.strictObject({
   op: z.enum(["insert", "update", "delete"]),
   reference_id: z.uuid(),
   version: z.number().int().positive(),
+  high_water: z.number().int().positive().optional(),
   occurred_at: z.string(),
   row: referenceRowSchema,
 });
@@ -59,4 +64,23 @@ export interface SyncSink {
   readonly name: string;
   deliver(events: readonly ChangeEnvelope[]): Promise<void>;
   close?(): Promise<void>;
+}
+
+/**
+ * The HMAC of a serialized envelope (`sha256=<hex>` over its exact bytes), for transports where
+ * whoever can write can forge (a Kafka topic): the producer signs with a shared secret, the
+ * consumer checks before it parses.
+ */
+export function signEnvelope(value: string | Buffer, secret: string): string {
+  return `sha256=${createHmac("sha256", secret).update(value).digest("hex")}`;
+}
+
+/** Whether `signature` is the HMAC of `value` under one of `secrets` (several during a rotation). Constant time per secret. */
+export function verifyEnvelopeSignature(value: string | Buffer, signature: string | undefined, secrets: readonly string[]): boolean {
+  if (!signature) return false;
+  const given = Buffer.from(signature);
+  return secrets.some((secret) => {
+    const expected = Buffer.from(signEnvelope(value, secret));
+    return expected.length === given.length && timingSafeEqual(expected, given);
+  });
 }

@@ -49,3 +49,16 @@ export const outboxMigration = {
   INSERT INTO erebus_outbox (reference_id, op, row_data)
     SELECT id, 'insert', to_jsonb(u) FROM user_references u ORDER BY created_at, id;`,
 };
+
+/**
+ * Claims, so that the relay holds no transaction open while the sink delivers (issue 10, finding
+ * 13): a relay claims a reference's pending events in one short transaction (`claimed_by`, a lease
+ * until `claim_until`), delivers them with no transaction open, then marks them delivered in a
+ * second one. Another relay leaves a reference alone while any of its pending events is under a
+ * live claim, which keeps delivery in order per reference; a relay that died leaves its claims to
+ * expire, and its events are delivered again (at least once).
+ */
+export const outboxClaimsMigration = {
+  id: "0002_outbox_claims",
+  sql: `ALTER TABLE erebus_outbox ADD COLUMN claimed_by TEXT, ADD COLUMN claim_until TIMESTAMPTZ;`,
+};

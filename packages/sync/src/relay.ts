@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { consoleLogger, type Database, type Logger } from "@erebus/core";
 import { envelopeSchema, type ChangeEnvelope, type SyncSink } from "./envelope.js";
 import { OUTBOX_CHANNEL } from "./outbox.js";
@@ -14,6 +15,12 @@ export interface SyncRelayOptions {
   backoff?: { base?: number; max?: number };
   /** Delivered events are deleted after this many seconds. */
   retention?: number;
+  /**
+   * Milliseconds a relay's claim on a batch lasts (the longest `sink.deliver` may take before
+   * another relay delivers those events again). A relay that died leaves its events to the next one
+   * after this.
+   */
+  claimTimeout?: number;
   logger?: Logger;
   clock?: () => Date;
 }
@@ -43,12 +50,12 @@ interface OutboxRow {
 
 /**
  * Delivers outbox events to a sink, at least once and in order per reference. Several relays may
- * run at once (in one process or many): each batch takes transaction-level advisory locks on the
- * references it handles, so two relays never deliver events of one reference concurrently, and an
- * event stays pending until the transaction that delivered it commits. Pending is read as
- * "not delivered", never as "after the last sequence number seen", so an event whose transaction
- * commits after a later-numbered one is still found. LISTEN/NOTIFY wakes the relay; polling is the
- * fallback; failures back off exponentially.
+ * run at once (in one process or many): a relay claims a batch in a short transaction (a lease on
+ * the events of the references it takes; no other relay takes a reference while a live claim is on
+ * it), delivers with no source transaction open, then marks the events delivered in a second short
+ * transaction. Pending is read as "not delivered", never as "after the last sequence number seen",
+ * so an event whose transaction commits after a later-numbered one is still found.
+ * LISTEN/NOTIFY wakes the relay; polling is the fallback; failures back off exponentially.
  *
  * @example
  * const relay = createSyncRelay({ source: auth.db, sink: postgresCacheSink(agentsDb) });
@@ -63,6 +70,13 @@ export function createSyncRelay(options: SyncRelayOptions) {
   const retention = options.retention ?? 7 * 86_400;
   const logger = options.logger ?? consoleLogger();
   const clock = options.clock ?? (() => new Date());
+  const claimTimeout = options.claimTimeout ?? 60_000;
+  for (const [name, value] of Object.entries({ batchSize, pollInterval, claimTimeout })) {
+    if (!Number.isInteger(value) || value <= 0) throw new TypeError(`createSyncRelay: option "${name}" must be a positive integer (got ${String(value)})`);
+  }
+  if (!Number.isFinite(retention) || retention < 0) throw new TypeError(`createSyncRelay: option "retention" must be seconds, 0 or more (got ${String(retention)})`);
+  // Who holds a claim: unique per relay instance, so a restarted relay never mistakes a dead one's claims for its own.
+  const relayId = randomUUID();
 
   let running = false;
   let loop: Promise<void> | undefined;
@@ -72,51 +86,86 @@ export function createSyncRelay(options: SyncRelayOptions) {
   let lastError: string | null = null;
   let lastPrune = 0;
 
-  const toEnvelope = (row: OutboxRow): ChangeEnvelope =>
+  const toEnvelope = (row: OutboxRow, highWater: number): ChangeEnvelope =>
     envelopeSchema.parse({
       v: 1,
       id: String(row.seq),
       op: row.op,
       reference_id: row.reference_id,
       version: Number(row.seq),
+      high_water: highWater,
       occurred_at: new Date(row.created_at).toISOString(),
       row: row.row_data,
     });
 
-  /** One batch: lock references, read their pending events in order, deliver, mark delivered, commit. Returns how many. */
+  /**
+   * Claims a batch in one short transaction: the references with the oldest pending events that no
+   * other relay is claiming (a transaction-level advisory lock per reference serializes the claim
+   * itself; the check for live claims runs after the lock is held, so it sees a claim committed
+   * just before), and their pending events in sequence order. Also reads the source's high-water
+   * mark, the highest version it has issued, which goes into every envelope.
+   */
+  async function claim(): Promise<{ rows: OutboxRow[]; highWater: number }> {
+    return source.transaction(async (tx) => {
+      const { rows: refs } = await tx.query<{ reference_id: string }>(
+        `SELECT reference_id FROM (
+           SELECT reference_id, min(seq) AS first FROM erebus_outbox WHERE delivered_at IS NULL
+           GROUP BY reference_id HAVING bool_and(claim_until IS NULL OR claim_until < clock_timestamp())
+           ORDER BY first LIMIT $1
+         ) AS candidates
+         WHERE pg_try_advisory_xact_lock($2, hashtext(reference_id::text))`,
+        [batchSize, LOCK_NAMESPACE],
+      );
+      if (refs.length === 0) return { rows: [], highWater: 0 };
+      const { rows } = await tx.query<OutboxRow>(
+        `WITH picked AS (
+           SELECT seq FROM erebus_outbox
+           WHERE delivered_at IS NULL AND reference_id = ANY($1::uuid[])
+             AND reference_id NOT IN (SELECT reference_id FROM erebus_outbox
+                                      WHERE delivered_at IS NULL AND claim_until >= clock_timestamp() AND reference_id = ANY($1::uuid[]))
+           ORDER BY seq LIMIT $2
+         )
+         UPDATE erebus_outbox o SET claimed_by = $3, claim_until = clock_timestamp() + make_interval(secs => $4::double precision / 1000)
+         FROM picked WHERE o.seq = picked.seq
+         RETURNING o.seq, o.reference_id, o.op, o.row_data, o.created_at`,
+        [refs.map((r) => r.reference_id), batchSize, relayId, claimTimeout],
+      );
+      if (rows.length === 0) return { rows: [], highWater: 0 };
+      const { rows: seq } = await tx.query<{ last_value: string | number }>("SELECT last_value FROM erebus_outbox_seq_seq");
+      rows.sort((x, y) => Number(x.seq) - Number(y.seq));
+      return { rows, highWater: Number(seq[0]!.last_value) };
+    });
+  }
+
+  /**
+   * One batch: claim (short transaction), deliver (no transaction open on the source: the sink's
+   * network I/O never holds a row lock or, on PGlite, the only connection), mark delivered (a second
+   * short transaction). If the relay dies between deliver and mark, the claim expires and the
+   * events are delivered again: at least once, as before. Returns how many.
+   */
   async function runOnce(): Promise<number> {
     let seqs: number[] = [];
     try {
-      const count = await source.transaction(async (tx) => {
-        const { rows: refs } = await tx.query<{ reference_id: string }>(
-          `SELECT reference_id FROM (
-             SELECT reference_id, min(seq) AS first FROM erebus_outbox WHERE delivered_at IS NULL
-             GROUP BY reference_id ORDER BY first LIMIT $1
-           ) AS candidates
-           WHERE pg_try_advisory_xact_lock($2, hashtext(reference_id::text))`,
-          [batchSize, LOCK_NAMESPACE],
-        );
-        if (refs.length === 0) return 0;
-        const { rows } = await tx.query<OutboxRow>(
-          `SELECT seq, reference_id, op, row_data, created_at FROM erebus_outbox
-           WHERE delivered_at IS NULL AND reference_id = ANY($1::uuid[])
-           ORDER BY seq LIMIT $2 FOR UPDATE`,
-          [refs.map((r) => r.reference_id), batchSize],
-        );
-        if (rows.length === 0) return 0;
-        seqs = rows.map((r) => Number(r.seq));
-        await sink.deliver(rows.map(toEnvelope));
-        await tx.query("UPDATE erebus_outbox SET delivered_at = $2 WHERE seq = ANY($1::bigint[])", [seqs, clock()]);
-        return rows.length;
-      });
-      delivered += count;
-      if (count > 0) lastError = null;
-      return count;
+      const { rows, highWater } = await claim();
+      if (rows.length === 0) return 0;
+      seqs = rows.map((r) => Number(r.seq));
+      await sink.deliver(rows.map((row) => toEnvelope(row, highWater)));
+      await source.query(
+        "UPDATE erebus_outbox SET delivered_at = $2, claimed_by = NULL, claim_until = NULL WHERE seq = ANY($1::bigint[]) AND delivered_at IS NULL",
+        [seqs, clock()],
+      );
+      delivered += rows.length;
+      lastError = null;
+      return rows.length;
     } catch (error) {
       lastError = `${sink.name}: ${(error as Error).message}`;
       if (seqs.length > 0) {
+        // Gives the claim back at once, so the retry (by this relay or another) need not wait for it to expire.
         await source
-          .query("UPDATE erebus_outbox SET attempts = attempts + 1, last_error = $2 WHERE seq = ANY($1::bigint[])", [seqs, lastError.slice(0, 1000)])
+          .query(
+            "UPDATE erebus_outbox SET attempts = attempts + 1, last_error = $2, claimed_by = NULL, claim_until = NULL WHERE seq = ANY($1::bigint[]) AND claimed_by = $3",
+            [seqs, lastError.slice(0, 1000), relayId],
+          )
           .catch(() => undefined);
       }
       throw error;

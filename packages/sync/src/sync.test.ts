@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAuth, silentLogger, type Database } from "@erebus/core";
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { connectDatabase, createAuth, silentLogger, type Database } from "@erebus/core";
 import { engines, serverEngine } from "../../../test/engines.js";
 import { applyEvents, postgresCacheSink } from "./cache-sink.js";
 import type { ChangeEnvelope, SyncSink } from "./envelope.js";
@@ -114,17 +115,92 @@ for (const engine of engines()) {
       expect((await target.query("SELECT 1 FROM user_references_cache WHERE id = $1", [id])).rows).toHaveLength(0);
     });
 
-    it("refuses writes to the cache that do not come from the sync", async () => {
-      const { rows } = await target.query<{ id: string }>("SELECT id FROM user_references_cache LIMIT 1");
+    it("finding 1: a version above the source's high-water mark is refused, never applied", async () => {
+      const { rows } = await insertAgent(source, "from-the-future");
       const id = rows[0]!.id;
-      for (const sql of [
-        "UPDATE user_references_cache SET email = 'x@y.z' WHERE id = $1",
-        "DELETE FROM user_references_cache WHERE id = $1",
-        "INSERT INTO user_references_cache (id, source_identifier, network, source_type, erebus_created_at, erebus_updated_at, erebus_version) SELECT gen_random_uuid(), 'x', 'y', '{}', now(), now(), 1 WHERE $1::uuid IS NOT NULL",
-      ]) {
-        await expect(target.query(sql, [id])).rejects.toMatchObject({ code: "42501" });
+      const captured: ChangeEnvelope[] = [];
+      await createSyncRelay({ source, sink: { name: "capture", deliver: async (events) => void captured.push(...events) }, logger: silentLogger }).drain();
+      const mine = captured.find((e) => e.reference_id === id)!;
+      // The relay stamps every envelope with the highest version the source has issued.
+      const { rows: seq } = await source.query<{ last_value: string }>("SELECT last_value FROM erebus_outbox_seq_seq");
+      expect(mine.high_water).toBe(Number(seq[0]!.last_value));
+      const sink = postgresCacheSink(target, { logger: silentLogger });
+      await sink.deliver([mine]);
+      const forged: ChangeEnvelope = { ...mine, id: "999999999999", version: 999_999_999_999, row: { ...mine.row, email: "forged@x.test" } };
+      await sink.deliver([forged]);
+      expect(sink.stats().refused).toBe(1);
+      const { rows: cached } = await target.query<{ email: string | null; v: number }>("SELECT email, erebus_version::float8 AS v FROM user_references_cache WHERE id = $1", [id]);
+      expect(cached[0]).toEqual({ email: null, v: mine.version });
+      // A later real change still applies.
+      await source.query("UPDATE user_references SET email = 'real@x.test' WHERE id = $1", [id]);
+      await createSyncRelay({ source, sink, logger: silentLogger }).drain();
+      expect((await target.query<{ email: string }>("SELECT email FROM user_references_cache WHERE id = $1", [id])).rows[0]!.email).toBe("real@x.test");
+    });
+
+    it("finding 1: a forged future-version row (it blocked every real update) is repaired by resync", async () => {
+      const relay = createSyncRelay({ source, sink: postgresCacheSink(target), logger: silentLogger });
+      const { rows } = await insertAgent(source, "forged-row");
+      const id = rows[0]!.id;
+      await relay.drain();
+      // A forged row written with the owner's rights (a superuser, or before the privileges fix): active, at a huge version.
+      await target.query("UPDATE user_references_cache SET email = 'attacker@x.test', erebus_version = 999999999999 WHERE id = $1", [id]);
+      // A forged tombstone for a live reference, and a cached row that the source never had.
+      const { rows: other } = await insertAgent(source, "forged-tombstone");
+      await target.query("INSERT INTO erebus_sync_tombstones (id, erebus_version) VALUES ($1, 999999999999)", [other[0]!.id]);
+      await target.query(
+        `INSERT INTO user_references_cache (id, source_identifier, network, source_type, erebus_created_at, erebus_updated_at, erebus_version)
+         VALUES (gen_random_uuid(), 'ghost', 'system', '{}', now(), now(), 999999999999)`,
+      );
+      await source.query("UPDATE user_references SET is_active = false WHERE id = $1", [id]); // deactivated at the source
+      await relay.drain();
+      const active = async () => (await target.query<{ is_active: boolean }>("SELECT is_active FROM user_references_cache WHERE id = $1", [id])).rows[0]!.is_active;
+      expect(await active()).toBe(true); // blocked: the forged version wins against every real event
+      const result = await postgresCacheSink(target).resync(source);
+      expect(result).toMatchObject({ repaired: 2, removed: 1 });
+      expect(await active()).toBe(false);
+      expect(await cacheRows(target)).toEqual(await sourceRows(source));
+      // Afterwards real changes apply again, and pending or replayed older events change nothing.
+      await source.query("UPDATE user_references SET is_active = true, email = 'after@x.test' WHERE id = $1", [id]);
+      await relay.drain();
+      expect(await cacheRows(target)).toEqual(await sourceRows(source));
+    });
+
+    it("finding 13: the relay holds no source transaction while the sink delivers (a sign-in's write does not wait for it)", async () => {
+      const { rows } = await insertAgent(source, "slow-sink");
+      const id = rows[0]!.id;
+      let entered!: () => void;
+      const inside = new Promise<void>((r) => (entered = r));
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      const cache = postgresCacheSink(target);
+      const slow: SyncSink = {
+        name: "slow",
+        async deliver(events) {
+          entered();
+          await released; // the network I/O of a real sink, stalled
+          await cache.deliver(events);
+        },
+      };
+      const run = createSyncRelay({ source, sink: slow, logger: silentLogger }).drain();
+      await inside;
+      try {
+        // A write to the very row being delivered, and a new row, finish while the delivery is stalled.
+        const writes = Promise.all([
+          source.query("UPDATE user_references SET email = 'during@x.test' WHERE id = $1", [id]),
+          insertAgent(source, "during-delivery"),
+        ]).then(() => "done");
+        expect(await Promise.race([writes, new Promise((r) => setTimeout(() => r("waited for the delivery"), 2000))])).toBe("done");
+        if (engine.name === "postgres") {
+          const { rows: open } = await source.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+          );
+          expect(open[0]!.n).toBe(0);
+        }
+      } finally {
+        release();
+        await run;
       }
-      await expect(target.query("TRUNCATE user_references_cache")).rejects.toMatchObject({ code: "42501" });
+      expect(await cacheRows(target)).toEqual(await sourceRows(source));
     });
 
     it("wakes on NOTIFY instead of waiting for the poll", async () => {
@@ -236,38 +312,30 @@ describe.skipIf(!server)("sync on a PostgreSQL server: concurrency and crashes",
     expect(await cacheRows(target)).toEqual(await sourceRows(source));
   });
 
-  it("survives a relay killed mid-batch: its batch is delivered again by the next one, nothing out of order", async () => {
+  it("survives a relay killed mid-batch: its claim expires and the next relay delivers the batch again, nothing out of order", async () => {
     for (let i = 0; i < 30; i++) await insertAgent(source, `crash-${i}`);
     const cache = postgresCacheSink(target);
     const { sink: goodSink, log } = recording(target);
     let entered!: () => void;
     const inside = new Promise<void>((r) => (entered = r));
-    let resume!: () => void;
-    const killed = new Promise<void>((r) => (resume = r));
     const dying: SyncSink = {
       name: "dying",
       async deliver(events) {
-        // Applies half the batch to the cache, then the process "dies" (its connections are killed).
+        // Applies half the batch to the cache, then the relay "dies": it never returns, never marks anything.
         await cache.deliver(events.slice(0, Math.floor(events.length / 2)));
         entered();
-        await killed;
+        await new Promise(() => undefined);
       },
     };
-    const doomed = createSyncRelay({ source, sink: dying, batchSize: 100, logger: silentLogger });
-    const attempt = doomed.runOnce().catch((error: Error) => error);
+    const doomed = createSyncRelay({ source, sink: dying, batchSize: 100, claimTimeout: 500, logger: silentLogger });
+    void doomed.runOnce();
     await inside;
-    const name = new URL((source as Database & { url: string }).url).pathname.slice(1);
-    const { rows: killedRows } = await target.query<{ ok: boolean }>(
-      "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = $1 AND state = 'idle in transaction'",
-      [name],
-    );
-    expect(killedRows.length).toBeGreaterThanOrEqual(1); // the relay's transaction, mid-batch
-    resume();
-    expect(await attempt).toBeInstanceOf(Error);
-    expect((await source.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_outbox WHERE delivered_at IS NULL")).rows[0]!.n).toBeGreaterThanOrEqual(30);
+    expect((await source.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_outbox WHERE delivered_at IS NULL AND claimed_by IS NOT NULL")).rows[0]!.n).toBeGreaterThanOrEqual(30);
     const base = log.length;
     const next = createSyncRelay({ source, sink: goodSink, logger: silentLogger });
-    await next.drain();
+    expect(await next.drain()).toBe(0); // the claim is live: nobody else delivers those references meanwhile
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await next.drain()).toBeGreaterThanOrEqual(30);
     expectOrderedPerReference(log.slice(base));
     expect(await cacheRows(target)).toEqual(await sourceRows(source));
   });
@@ -287,12 +355,85 @@ describe.skipIf(!server)("sync on a PostgreSQL server: concurrency and crashes",
     const pendingBefore = (await source.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_outbox WHERE delivered_at IS NULL")).rows[0]!.n;
     child.kill("SIGKILL");
     expect(await exited).toBe("SIGKILL");
-    // The server notices the dead connection and rolls its transaction back: nothing was marked delivered.
-    await expect.poll(async () => (await source.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'")).rows[0]!.n, { timeout: 10_000 }).toBe(0);
+    // It held no transaction open while delivering, and nothing was marked delivered.
+    expect((await source.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'")).rows[0]!.n).toBe(0);
     expect((await source.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_outbox WHERE delivered_at IS NULL")).rows[0]!.n).toBe(pendingBefore);
     const { sink, log } = recording(target);
-    await createSyncRelay({ source, sink, logger: silentLogger }).drain();
+    // Its claims expire (the fixture's claimTimeout, 1 s), then the next relay delivers everything.
+    const next = createSyncRelay({ source, sink, logger: silentLogger });
+    await expect.poll(async () => (await next.drain(), (await next.status()).pending), { timeout: 10_000, interval: 200 }).toBe(0);
     expectOrderedPerReference(log);
     expect(await cacheRows(target)).toEqual(await sourceRows(source));
+  });
+});
+
+describe.skipIf(!server)("finding 1: the cache is read-only by privileges, on a PostgreSQL server", () => {
+  it("finding 1: a reader role cannot write the cache, not with set_config('erebus.sync_writer') either (SQLSTATE 42501)", async () => {
+    const suffix = randomBytes(4).toString("hex");
+    const writerRole = `erebus_sync_${suffix}`;
+    const readerRole = `agents_${suffix}`;
+    const source = await server!.create();
+    const admin = (await server!.create()) as Database & { url: string }; // the agents database, as a superuser
+    const as = (role: string) => {
+      const url = new URL(admin.url);
+      url.username = role;
+      return connectDatabase(url.toString(), { max: 2 });
+    };
+    let writer: Database | undefined;
+    let reader: Database | undefined;
+    try {
+      await admin.query(`CREATE ROLE ${writerRole} LOGIN`);
+      await admin.query(`CREATE ROLE ${readerRole} LOGIN`);
+      await admin.query(`GRANT CREATE ON SCHEMA public TO ${writerRole}`);
+      writer = await as(writerRole);
+      // The sink runs as a role of its own, which owns the cache tables it creates.
+      const sink = postgresCacheSink(writer);
+      await prepare(source, writer);
+      for (let i = 0; i < 3; i++) await insertAgent(source, `priv-${i}`);
+      const relay = createSyncRelay({ source, sink, logger: silentLogger });
+      await relay.drain();
+      await expect(sink.grantReader("nobody_here")).rejects.toThrow(/no role/);
+      await expect(sink.grantReader("x; DROP TABLE y")).rejects.toThrow(/not a role name/);
+      await sink.grantReader(readerRole);
+      reader = await as(readerRole);
+      const r = reader;
+      expect(await cacheRows(r)).toEqual(await sourceRows(source)); // it reads
+
+      const attacks = [
+        "UPDATE user_references_cache SET is_active = true, erebus_version = 999999999999",
+        "INSERT INTO user_references_cache (id, source_identifier, network, source_type, erebus_created_at, erebus_updated_at, erebus_version) VALUES (gen_random_uuid(), 'x', 'y', '{}', now(), now(), 999999999999)",
+        "DELETE FROM user_references_cache",
+        "TRUNCATE user_references_cache",
+        "INSERT INTO erebus_sync_tombstones (id, erebus_version) SELECT id, 999999999999 FROM user_references_cache",
+        "DELETE FROM erebus_sync_tombstones",
+      ];
+      const bypass = (sql: string) =>
+        r.transaction(async (tx) => {
+          await tx.query("SELECT set_config('erebus.sync_writer', 'on', true)");
+          await tx.query(sql);
+        });
+      for (const sql of attacks) {
+        await expect(bypass(sql), sql).rejects.toMatchObject({ code: "42501" });
+        await expect(r.query(sql), sql).rejects.toMatchObject({ code: "42501" });
+      }
+      // Someone grants too much by hand: writes are still refused, only the owner's role writes.
+      await admin.query(`GRANT ALL ON ALL TABLES IN SCHEMA public TO ${readerRole}`);
+      for (const sql of attacks) await expect(bypass(sql), sql).rejects.toMatchObject({ code: "42501" });
+      expect(await cacheRows(r)).toEqual(await sourceRows(source));
+
+      // The sink's own role keeps writing.
+      await source.query("UPDATE user_references SET is_active = false WHERE source_identifier = 'priv-0'");
+      await relay.drain();
+      expect(await cacheRows(r)).toEqual(await sourceRows(source));
+    } finally {
+      await reader?.close();
+      await writer?.close();
+      await source.close();
+      await admin.close();
+      const cluster = await connectDatabase(inject("postgresUrl")!, { max: 1 });
+      await cluster.query(`DROP ROLE IF EXISTS ${readerRole}`);
+      await cluster.query(`DROP ROLE IF EXISTS ${writerRole}`);
+      await cluster.close();
+    }
   });
 });
