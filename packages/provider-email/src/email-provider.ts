@@ -2,7 +2,7 @@ import type { ErebusProvider } from "@erebus/core";
 import { emailErrors } from "./errors.js";
 import { resolveEmailOptions, type EmailOptions } from "./options.js";
 import { emailRoutes } from "./routes.js";
-import { emailTokenMigration } from "./tokens.js";
+import { emailCodeBudgetMigration, emailTokenMigration } from "./tokens.js";
 
 /**
  * Passwordless email sign-in: magic links (with a confirm step that mail scanners cannot trigger)
@@ -17,7 +17,7 @@ export function emailProvider(input: EmailOptions) {
     id: "email",
     emits: ["email_auth"],
     errors: emailErrors.codes,
-    migrations: [emailTokenMigration],
+    migrations: [emailTokenMigration, emailCodeBudgetMigration],
     // The confirm page's button is a plain HTML form.
     formRoutes: ["/email/verify"],
     routes(router, ctx) {

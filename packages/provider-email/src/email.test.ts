@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger, type Database } from "@erebus/core";
@@ -9,6 +10,37 @@ import { smtpTransport } from "./transport.js";
 
 const ORIGIN = "http://app.test";
 const LINK = /http:\/\/app\.test\/auth\/email\/verify\?token=([A-Za-z0-9_-]{43})/;
+/** What PostgreSQL refuses in text: NUL and unpaired surrogates. */
+const UNSTORABLE = ["\u0000", "\ud800", "\udfff"];
+
+/**
+ * A POST from a chosen loopback address (127.0.0.N), so the server sees different clients:
+ * Linux routes all of 127/8 to the loopback interface.
+ */
+function postFrom(baseUrl: string, localAddress: string, path: string, body: unknown): Promise<{ status: number; headers: Record<string, unknown>; text: string }> {
+  const url = new URL(`${baseUrl}/auth${path}`);
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: url.hostname, port: url.port, path: url.pathname, method: "POST", localAddress, headers: { "content-type": "application/json", origin: ORIGIN, "content-length": Buffer.byteLength(payload) } },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (text += chunk));
+        res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, text }));
+      },
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
+const tokenCounts = async (db: Database) => {
+  const { rows } = await db.query<{ tokens: number; live: number }>(
+    "SELECT count(*)::int AS tokens, count(*) FILTER (WHERE consumed_at IS NULL AND invalidated_at IS NULL)::int AS live FROM erebus_email_tokens",
+  );
+  return rows[0]!;
+};
 
 for (const engine of engines()) {
   describe(`email sign-in through a real SMTP server on ${engine.name}`, () => {
@@ -56,7 +88,7 @@ for (const engine of engines()) {
       ({ server } = await startAuthServer({
         database: db,
         baseURL: ORIGIN,
-        providers: [emailProvider({ appName: "Example App", transport: smtpTransport(smtp.transporter, "Example <login@app.test>"), rateLimit: { perAddress: 1000, perClient: 10_000 } })],
+        providers: [emailProvider({ appName: "Example App", transport: smtpTransport(smtp.transporter, "Example <login@app.test>"), rateLimit: { perAddress: 1000, perClient: 10_000, verifyPerClient: 10_000 } })],
         logger: silentLogger,
         clock: () => now,
       }));
@@ -155,10 +187,16 @@ for (const engine of engines()) {
           expect((await post("/email/verify", { token, email: "victim@example.com" })).status).toBe(200);
           return res;
         }],
-        ["an old link after a new one was requested", "ERR_EMAIL_TOKEN_SUPERSEDED", async () => {
-          const first = await requestLink("twice@example.com");
-          await requestLink("twice@example.com");
+        ["the oldest link after five newer ones were requested", "ERR_EMAIL_TOKEN_SUPERSEDED", async () => {
+          const first = await requestLink("often@example.com");
+          for (let i = 0; i < 5; i++) await requestLink("often@example.com");
           return post("/email/verify", { token: first.token });
+        }],
+        ["a link after another link of the address was used", "ERR_EMAIL_TOKEN_SUPERSEDED", async () => {
+          const first = await requestLink("twice@example.com");
+          const second = await requestLink("twice@example.com");
+          expect((await post("/email/verify", { token: first.token })).status).toBe(200);
+          return post("/email/verify", { token: second.token });
         }],
         ["a made-up token", "ERR_EMAIL_TOKEN_INVALID", async () => post("/email/verify", { token: "A".repeat(43) })],
         ["a sixth code after five wrong ones (even the right code)", "ERR_EMAIL_CODE_ATTEMPTS", async () => {
@@ -175,10 +213,16 @@ for (const engine of engines()) {
           return post("/email/verify", { email: "slow@example.com", code });
         }],
         ["a code for an address that asked for none", "ERR_EMAIL_CODE_INVALID", async () => post("/email/verify", { email: "quiet@example.com", code: "123456" })],
-        ["an old code after a new link was requested", "ERR_EMAIL_CODE_INVALID", async () => {
-          const { code } = await requestCode("switch@example.com");
-          await requestLink("switch@example.com");
-          return post("/email/verify", { email: "switch@example.com", code });
+        ["an old code after a new code was requested", "ERR_EMAIL_CODE_INVALID", async () => {
+          const old = await requestCode("switch@example.com");
+          const fresh = await requestCode("switch@example.com");
+          return post("/email/verify", { email: "switch@example.com", code: old.code === fresh.code ? String((Number(old.code) + 1) % 1e6).padStart(6, "0") : old.code });
+        }],
+        ["a code after a link of the address was used", "ERR_EMAIL_CODE_INVALID", async () => {
+          const { code } = await requestCode("used-link@example.com");
+          const { token } = await requestLink("used-link@example.com");
+          expect((await post("/email/verify", { token })).status).toBe(200);
+          return post("/email/verify", { email: "used-link@example.com", code });
         }],
       ];
       for (const [name, code, attack] of attacks) {
@@ -187,7 +231,7 @@ for (const engine of engines()) {
           const res = await attack();
           expect([res.status, res.body.code]).toEqual([401, code]);
           const after = await counts();
-          const legit = name === "a replayed link" || name === "a link presented for another address" ? 1 : 0;
+          const legit = ["a replayed link", "a link presented for another address", "a link after another link of the address was used", "a code after a link of the address was used"].includes(name) ? 1 : 0;
           expect(after.sessions - before.sessions).toBe(legit);
         });
       }
@@ -206,16 +250,154 @@ for (const engine of engines()) {
       });
     });
 
+    describe("finding 5: wrong codes are counted per address, across codes", () => {
+      const wrong = (code: string) => (code === "000000" ? "111111" : "000000");
+
+      it("finding 5: after 10 wrong codes spread over several codes, no code works for the address until a link is used", async () => {
+        const email = "budget@example.com";
+        const before = await counts();
+        // 4 + 4 + 2 wrong tries: never more than 4 on one code, so the per-code limit (5) never trips.
+        for (const tries of [4, 4, 2]) {
+          const { code } = await requestCode(email);
+          for (let i = 0; i < tries; i++) {
+            const res = await post("/email/verify", { email, code: wrong(code) });
+            expect([res.status, res.body.code]).toEqual([401, "ERR_EMAIL_CODE_INVALID"]);
+          }
+        }
+        // A fresh code, typed right, no longer signs in: the budget is per address, not per code.
+        const { code } = await requestCode(email);
+        const locked = await post("/email/verify", { email, code });
+        expect([locked.status, locked.body.code]).toEqual([429, "ERR_EMAIL_CODE_LOCKED"]);
+        const retryAfter = Number(locked.res.headers.get("retry-after"));
+        expect(retryAfter).toBeGreaterThan(0);
+        expect(retryAfter).toBeLessThanOrEqual(86_400);
+        // Parallel tries (of the right code, even) do not slip past it either.
+        const next = await requestCode(email);
+        const burst = await Promise.all(Array.from({ length: 5 }, () => post("/email/verify", { email, code: next.code })));
+        expect(burst.map((r) => r.body.code)).toEqual(Array(5).fill("ERR_EMAIL_CODE_LOCKED"));
+        expect(await counts()).toEqual(before);
+
+        // A magic link still works (it proves the mailbox), and using it opens codes again.
+        const { token } = await requestLink(email);
+        expect((await post("/email/verify", { token })).status).toBe(200);
+        const again = await requestCode(email);
+        const res = await post("/email/verify", { email, code: again.code });
+        expect([res.status, res.body.user?.source_identifier]).toEqual([200, email]);
+      });
+
+      it("finding 5: the address's code budget opens again once its 24 h window has passed", async () => {
+        const email = "budget-window@example.com";
+        for (let round = 0; round < 2; round++) {
+          const { code } = await requestCode(email);
+          for (let i = 0; i < 5; i++) expect((await post("/email/verify", { email, code: wrong(code) })).body.code).toBe("ERR_EMAIL_CODE_INVALID");
+        }
+        const { code } = await requestCode(email);
+        expect((await post("/email/verify", { email, code })).body.code).toBe("ERR_EMAIL_CODE_LOCKED");
+        now = new Date(now.getTime() + 24 * 3600_000 + 60_000);
+        const fresh = await requestCode(email);
+        expect((await post("/email/verify", { email, code: fresh.code })).status).toBe(200);
+      });
+
+      it("finding 5: a right code does not count against the budget", async () => {
+        const email = "budget-ok@example.com";
+        for (let i = 0; i < 12; i++) {
+          const { code } = await requestCode(email);
+          expect((await post("/email/verify", { email, code })).status).toBe(200);
+        }
+      });
+    });
+
+    describe("finding 7: the confirm page says which account it signs into, and switching accounts is an explicit choice", () => {
+      const session = async (cookie: string) => {
+        const res = await fetch(`${server.url}/auth/session`, { headers: { cookie: `erebus_session=${cookie}` } });
+        return { status: res.status, body: res.status === 200 ? await res.json() : null };
+      };
+      async function signInByCode(email: string): Promise<string> {
+        const { code } = await requestCode(email);
+        const res = await post("/email/verify", { email, code });
+        expect(res.status).toBe(200);
+        return cookieFrom(res.res, "erebus_session")!.value;
+      }
+
+      it("finding 7: the confirm page shows the (escaped) address the link signs into", async () => {
+        const email = "o'brien@example.com";
+        const { token } = await requestLink(email);
+        const html = await (await fetch(`${server.url}/auth/email/verify?token=${token}`)).text();
+        expect(html).toContain("o&#39;brien@example.com");
+        expect(html).not.toContain("o'brien");
+        expect(html).not.toContain('name="switch"');
+      });
+
+      it("finding 7: a forwarded link opened by someone signed in as another account asks before switching; without the choice the POST is 409 and the session is kept", async () => {
+        const victimCookie = await signInByCode("victim7@example.com");
+        // The attacker's own link, sent to the victim (forwarded mail, chat, a page).
+        const { token } = await requestLink("mallory@example.com");
+        const before = await counts();
+
+        const confirm = await fetch(`${server.url}/auth/email/verify?token=${token}`, { headers: { cookie: `erebus_session=${victimCookie}` } });
+        expect(confirm.status).toBe(200);
+        const html = await confirm.text();
+        expect(html).toContain("mallory@example.com");
+        expect(html).toContain("victim7@example.com"); // who is signed in now
+        expect(html).toContain('<input type="hidden" name="switch" value="1">');
+
+        // The button press without the explicit choice (a form made before, or a script): refused.
+        const form = await post("/email/verify", `token=${token}`, { "content-type": "application/x-www-form-urlencoded", cookie: `erebus_session=${victimCookie}` });
+        expect(form.status).toBe(409);
+        expect(String(form.body)).toContain("ERR_EMAIL_SWITCH_REQUIRED");
+        const json = await post("/email/verify", { token }, { cookie: `erebus_session=${victimCookie}` });
+        expect([json.status, json.body.code]).toEqual([409, "ERR_EMAIL_SWITCH_REQUIRED"]);
+        expect(cookieFrom(json.res, "erebus_session")).toBeUndefined();
+        // The victim is still signed in as themself, and the link was not used up.
+        const still = await session(victimCookie);
+        expect([still.status, still.body?.user.source_identifier]).toEqual([200, "victim7@example.com"]);
+        expect(await counts()).toEqual(before);
+        const { rows } = await db.query<{ consumed_at: Date | null }>("SELECT consumed_at FROM erebus_email_tokens WHERE email = 'mallory@example.com'");
+        expect(rows.every((r) => r.consumed_at === null)).toBe(true);
+
+        // The explicit choice switches.
+        const switched = await post("/email/verify", `token=${token}&switch=1`, { "content-type": "application/x-www-form-urlencoded", cookie: `erebus_session=${victimCookie}` });
+        expect(switched.status).toBe(303);
+        const now7 = await session(cookieFrom(switched.res, "erebus_session")!.value);
+        expect(now7.body?.user.source_identifier).toBe("mallory@example.com");
+        expect((await session(victimCookie)).status).toBe(401);
+      });
+
+      it("finding 7: no choice is asked when the browser is already signed in as the link's own address", async () => {
+        const cookie = await signInByCode("same7@example.com");
+        const { token } = await requestLink("same7@example.com");
+        const html = await (await fetch(`${server.url}/auth/email/verify?token=${token}`, { headers: { cookie: `erebus_session=${cookie}` } })).text();
+        expect(html).toContain("same7@example.com");
+        expect(html).not.toContain('name="switch"');
+        const res = await post("/email/verify", `token=${token}`, { "content-type": "application/x-www-form-urlencoded", cookie: `erebus_session=${cookie}` });
+        expect(res.status).toBe(303);
+      });
+
+      it("finding 7: a link that cannot be used says so on the confirm page", async () => {
+        const { token } = await requestLink("spent7@example.com");
+        expect((await post("/email/verify", { token })).status).toBe(200);
+        const page = await fetch(`${server.url}/auth/email/verify?token=${token}`);
+        expect(page.status).toBe(401);
+        const html = await page.text();
+        expect(html).toContain("ERR_EMAIL_TOKEN_USED");
+        expect(html).not.toContain("<form");
+      });
+    });
+
     it("answers 300 fuzzed start and verify bodies with no 5xx and no row", async () => {
       const before = await counts();
-      const field = fc.oneof(fc.string({ maxLength: 60 }), fc.emailAddress(), fc.integer(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 }));
+      // Strings with what PostgreSQL cannot store (NUL, lone surrogates) spliced in, in every field.
+      const unstorable = fc
+        .tuple(fc.oneof(fc.string({ maxLength: 20 }), fc.emailAddress()), fc.constantFrom(...UNSTORABLE), fc.nat(), fc.string({ maxLength: 20 }))
+        .map(([text, bad, at, tail]) => text.slice(0, at % (text.length + 1)) + bad + text.slice(at % (text.length + 1)) + tail);
+      const field = fc.oneof(fc.string({ maxLength: 60 }), fc.emailAddress(), unstorable, fc.integer(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 }));
       await fc.assert(
         fc.asyncProperty(
           fc.constantFrom("/email/start", "/email/verify"),
           fc.oneof(
-            fc.record({ email: field, mode: fc.oneof(fc.constantFrom("link", "code"), fc.string({ maxLength: 8 })) }, { requiredKeys: [] }),
-            fc.record({ token: fc.oneof(field, fc.string({ minLength: 43, maxLength: 43 })), email: field }, { requiredKeys: [] }),
-            fc.record({ email: field, code: fc.oneof(fc.stringMatching(/^\d{6}$/), field) }, { requiredKeys: [] }),
+            fc.record({ email: field, mode: fc.oneof(fc.constantFrom("link", "code"), fc.string({ maxLength: 8 }), unstorable) }, { requiredKeys: [] }),
+            fc.record({ token: fc.oneof(field, fc.string({ minLength: 43, maxLength: 43 })), email: field, switch: fc.oneof(fc.constant("1"), field) }, { requiredKeys: [] }),
+            fc.record({ email: field, code: fc.oneof(fc.stringMatching(/^\d{6}$/), field), switch: field }, { requiredKeys: [] }),
             fc.jsonValue({ maxDepth: 3 }),
           ),
           async (path, body) => {
@@ -229,11 +411,121 @@ for (const engine of engines()) {
       const after = await counts();
       expect(after).toEqual(before);
     });
+
+    it("answers NUL and lone surrogates in every string field with 4xx, writing no row and using up nothing", async () => {
+      const { token } = await requestLink("nul-check@example.com");
+      const { code } = await requestCode("nul-check@example.com");
+      const before = { ...(await counts()), ...(await tokenCounts(db)) };
+      const spliced = (value: string, bad: string) => [bad + value, value + bad, value.slice(0, 3) + bad + value.slice(3), value.slice(0, -1) + bad];
+      const cases: [string, unknown][] = [];
+      for (const bad of UNSTORABLE) {
+        for (const email of spliced("nul-check@example.com", bad)) {
+          cases.push(["/email/start", { email, mode: "link" }], ["/email/start", { email, mode: "code" }]);
+          cases.push(["/email/verify", { token, email }], ["/email/verify", { email, code }]);
+        }
+        for (const mode of spliced("link", bad)) cases.push(["/email/start", { email: "nul-check@example.com", mode }]);
+        for (const t of spliced(token, bad)) cases.push(["/email/verify", { token: t }], ["/email/verify", { token: t, email: "nul-check@example.com" }]);
+        for (const c of spliced(code, bad)) cases.push(["/email/verify", { email: "nul-check@example.com", code: c }]);
+        for (const flag of spliced("1", bad)) cases.push(["/email/verify", { token, switch: flag }], ["/email/verify", { email: "nul-check@example.com", code, switch: flag }]);
+      }
+      for (const [path, body] of cases) {
+        const res = await post(path, body);
+        expect(res.status, `${path} ${JSON.stringify(body)}`).toBeGreaterThanOrEqual(400);
+        expect(res.status, `${path} ${JSON.stringify(body)}`).toBeLessThan(500);
+        expect(res.res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+        expect(typeof res.body.code).toBe("string");
+      }
+      // The same characters through the confirm page's query string and its HTML form.
+      for (const bad of ["%00", "%ED%A0%80", "%ED%BF%BF", "%F0%90%80"]) {
+        for (const t of [`${bad}${token.slice(1)}`, `${token}${bad}`]) {
+          const page = await fetch(`${server.url}/auth/email/verify?token=${t}`);
+          expect(page.status).toBeGreaterThanOrEqual(400);
+          expect(page.status).toBeLessThan(500);
+          const form = await post("/email/verify", `token=${t}`, { "content-type": "application/x-www-form-urlencoded" });
+          expect(form.status).toBeGreaterThanOrEqual(400);
+          expect(form.status).toBeLessThan(500);
+          const flag = await post("/email/verify", `token=${token}&switch=1${bad}`, { "content-type": "application/x-www-form-urlencoded" });
+          expect(flag.status).toBeGreaterThanOrEqual(400);
+          expect(flag.status).toBeLessThan(500);
+        }
+      }
+      expect({ ...(await counts()), ...(await tokenCounts(db)) }).toEqual(before);
+      // Nothing was used up: the link and the code still work.
+      expect((await post("/email/verify", { email: "nul-check@example.com", code })).status).toBe(200);
+    });
+  });
+
+  describe(`finding 6: other clients cannot lock an address out (default limits, ${engine.name})`, () => {
+    let db: Database;
+    let server: Running;
+    let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+
+    beforeAll(async () => {
+      smtp = await startSmtpServer();
+      db = await engine.create();
+      ({ server } = await startAuthServer({
+        database: db,
+        baseURL: ORIGIN,
+        providers: [emailProvider({ transport: smtpTransport(smtp.transporter, "Example <login@app.test>") })],
+        logger: silentLogger,
+      }));
+    });
+    afterAll(async () => {
+      await server?.close();
+      await smtp?.close();
+      await db?.close();
+    });
+
+    it("finding 6: a flood of starts for the victim's address from other clients: every answer is the same 202, sends are capped silently, the victim's earlier link still works", async () => {
+      const victim = "victim6@example.com";
+      const victimStart = await postFrom(server.url, "127.0.0.1", "/email/start", { email: victim });
+      expect(victimStart.status).toBe(202);
+      const mail = await smtp.next(victim, 0);
+      const token = LINK.exec(mail.text)![1]!;
+
+      // Four starts used to exhaust the address (429, Retry-After 900) and supersede the link.
+      const flood = [];
+      for (let i = 0; i < 16; i++) {
+        flood.push(await postFrom(server.url, `127.0.0.${2 + (i % 8)}`, "/email/start", { email: victim, mode: i % 2 === 0 ? "link" : "code" }));
+      }
+      flood.forEach((res, i) => {
+        expect(res.status).toBe(202);
+        expect(JSON.parse(res.text)).toEqual({ ok: true, mode: i % 2 === 0 ? "link" : "code" });
+        expect(res.headers["retry-after"]).toBeUndefined();
+      });
+      // The victim's own start still gets the same 202, never a 429.
+      const own = await postFrom(server.url, "127.0.0.1", "/email/start", { email: victim });
+      expect([own.status, own.text, own.headers["retry-after"]]).toEqual([202, victimStart.text, undefined]);
+
+      // Sends were capped: at most 5 links and 5 codes per 15 minutes reached the mailbox.
+      await expect.poll(() => smtp.count(victim)).toBe(10);
+      await new Promise((r) => setTimeout(r, 300));
+      const mails = smtp.inbox.filter((m) => m.to === victim);
+      expect(mails.length).toBe(10);
+      expect(mails.filter((m) => LINK.test(m.text)).length).toBe(5);
+
+      // The link the victim asked for first still works; using it ends the others.
+      const res = await postFrom(server.url, "127.0.0.1", "/email/verify", { token });
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.text).user.source_identifier).toBe(victim);
+      const later = LINK.exec(mails.filter((m) => LINK.test(m.text)).at(-1)!.text)![1]!;
+      const other = await postFrom(server.url, "127.0.0.1", "/email/verify", { token: later });
+      expect([other.status, JSON.parse(other.text).code]).toEqual([401, "ERR_EMAIL_TOKEN_SUPERSEDED"]);
+    });
+
+    it("finding 6: the client that floods is still limited by its own address", async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 21; i++) statuses.push((await postFrom(server.url, "127.0.0.40", "/email/start", { email: `flood${i}@example.org` })).status);
+      expect(statuses.slice(0, 20)).toEqual(Array(20).fill(202));
+      expect(statuses[20]).toBe(429);
+      // Another client is unaffected.
+      expect((await postFrom(server.url, "127.0.0.41", "/email/start", { email: "flood0@example.org" })).status).toBe(202);
+    });
   });
 }
 
 describe("email sends: limits and failures", () => {
-  it("limits sends per address, and logs a failed send without the address in the clear", async () => {
+  it("caps sends per address silently (the same 202), and logs a failed send without the address in the clear", async () => {
     const db = await engines()[0]!.create();
     const errors: string[] = [];
     let fail = false;
@@ -260,9 +552,11 @@ describe("email sends: limits and failures", () => {
       expect((await start("limit@example.com")).status).toBe(202);
       expect((await start("LIMIT@example.com ")).status).toBe(202); // the same address, normalized
       const third = await start("limit@example.com");
-      expect([third.status, (await third.json()).code]).toEqual([429, "ERR_RATE_LIMITED"]);
+      expect([third.status, await third.json()]).toEqual([202, { ok: true, mode: "link" }]);
       expect((await start("other@example.com")).status).toBe(202);
       await expect.poll(() => sent.length).toBe(3);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(sent).toEqual(["limit@example.com", "limit@example.com", "other@example.com"]);
 
       fail = true;
       expect((await start("down@example.com")).status).toBe(202);

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { AuthError, type ProviderContext } from "@erebus/core";
+import { AuthError, type ProviderContext, type UserReference } from "@erebus/core";
 import type { Request, Response, Router } from "express";
 import * as z from "zod";
 import { emailErrors } from "./errors.js";
@@ -7,11 +7,14 @@ import type { ResolvedEmailOptions } from "./options.js";
 import { emailSchema, mailboxProvider, type EmailSourceType } from "./source-type.js";
 import { codeMail, escapeHtml, linkMail } from "./templates.js";
 import { createTokenStore, LINK_TOKEN } from "./tokens.js";
+import type { OutgoingMail } from "./transport.js";
 
 const startBody = z.strictObject({ email: z.string().max(320), mode: z.enum(["link", "code"]).default("link") });
+/** The explicit choice to leave the account this browser is signed in with: `switch=1` (form) or `true`. */
+const switchFlag = z.union([z.literal("1"), z.literal(true)]).optional();
 const verifyBody = z.union([
-  z.strictObject({ token: z.string().max(128), email: z.string().max(320).optional() }),
-  z.strictObject({ email: z.string().max(320), code: z.string().regex(/^\d{6}$/, "must be 6 digits") }),
+  z.strictObject({ token: z.string().max(128), email: z.string().max(320).optional(), switch: switchFlag }),
+  z.strictObject({ email: z.string().max(320), code: z.string().regex(/^\d{6}$/, "must be 6 digits"), switch: switchFlag }),
 ]);
 
 /** A small self-contained page: no scripts, no third-party anything, never framed, never cached. */
@@ -32,13 +35,16 @@ function page(res: Response, status: number, title: string, body: string): void 
 button{font:inherit;padding:.6rem 1.4rem;cursor:pointer}</style></head><body>${body}</body></html>`);
 }
 
+/** How a signed-in identity is named on the confirm page. */
+const describeUser = (user: UserReference) => user.email ?? `${user.network} ${user.source_identifier}`;
+
 const hashed = (email: string) => createHash("sha256").update(email).digest("hex").slice(0, 32);
 
 export function emailRoutes(router: Router, ctx: ProviderContext, options: ResolvedEmailOptions): void {
   const tokens = createTokenStore(ctx, options);
   const perClient = ctx.rateLimit({ name: "email-start-client", points: options.rateLimit.perClient, duration: 60 });
   const perAddress = ctx.rateLimit({ name: "email-start-address", points: options.rateLimit.perAddress, duration: 15 * 60 });
-  const verifyLimit = ctx.rateLimit({ name: "email-verify-client", points: 60, duration: 60 });
+  const verifyLimit = ctx.rateLimit({ name: "email-verify-client", points: options.rateLimit.verifyPerClient, duration: 60 });
   const verifyPath = `${ctx.basePath === "/" ? "" : ctx.basePath}/email/verify`;
 
   const parseEmail = (value: string) => {
@@ -47,48 +53,116 @@ export function emailRoutes(router: Router, ctx: ProviderContext, options: Resol
     return parsed.data;
   };
 
+  /**
+   * Whether a mail of this kind may go to the address now. Never a 429: the caller is usually not
+   * the address's owner, and a 429 would let anyone deny the owner sign-in. Counted per kind, so
+   * spending the codes' budget does not stop links.
+   */
+  async function maySend(email: string, mode: "link" | "code"): Promise<boolean> {
+    try {
+      // Keyed by a hash: the limiter's table need not hold addresses.
+      await perAddress.consume(`${mode}:${hashed(email)}`);
+      return true;
+    } catch (error) {
+      if (error instanceof AuthError && error.code === "ERR_RATE_LIMITED") return false;
+      throw error;
+    }
+  }
+
+  /**
+   * The identity this browser is signed in with, when it is not `email`'s: signing in with a link
+   * would replace it, which is what a login-CSRF with a forwarded link relies on.
+   */
+  async function otherAccount(req: Request, res: Response, email: string): Promise<UserReference | null> {
+    const auth = await ctx.authenticate(req, res);
+    if (!auth || auth.via !== "session") return null;
+    if (auth.user.network === "email" && auth.user.source_identifier === email) return null;
+    return auth.user;
+  }
+
+  function confirmPage(res: Response, status: number, token: string, email: string, current: UserReference | null, code?: string): void {
+    const form = (fields: string, label: string) =>
+      `<form method="post" action="${escapeHtml(verifyPath)}"><input type="hidden" name="token" value="${escapeHtml(token)}">${fields}<button type="submit">${label}</button></form>`;
+    const address = `<strong>${escapeHtml(email)}</strong>`;
+    if (!current) {
+      return page(
+        res,
+        status,
+        `Sign in to ${options.appName}`,
+        `<h1>Sign in to ${escapeHtml(options.appName)}</h1><p>This link signs you in as ${address}.</p><p>Press the button to finish signing in on this device.</p>
+${form("", "Sign in")}`,
+      );
+    }
+    const who = `<strong>${escapeHtml(describeUser(current))}</strong>`;
+    page(
+      res,
+      status,
+      `Sign in to ${options.appName}`,
+      `<h1>Sign in to ${escapeHtml(options.appName)}</h1><p>This link signs you in as ${address}.</p>
+<p>This browser is signed in as ${who}. Continuing signs you out of it. If you did not ask for this link yourself, stop here: someone may be trying to sign you into their account.</p>
+${form(`<input type="hidden" name="switch" value="1">`, `Sign out and sign in as ${escapeHtml(email)}`)}${code ? `<p><code>${escapeHtml(code)}</code></p>` : ""}
+<p><a href="${escapeHtml(options.successRedirect)}">Stay signed in as ${escapeHtml(describeUser(current))}</a></p>`,
+    );
+  }
+
   router.post("/email/start", perClient.middleware(), async (req, res) => {
     const body = ctx.parse(startBody, req.body);
     const email = parseEmail(body.email);
-    // Keyed by a hash: the limiter's table need not hold addresses.
-    await perAddress.consume(hashed(email));
-    // The same work for every address, known or not: nothing is looked up about the user here.
-    const { secret } = await tokens.issue(email, body.mode);
-    const mail =
-      body.mode === "link"
-        ? linkMail(options.appName, email, `${ctx.baseURL.origin}${verifyPath}?token=${secret}`, options.linkTtl)
-        : codeMail(options.appName, email, secret, options.codeTtl);
+    // The same answer whether or not anything is sent: nothing is looked up about the user, and a
+    // capped address gets the same 202.
+    let mail: OutgoingMail | undefined;
+    if (await maySend(email, body.mode)) {
+      const { secret } = await tokens.issue(email, body.mode);
+      mail =
+        body.mode === "link"
+          ? linkMail(options.appName, email, `${ctx.baseURL.origin}${verifyPath}?token=${secret}`, options.linkTtl)
+          : codeMail(options.appName, email, secret, options.codeTtl);
+    }
     res.status(202).json({ ok: true, mode: body.mode });
+    if (!mail) {
+      ctx.logger.debug("email not sent: address over its send limit", { to: hashed(email), mode: body.mode });
+      return;
+    }
     // Sent after answering, not awaited: SMTP latency and failures are not visible to the caller either.
     options.transport.send(mail).catch((error: Error) =>
       ctx.logger.error("email not sent", { to: hashed(email), mode: body.mode, error: error.message }),
     );
   });
-
   // The link in the mail lands here. GET never uses the token up: mail scanners and link previews
-  // follow links. The person presses the button, which POSTs the token.
-  router.get("/email/verify", (req, res) => {
+  // follow links. The page names the address the link signs into; the person presses the button,
+  // which POSTs the token.
+  router.get("/email/verify", verifyLimit.middleware(), async (req, res) => {
     const token = typeof req.query.token === "string" ? req.query.token : "";
     if (!LINK_TOKEN.test(token)) {
       return page(res, 400, "Invalid link", `<h1>This link is not valid</h1><p>Ask for a new sign-in link.</p>`);
     }
-    page(
-      res,
-      200,
-      `Sign in to ${options.appName}`,
-      `<h1>Sign in to ${escapeHtml(options.appName)}</h1><p>Press the button to finish signing in on this device.</p>
-<form method="post" action="${escapeHtml(verifyPath)}"><input type="hidden" name="token" value="${escapeHtml(token)}"><button type="submit">Sign in</button></form>`,
-    );
+    let email: string;
+    try {
+      email = await tokens.peekLink(token);
+    } catch (error) {
+      if (!(error instanceof AuthError) || error.status >= 500) throw error;
+      return failurePage(res, error);
+    }
+    confirmPage(res, 200, token, email, await otherAccount(req, res, email));
   });
 
   router.post("/email/verify", verifyLimit.middleware(), async (req: Request, res: Response) => {
     const isForm = Boolean(req.is("application/x-www-form-urlencoded"));
+    let body: z.infer<typeof verifyBody> | undefined;
     try {
-      const body = ctx.parse(verifyBody, req.body);
+      body = ctx.parse(verifyBody, req.body);
       let email: string;
       let method: "link" | "code";
       if ("token" in body) {
-        email = await tokens.consumeLink(body.token, body.email === undefined ? undefined : parseEmail(body.email));
+        const expected = body.email === undefined ? undefined : parseEmail(body.email);
+        // Login CSRF (a victim opening the attacker's link is signed in as the attacker): replacing
+        // the account this browser is signed in with takes an explicit switch. Checked before the
+        // token is used, so a refusal leaves both the link and the session as they were.
+        const target = await tokens.peekLink(body.token, expected);
+        if (body.switch === undefined && (await otherAccount(req, res, target))) {
+          throw emailErrors.create("ERR_EMAIL_SWITCH_REQUIRED", { extensions: { email: target } });
+        }
+        email = await tokens.consumeLink(body.token, expected);
         method = "link";
       } else {
         email = parseEmail(body.email);
@@ -107,7 +181,16 @@ export function emailRoutes(router: Router, ctx: ProviderContext, options: Resol
       res.json(result);
     } catch (error) {
       if (!isForm || !(error instanceof AuthError) || error.status >= 500) throw error;
-      page(res, error.status, "Sign-in failed", `<h1>Sign-in failed</h1><p>${escapeHtml(error.title)}.</p><p><code>${escapeHtml(error.code)}</code></p>`);
+      if (error.code === "ERR_EMAIL_SWITCH_REQUIRED" && body && "token" in body) {
+        // The page again, with the choice to switch spelled out.
+        const email = String(error.extensions.email);
+        return confirmPage(res, 409, body.token, email, await otherAccount(req, res, email), error.code);
+      }
+      failurePage(res, error);
     }
   });
+}
+
+function failurePage(res: Response, error: AuthError): void {
+  page(res, error.status, "Sign-in failed", `<h1>Sign-in failed</h1><p>${escapeHtml(error.title)}.</p><p><code>${escapeHtml(error.code)}</code></p>`);
 }
