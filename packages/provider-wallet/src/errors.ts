@@ -29,6 +29,7 @@ export const walletErrors = defineErrors({
   ...prefixed("SIWE"),
   ...prefixed("SIWS"),
   ERR_SIWE_RPC_UNAVAILABLE: { status: 503, title: "The chain's RPC, needed to check a smart-contract wallet, is unavailable" },
+  ERR_SIWE_CONTRACT_CHAIN_MISMATCH: { status: 401, title: "This contract wallet's identity is bound to the chain it first signed in on, not this one" },
   ERR_SIWS_ADDRESS_INVALID: { status: 400, title: "The address is not a 32-byte base58 Ed25519 public key that can sign" },
   ERR_SIWS_ADDRESS_MISMATCH: { status: 401, title: "The message claims another address than the one that signed" },
 });

@@ -1,6 +1,7 @@
 import { toChecksumAddress, type ProviderContext } from "@erebus/core";
 import type { Router } from "express";
 import * as z from "zod";
+import { bindContractChain } from "./contract-chains.js";
 import { fail, type Family } from "./errors.js";
 import { formatSiweMessage } from "./siwe-message.js";
 import { createNonceStore, type NonceFamily } from "./nonces.js";
@@ -111,7 +112,15 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
         network: "ethereum",
         metadata: { chain_id: parsed.chainId, signer },
       };
-      const user = await ctx.resolveIdentity({ network: "ethereum", sourceIdentifier: parsed.address, sourceType });
+      const identity = { network: "ethereum", sourceIdentifier: parsed.address, sourceType };
+      // A contract wallet is bound to the chain it was verified on (contract-chains.ts); an account is the same on every chain.
+      const user =
+        signer === "contract"
+          ? await ctx.db.transaction(async (tx) => {
+              await bindContractChain(tx, parsed.address, parsed.chainId, ctx.clock());
+              return ctx.resolveIdentity(identity, { db: tx });
+            })
+          : await ctx.resolveIdentity(identity);
       res.json(await ctx.signIn(req, res, user));
     });
   }

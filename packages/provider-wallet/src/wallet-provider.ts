@@ -1,4 +1,5 @@
 import type { ErebusProvider } from "@erebus/core";
+import { contractChainMigration } from "./contract-chains.js";
 import { walletErrors } from "./errors.js";
 import { nonceMigration } from "./nonces.js";
 import { resolveWalletOptions, type WalletOptions } from "./options.js";
@@ -20,7 +21,7 @@ export function walletProvider(input: WalletOptions = {}) {
     id: "wallet",
     emits: ["web3_wallet"],
     errors: walletErrors.codes,
-    migrations: [nonceMigration],
+    migrations: [nonceMigration, contractChainMigration],
     routes(router, ctx) {
       walletRoutes(router, ctx, options);
     },
