@@ -215,6 +215,9 @@ export function createAuth(input: AuthOptions) {
       }
     }
     const bearer = bearerToken(req);
+    // A bad explicit credential fails the request: falling back to the cookie (or to nobody) would
+    // hide a client bug and let a request run as someone other than its sender meant.
+    if (bearer === undefined) throw AuthError.of("ERR_SESSION_INVALID", { detail: "the Authorization: Bearer header is malformed" });
     if (typeof bearer === "string") {
       const check = await sessions.check(bearer);
       if (!check.ok) throw check.error;

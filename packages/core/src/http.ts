@@ -88,19 +88,25 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 export function isCrossSiteRequest(req: Request, trustedOrigins: ReadonlySet<string>): boolean {
   if (SAFE_METHODS.has(req.method)) return false;
   const origin = req.headers.origin;
-  const site = req.headers["sec-fetch-site"];
+  // Structured-header tokens are case-insensitive to us: `Cross-Site` from a client is `cross-site`.
+  const site = req.headers["sec-fetch-site"]?.trim().toLowerCase();
   // A page served with `Referrer-Policy: no-referrer` (the email confirm page) makes the browser send
   // `Origin: null` even on a same-origin form POST; Sec-Fetch-Site, which pages cannot set, still
   // says where it came from. A sandboxed cross-site frame also sends null, with `cross-site`.
   if (origin === "null") return site !== "same-origin";
   if (origin !== undefined) return !trustedOrigins.has(origin);
-  return site === "cross-site" || site === "same-site";
+  // Without Origin, only what a browser says of a same-origin or user-initiated request passes; any
+  // other value (cross-site, same-site, two values joined, garbage) is refused.
+  return site !== undefined && site !== "same-origin" && site !== "none";
 }
 
-/** The token of `Authorization: Bearer <token>`, `null` when there is no such header, `undefined` when it is malformed. */
+/**
+ * The token of `Authorization: Bearer <token>`: `null` when there is no Authorization header or it
+ * uses another scheme (not ours to judge), `undefined` when it says Bearer but the token is malformed.
+ */
 export function bearerToken(req: Request): string | null | undefined {
   const header = req.headers.authorization;
-  if (header === undefined) return null;
+  if (header === undefined || !/^bearer(?:\s|$)/i.test(header)) return null;
   const match = /^Bearer +([A-Za-z0-9._~+/=-]{1,1024}) *$/i.exec(header);
   return match ? match[1] : undefined;
 }

@@ -42,6 +42,7 @@ for (const engine of engines()) {
       const app = express();
       app.use("/auth", auth.router);
       app.get("/api/me", auth.requireUser(), (req, res) => res.json(req.auth));
+      app.get("/api/public", auth.middleware, (req, res) => res.json({ auth: req.auth ?? null }));
       app.post("/api/things", auth.requireUser(), (_req, res) => res.status(201).json({ ok: true }));
       app.get("/api/read", auth.requireScope("read"), (_req, res) => res.json({ ok: true }));
       app.get("/api/trade", auth.requireScope("trade"), (_req, res) => res.json({ ok: true }));
@@ -192,6 +193,37 @@ for (const engine of engines()) {
       const sandboxed = await post("/auth/sign-out", {}, { ...withCookie(token!), origin: "null", "sec-fetch-site": "cross-site" });
       expect(sandboxed.status).toBe(403);
       expect((await get("/auth/session", withCookie(token!))).status).toBe(200);
+    });
+
+    it("finding 12: Sec-Fetch-Site is compared case-insensitively (Cross-Site and SAME-SITE are refused)", async () => {
+      const { token } = await signIn("ivan");
+      for (const site of ["Cross-Site", "CROSS-SITE", "Same-Site", " cross-site"]) {
+        const withCookieOnly = await fetch(`${server.url}/api/things`, { method: "POST", headers: { ...withCookie(token!), "sec-fetch-site": site } });
+        expect(withCookieOnly.status, site).toBe(403);
+        expect((await withCookieOnly.json()).code).toBe("ERR_ORIGIN_FORBIDDEN");
+        const login = await fetch(`${server.url}/auth/test/sign-in`, { method: "POST", headers: { "content-type": "application/json", "sec-fetch-site": site }, body: JSON.stringify({ handle: "mallory" }) });
+        expect(login.status, site).toBe(403);
+        const nullOrigin = await post("/auth/sign-out", {}, { ...withCookie(token!), origin: "null", "sec-fetch-site": site });
+        expect(nullOrigin.status, site).toBe(403);
+      }
+      // A same-origin form on a no-referrer page still passes, whatever the case.
+      expect((await post("/auth/sign-out", {}, { ...withCookie(token!), origin: "null", "sec-fetch-site": "Same-Origin" })).status).toBe(204);
+    });
+
+    it("finding 12: a malformed Authorization: Bearer header is 401 problem+json, never silently ignored", async () => {
+      const { token } = await signIn("jill");
+      for (const header of ["Bearer", "Bearer ", "Bearer !!!", "Bearer a b", `Bearer ${"a".repeat(1025)}`, "bearer \"x\""]) {
+        for (const path of ["/api/public", "/api/me", "/auth/session"]) {
+          // With a genuine cookie too: the bad explicit credential must not fall back to the cookie.
+          const res = await get(path, { authorization: header, ...withCookie(token!) });
+          expect(res.status, `${path} ${header}`).toBe(401);
+          expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+          expect(await res.json()).toMatchObject({ code: "ERR_SESSION_INVALID" });
+        }
+      }
+      // Another scheme is not ours to judge: the request goes on as it would without it.
+      expect((await get("/api/public", { authorization: "Basic dXNlcjpwYXNz" })).status).toBe(200);
+      expect((await get("/api/me", { authorization: "Basic dXNlcjpwYXNz", ...withCookie(token!) })).status).toBe(200);
     });
 
     it("lets a provider's header authenticator set req.auth, and enforces scopes and user types", async () => {
