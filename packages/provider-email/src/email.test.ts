@@ -298,6 +298,18 @@ for (const engine of engines()) {
         expect((await post("/email/verify", { email, code: fresh.code })).status).toBe(200);
       });
 
+      it("finding 5: parallel wrong codes at the edge of the budget: only what is left of it is compared", async () => {
+        const email = "budget-race@example.com";
+        for (let round = 0; round < 2; round++) {
+          const { code } = await requestCode(email);
+          for (let i = 0; i < 4; i++) expect((await post("/email/verify", { email, code: wrong(code) })).body.code).toBe("ERR_EMAIL_CODE_INVALID");
+        }
+        // 8 of 10 spent; five parallel guesses on a fresh code: two are compared, three refused.
+        const { code } = await requestCode(email);
+        const burst = await Promise.all(Array.from({ length: 5 }, () => post("/email/verify", { email, code: wrong(code) })));
+        expect(burst.map((r) => r.body.code).sort()).toEqual(["ERR_EMAIL_CODE_INVALID", "ERR_EMAIL_CODE_INVALID", "ERR_EMAIL_CODE_LOCKED", "ERR_EMAIL_CODE_LOCKED", "ERR_EMAIL_CODE_LOCKED"]);
+      });
+
       it("finding 5: a right code does not count against the budget", async () => {
         const email = "budget-ok@example.com";
         for (let i = 0; i < 12; i++) {
