@@ -129,6 +129,70 @@ describe(`fuzzing the wallet verify routes on ${engine.name}`, () => {
     expect(await counts()).toEqual(before);
     expect(codes.size).toBeGreaterThanOrEqual(4);
   });
+
+  // What PostgreSQL refuses in text (U+0000) and what is not text at all (unpaired surrogates),
+  // inserted into each string field of each route, at its start, middle and end, and for messages
+  // at the start and end of every line. The signature is made over the edited text, so nothing but
+  // the character stands in the way: each must be a 400, never a 5xx, and write nothing.
+  it("answers NUL and lone surrogates in every string field of every route with a 400 and no row", async () => {
+    const BAD = ["\u0000", "\ud800", "\udfff"];
+    const positions = (value: string) => {
+      const at = new Set([0, Math.floor(value.length / 2), value.length]);
+      for (let i = value.indexOf("\n"); i !== -1; i = value.indexOf("\n", i + 1)) at.add(i).add(i + 1);
+      return [...at];
+    };
+    const edits = (value: string) => BAD.flatMap((char) => positions(value).map((at) => value.slice(0, at) + char + value.slice(at)));
+    const eth = ethereumWallet();
+    const sol = await solanaWallet();
+    const siweMessage = async () => {
+      const { body } = await post("/siwe/nonce", {});
+      return formatSiweMessage({ domain: "app.test", address: eth.address, statement: "Sign in.", uri: ORIGIN, version: "1", chainId: 1, nonce: body.nonce, issuedAt: new Date().toISOString(), requestId: "r1", resources: ["https://app.test/tos"] });
+    };
+    const siwsMessage = async () => (await sol.signIn((await post("/siws/nonce", {})).body.input, { requestId: "r1" })).message;
+
+    type Case = { route: string; field: string; body: () => Promise<Record<string, unknown>> };
+    const cases: Case[] = [];
+    const add = (route: string, field: string, values: string[], body: (value: string) => Promise<Record<string, unknown>>) => {
+      for (const value of values) cases.push({ route, field, body: () => body(value) });
+    };
+    add("/siwe/nonce", "address", edits(eth.address), async (address) => ({ address, chainId: 1 }));
+    add("/siwe/nonce", "(unknown key)", BAD, async (char) => ({ [`x${char}`]: char }));
+    add("/siwe/verify", "message", edits(await siweMessage()), async (template) => {
+      const message = template.replace(/Nonce: \w+/, `Nonce: ${(await post("/siwe/nonce", {})).body.nonce}`);
+      return { message, signature: await eth.sign(message), provider: "metamask" };
+    });
+    add("/siwe/verify", "signature", edits(await eth.sign("x")), async (signature) => ({ message: await siweMessage(), signature }));
+    add("/siwe/verify", "provider", edits("metamask"), async (provider) => {
+      const message = await siweMessage();
+      return { message, signature: await eth.sign(message), provider };
+    });
+    add("/siws/nonce", "(unknown key)", BAD, async (char) => ({ [`x${char}`]: char }));
+    add("/siws/verify", "message", edits(await siwsMessage()), async (template) => {
+      const message = template.replace(/Nonce: \w+/, `Nonce: ${(await post("/siws/nonce", {})).body.nonce}`);
+      return { message, signature: await sol.signText(message), address: sol.address, provider: "phantom" };
+    });
+    add("/siws/verify", "signature", edits(await sol.signText("x")), async (signature) => ({ message: await siwsMessage(), signature, address: sol.address }));
+    add("/siws/verify", "address", edits(sol.address), async (address) => {
+      const message = await siwsMessage();
+      return { message, signature: await sol.signText(message), address };
+    });
+    add("/siws/verify", "provider", edits("phantom"), async (provider) => {
+      const message = await siwsMessage();
+      return { message, signature: await sol.signText(message), address: sol.address, provider };
+    });
+
+    const before = await counts();
+    const answers: string[] = [];
+    for (const c of cases) {
+      const res = await post(c.route, await c.body());
+      // /siws/nonce reads no body: an ignored key is a 200 with a nonce, and writes no identity.
+      if (c.route === "/siws/nonce" && res.status === 200) continue;
+      if (res.status !== 400 || !res.type.startsWith("application/problem+json")) answers.push(`${c.route} ${c.field}: ${res.status} ${res.body?.code}`);
+    }
+    expect(cases.length).toBeGreaterThan(150);
+    expect(answers).toEqual([]);
+    expect(await counts()).toEqual(before);
+  });
 });
 
 describe("wallet rate limits", () => {
