@@ -3,7 +3,7 @@ import { apiKeyCommands } from "./commands.js";
 import { apiKeyErrors } from "./errors.js";
 import { resolveApiKeyOptions, type ApiKeyOptions } from "./options.js";
 import { apiKeyRoutes } from "./routes.js";
-import { apiKeyMigration, createKeyStore, type CreateKeyInput } from "./store.js";
+import { apiKeyMigration, createKeyStore, pepperFingerprintMigration, type CreateKeyInput } from "./store.js";
 import { createVerifier } from "./verify.js";
 
 /**
@@ -34,7 +34,7 @@ export function apiKeyProvider(input: ApiKeyOptions = {}) {
     id: "apikey",
     emits: ["api_key"],
     errors: apiKeyErrors.codes,
-    migrations: [apiKeyMigration],
+    migrations: [apiKeyMigration, pepperFingerprintMigration],
     routes(router, ctx) {
       const { store, verifier } = stateOf(ctx);
       apiKeyRoutes(router, ctx, store, verifier, options);
@@ -47,7 +47,11 @@ export function apiKeyProvider(input: ApiKeyOptions = {}) {
     keys(auth: { providerContext(id: string): ProviderContext }) {
       const { store, verifier } = stateOf(auth.providerContext("apikey"));
       return {
-        create: (input: CreateKeyInput) => store.create(input),
+        create: async (input: CreateKeyInput) => {
+          const result = await store.create(input);
+          verifier.forgetMiss(result.info.id); // a remembered miss of this id, here at once (NOTIFY for the others)
+          return result;
+        },
         list: (filter: { ownerId: string | null } | { all: true }) => store.list(filter),
         revoke: async (id: string) => {
           const info = await store.revoke(id, undefined);

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import express from "express";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -5,7 +6,7 @@ import { createAuth, type Database, type ErebusAuth, type Logger } from "@erebus
 import { testProvider } from "@erebus/core/testing";
 import { engines } from "../../../test/engines.js";
 import { listen, type Running } from "../../../test/http.js";
-import { apiKeyProvider } from "./api-key-provider.js";
+import { apiKeyProvider, type ApiKeyOptions } from "./index.js";
 import { formatKey, parseKey } from "./key.js";
 
 // Delegates to the real function; lets a test see that verification compares in constant time.
@@ -18,6 +19,11 @@ const crypto = await import("node:crypto");
 const ORIGIN = "http://app.test";
 const PEPPER = "test-pepper-0123456789abcdef0123456789";
 const DAY = 86_400_000;
+const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/** What PostgreSQL refuses in text and jsonb (finding 9). */
+const UNSTORABLE = ["\u0000", "\ud800", "\udfff", "a\u0000b", "x\ud800", "\udfffy", "\udfff\ud800"];
+/** The same, as they can appear in a URL path segment: %00, and UTF-8 byte sequences of lone surrogates (not valid UTF-8). */
+const UNSTORABLE_IN_PATH = ["%00", "abc%00defghi", "%ED%A0%80", "%ED%BF%BF", "abcdefghijk%00", "%C0%80"];
 
 /** Counts statements, to assert what does (not) reach the database. */
 function counting(db: Database) {
@@ -50,8 +56,9 @@ for (const engine of engines()) {
       error: (m, f) => logs.push(JSON.stringify({ m, f })),
     };
 
-    const makeApp = (a: ErebusAuth) => {
+    const makeApp = (a: ErebusAuth, trustProxy = false) => {
       const app = express();
+      if (trustProxy) app.set("trust proxy", true);
       app.use("/auth", a.router);
       app.use(a.middleware);
       app.get("/api/me", a.requireUser(), (req, res) => res.json(req.auth));
@@ -71,16 +78,59 @@ for (const engine of engines()) {
       const res = await call(server, "POST", "/auth/test/sign-in", { "erebus-session-transport": "bearer" }, { handle });
       return { authorization: `Bearer ${res.body.session.token}`, userId: res.body.user.id as string };
     }
+    async function keyAndUserCounts() {
+      const { rows } = await raw.query<{ keys: number; users: number }>(
+        "SELECT (SELECT count(*)::int FROM erebus_api_keys) AS keys, (SELECT count(*)::int FROM user_references) AS users",
+      );
+      return rows[0]!;
+    }
     async function newKey(owner: { authorization: string }, body: Record<string, unknown> = {}) {
       const res = await call(server, "POST", "/auth/api-keys", owner, { name: "trading bot", scopes: ["read"], ...body });
       expect(res.status).toBe(201);
       return res.body as { key: string; id: string; last4: string; scopes: string[]; expiresAt: string | null };
     }
 
+    const labServers: Running[] = [];
+    let labCount = 0;
+    /**
+     * Two more app instances on the same database with their own provider options, statement
+     * counter, and a random source the test can steer (`force(id, secret)` fixes the next key).
+     */
+    async function lab(providerOptions: ApiKeyOptions) {
+      const forced = new Map<number, Buffer[]>();
+      const random = (n: number) => forced.get(n)?.shift() ?? randomBytes(n);
+      const labProvider = apiKeyProvider({ pepper: PEPPER, createPerMinute: 10_000, ...providerOptions });
+      const counted = counting(raw);
+      const options = { database: counted.db, baseURL: ORIGIN, providers: [testProvider(), labProvider], migrate: false, logger, clock: () => now, random };
+      const a = createAuth(options);
+      const b = createAuth(options);
+      await Promise.all([a.ready, b.ready]);
+      // Behind a "proxy", so that each lab is its own client address for the shared failure limiter.
+      const [serverA, serverB] = [await makeApp(a, true), await makeApp(b, true)];
+      const client = { "x-forwarded-for": `192.0.2.${++labCount}` };
+      labServers.push(serverA, serverB);
+      const base62Bytes = (text: string, length: number) => Buffer.concat([Buffer.from([...text].map((c) => BASE62.indexOf(c))), Buffer.alloc(length)]);
+      return {
+        a: serverA,
+        b: serverB,
+        /** Headers plus this lab's client address. */
+        as: (headers: Record<string, string> = {}) => ({ ...client, ...headers }),
+        auth: a,
+        provider: labProvider,
+        seen: counted.seen,
+        /** The next key generated is `erb_<id>_<secret>…` (generateKey asks for 2 × length random bytes). */
+        force(id: string, secret: string) {
+          forced.set(24, [base62Bytes(id, 24)]);
+          forced.set(44, [base62Bytes(secret, 44)]);
+          return formatKey({ prefix: "erb", id, secret });
+        },
+      };
+    }
+
     beforeAll(async () => {
       raw = await engine.create({ max: 20 });
       stats = counting(raw);
-      provider = apiKeyProvider({ pepper: PEPPER, cacheTtl: 10, rotationGracePeriod: 3600, createPerMinute: 10_000 });
+      provider = apiKeyProvider({ pepper: PEPPER, cacheTtl: 10, rotationGracePeriod: 3600, createPerMinute: 10_000, maxFailedVerifications: 10_000 });
       const options = { database: stats.db, baseURL: ORIGIN, providers: [testProvider(), provider], migrate: true, logger, clock: () => now };
       auth = createAuth(options);
       await auth.ready;
@@ -92,6 +142,7 @@ for (const engine of engines()) {
     afterAll(async () => {
       await server?.close();
       await otherServer?.close();
+      for (const lab of labServers) await lab.close();
       await raw?.close();
     });
 
@@ -304,8 +355,190 @@ for (const engine of engines()) {
       for (const { table_name } of tables) dump += JSON.stringify((await raw.query(`SELECT * FROM "${table_name}"`)).rows);
       const all = dump + logs.join("\n");
       expect(all).toContain(id); // the dump and the logs are really there
-      for (const secret of secrets) expect(all).not.toContain(secret);
+      for (const secret of [...secrets, PEPPER]) expect(all).not.toContain(secret);
+    });
+
+    // ---- issue 10 -------------------------------------------------------------------------
+
+    it("finding 9: a NUL or a lone surrogate in a key name is 400 naming the field, over HTTP and from the programmatic API", async () => {
+      const owner = await session("nul_owner");
+      const before = await keyAndUserCounts();
+      for (const name of UNSTORABLE) {
+        const res = await call(server, "POST", "/auth/api-keys", owner, { name: `bot ${name}` });
+        expect([res.status, res.body.code, res.body.field]).toEqual([400, "ERR_BODY_INVALID", "name"]);
+        expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+        const direct = provider.keys(auth).create({ name: `bot ${name}`, scopes: [], ownerId: null, createdBy: "test" });
+        await expect(direct).rejects.toMatchObject({ status: 400, code: "ERR_BODY_INVALID", extensions: { field: "name" } });
+        const createdBy = provider.keys(auth).create({ name: "bot", scopes: [], ownerId: null, createdBy: `test ${name}` });
+        await expect(createdBy).rejects.toMatchObject({ status: 400, extensions: { field: "createdBy" } });
+      }
+      expect(await keyAndUserCounts()).toEqual(before);
+    });
+
+    it("finding 9: fuzz of every API-key route with NUL and lone surrogates in every string field: no 5xx, no row", async () => {
+      const owner = await session("fuzz_owner");
+      const { id } = await newKey(owner);
+      const before = await keyAndUserCounts();
+      const nasty = fc.constantFrom(...UNSTORABLE);
+      const inPath = fc.constantFrom(...UNSTORABLE_IN_PATH);
+      const request = fc.oneof(
+        nasty.map((v) => ["POST", "/auth/api-keys", { name: v }] as const),
+        nasty.map((v) => ["POST", "/auth/api-keys", { name: "ok", scopes: [v] }] as const),
+        nasty.map((v) => ["POST", "/auth/api-keys", { name: "ok", scopes: ["read", v] }] as const),
+        nasty.map((v) => ["POST", "/auth/api-keys", { name: "ok", expiresInDays: v }] as const),
+        nasty.map((v) => ["POST", "/auth/api-keys", { name: "ok", [v]: "x" }] as const),
+        nasty.map((v) => ["POST", `/auth/api-keys/${id}/rotate`, { gracePeriodSeconds: v }] as const),
+        nasty.map((v) => ["POST", `/auth/api-keys/${id}/rotate`, { [v]: 0 }] as const),
+        inPath.map((v) => ["POST", `/auth/api-keys/${v}/rotate`, {}] as const),
+        inPath.map((v) => ["DELETE", `/auth/api-keys/${v}`, undefined] as const),
+        inPath.map((v) => ["GET", `/auth/api-keys?name=${v}`, undefined] as const),
+      );
+      const statuses = new Set<number>();
+      await fc.assert(
+        fc.asyncProperty(request, async ([method, path, body]) => {
+          const res = await call(server, method, path, owner, body);
+          statuses.add(res.status);
+          expect(res.status).toBeLessThan(500);
+          if (method === "POST" && path === "/auth/api-keys") expect(res.status).toBe(400);
+        }),
+        { numRuns: 120, seed: 10 },
+      );
+      expect(await keyAndUserCounts()).toEqual(before);
+      // The key itself is untouched: not rotated, not revoked.
+      const { rows } = await raw.query<{ rotated_at: Date | null; revoked_at: Date | null }>("SELECT rotated_at, revoked_at FROM erebus_api_keys WHERE id = $1", [id]);
+      expect(rows[0]).toEqual({ rotated_at: null, revoked_at: null });
+      expect([...statuses].every((s) => s < 500)).toBe(true);
+    });
+
+    it("finding 11: 450 failed key checks from one address are limited: 429 problem+json with Retry-After", async () => {
+      const l = await lab({});
+      const owner = await session("limit_owner");
+      const created = await call(l.a, "POST", "/auth/api-keys", l.as(owner), { name: "limited" });
+      const parsed = parseKey(created.body.key, "erb");
+      if (typeof parsed === "string") throw new Error("bad key");
+      // Successful checks are not counted and cost no limiter query.
+      const quiet = l.seen.length;
+      for (let i = 0; i < 60; i++) expect((await call(l.a, "GET", "/api/me", l.as({ "x-api-key": created.body.key }))).status).toBe(200);
+      expect(l.seen.slice(quiet).filter((sql) => sql.includes("erebus_rate_limits"))).toEqual([]);
+      const statuses: number[] = [];
+      let limited: Awaited<ReturnType<typeof call>> | undefined;
+      for (let i = 0; i < 450; i++) {
+        // Well-formed keys with valid checksums: half unknown ids, half a real id with a wrong secret.
+        const wrong = formatKey({ prefix: "erb", id: i % 2 ? parsed.id : `Unknown${String(i).padStart(5, "0")}`, secret: parsed.secret.replace(/.$/, (c) => (c === "a" ? "b" : "a")) });
+        const res = await call(l.a, "GET", "/api/me", l.as({ "x-api-key": wrong }));
+        statuses.push(res.status);
+        if (res.status === 429) limited ??= res;
+      }
+      expect(statuses.slice(0, 30)).toEqual(Array(30).fill(401));
+      expect(statuses.slice(30)).toEqual(Array(420).fill(429));
+      expect(limited!.body.code).toBe("ERR_RATE_LIMITED");
+      expect(limited!.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      const retryAfter = Number(limited!.headers.get("retry-after"));
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+      // While limited, even the right key is refused from this address: otherwise the limit would not limit guessing.
+      expect((await call(l.a, "GET", "/api/me", l.as({ "x-api-key": created.body.key }))).status).toBe(429);
+      // The count is shared by every instance (core's Postgres limiter): the other instance refuses the next failure.
+      const elsewhere = await call(l.b, "GET", "/api/me", l.as({ "x-api-key": formatKey({ prefix: "erb", id: "Elsewhere000", secret: parsed.secret }) }));
+      expect([elsewhere.status, elsewhere.body.code]).toEqual([429, "ERR_RATE_LIMITED"]);
+      // Once Retry-After has passed, the right key works again.
+      now = new Date(now.getTime() + 61_000);
+      expect((await call(l.a, "GET", "/api/me", l.as({ "x-api-key": created.body.key }))).status).toBe(200);
+    });
+
+    it("finding 11: an unknown key id is remembered briefly, so a repeated miss costs no key look-up", async () => {
+      const unknown = formatKey({ prefix: "erb", id: "NoSuchKey000", secret: "s".repeat(22) });
+      const before = stats.seen.length;
+      for (let i = 0; i < 10; i++) {
+        const res = await call(server, "GET", "/api/me", { "x-api-key": unknown });
+        expect([res.status, res.body.code]).toEqual([401, "ERR_APIKEY_INVALID"]);
+      }
+      const lookups = stats.seen.slice(before).filter((sql) => sql.includes("FROM erebus_api_keys k"));
+      expect(lookups).toHaveLength(1);
+    });
+
+    it("finding 11: a key created right after a miss of its id works at once, on this instance and on another one", async () => {
+      const l = await lab({ negativeCacheTtl: 300 });
+      const owner = await session("miss_owner");
+      const key = l.force("MissedThenOk", "S".repeat(22));
+      for (const base of [l.a, l.b]) {
+        const miss = await call(base, "GET", "/api/me", l.as({ "x-api-key": key }));
+        expect([miss.status, miss.body.code]).toEqual([401, "ERR_APIKEY_INVALID"]);
+      }
+      const seen = l.seen.length;
+      expect((await call(l.a, "GET", "/api/me", l.as({ "x-api-key": key }))).status).toBe(401);
+      expect(l.seen.slice(seen).filter((sql) => sql.includes("FROM erebus_api_keys k"))).toEqual([]); // the miss is cached
+      const created = await call(l.a, "POST", "/auth/api-keys", l.as(owner), { name: "just made" });
+      expect([created.status, created.body.key]).toEqual([201, key]);
+      // The instance that created it, at once; the other one as soon as the NOTIFY arrives (not after the 300 s TTL).
+      expect((await call(l.a, "GET", "/api/me", l.as({ "x-api-key": key }))).status).toBe(200);
+      await expect.poll(async () => (await call(l.b, "GET", "/api/me", l.as({ "x-api-key": key }))).status, { timeout: 2000, interval: 20 }).toBe(200);
+    });
+
+    it("finding 12: 20 concurrent creates at maxKeysPerUser never make more than the maximum", async () => {
+      const l = await lab({ maxKeysPerUser: 3 });
+      const owner = await session("race_owner");
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => call(i % 2 ? l.a : l.b, "POST", "/auth/api-keys", l.as(owner), { name: `racer ${i}` })));
+      const statuses = results.map((r) => r.status);
+      expect(statuses.filter((s) => s === 201)).toHaveLength(3);
+      expect(results.filter((r) => r.status !== 201).map((r) => r.body.code)).toEqual(Array(17).fill("ERR_APIKEY_LIMIT"));
+      const { rows } = await raw.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_api_keys WHERE owner_id = $1", [owner.userId]);
+      expect(rows[0]!.n).toBe(3);
+    });
+
+    it("finding 12: rotate now ends the old secret at once on every instance; rotate with a chosen grace keeps it exactly that long", async () => {
+      const owner = await session("rotator");
+      const first = await newKey(owner);
+      expect((await call(otherServer, "GET", "/api/me", { "x-api-key": first.key })).status).toBe(200); // cached there
+      const rotatedNow = await call(server, "POST", `/auth/api-keys/${first.id}/rotate`, owner, { gracePeriodSeconds: 0 });
+      expect(rotatedNow.status).toBe(200);
+      expect(rotatedNow.body.previousValidUntil).toBe(now.toISOString());
+      const here = await call(server, "GET", "/api/me", { "x-api-key": first.key });
+      expect([here.status, here.body.code]).toEqual([401, "ERR_APIKEY_ROTATED"]);
+      await expect.poll(async () => (await call(otherServer, "GET", "/api/me", { "x-api-key": first.key })).body.code, { timeout: 2000 }).toBe("ERR_APIKEY_ROTATED");
+      expect((await call(server, "GET", "/api/me", { "x-api-key": rotatedNow.body.key })).status).toBe(200);
+
+      const hour = await call(server, "POST", `/auth/api-keys/${first.id}/rotate`, owner, { gracePeriodSeconds: 3600 });
+      expect(hour.body.previousValidUntil).toBe(new Date(now.getTime() + 3_600_000).toISOString());
+      now = new Date(now.getTime() + 3_599_000);
+      expect((await call(server, "GET", "/api/me", { "x-api-key": rotatedNow.body.key })).status).toBe(200);
+      now = new Date(now.getTime() + 2_000);
+      expect((await call(server, "GET", "/api/me", { "x-api-key": rotatedNow.body.key })).body.code).toBe("ERR_APIKEY_ROTATED");
+      expect((await call(server, "GET", "/api/me", { "x-api-key": hour.body.key })).status).toBe(200);
+
+      // No body: the provider's rotationGracePeriod (3600 s in this test). Out of range: 400 naming the field.
+      const byDefault = await call(server, "POST", `/auth/api-keys/${first.id}/rotate`, owner);
+      expect(byDefault.body.previousValidUntil).toBe(new Date(now.getTime() + 3_600_000).toISOString());
+      for (const gracePeriodSeconds of [-1, 1.5, 30 * 86_400 + 1, "60"]) {
+        const bad = await call(server, "POST", `/auth/api-keys/${first.id}/rotate`, owner, { gracePeriodSeconds });
+        expect([bad.status, bad.body.code, bad.body.field]).toEqual([400, "ERR_BODY_INVALID", "gracePeriodSeconds"]);
+      }
+      const listed = await call(server, "GET", "/auth/api-keys", owner);
+      expect(listed.body.keys.find((k: { id: string }) => k.id === first.id).previousValidUntil).toBe(byDefault.body.previousValidUntil);
+    });
+
+    it("finding 14: a key made under another pepper is refused with ERR_APIKEY_PEPPER_MISMATCH and a log line that says what to do", async () => {
+      const l = await lab({ pepper: "another-pepper-0123456789abcdef01234" });
+      const owner = await session("pepper_owner");
+      const made = await call(l.a, "POST", "/auth/api-keys", l.as(owner), { name: "other pepper" });
+      expect(made.status).toBe(201);
+      expect((await call(l.a, "GET", "/api/me", l.as({ "x-api-key": made.body.key }))).status).toBe(200);
+      logs.length = 0;
+      const res = await call(server, "GET", "/api/me", { "x-api-key": made.body.key });
+      expect([res.status, res.body.code]).toEqual([401, "ERR_APIKEY_PEPPER_MISMATCH"]);
+      expect(logs.join("\n")).toMatch(/pepper/);
+      expect(logs.join("\n")).toContain(made.body.id);
+      const { rows } = await raw.query<{ pepper_fingerprint: string }>("SELECT pepper_fingerprint FROM erebus_api_keys WHERE id = $1", [made.body.id]);
+      expect(rows[0]!.pepper_fingerprint).toMatch(/^[0-9a-f]{16}$/);
+      expect(made.body.pepperFingerprint).toBe(rows[0]!.pepper_fingerprint);
+    });
+
+    it("finding 14: a legacy key (no pepper fingerprint) still verifies", async () => {
+      const owner = await session("legacy_owner");
+      const { key, id } = await newKey(owner);
+      await raw.query("UPDATE erebus_api_keys SET pepper_fingerprint = NULL WHERE id = $1", [id]);
+      now = new Date(now.getTime() + 11_000); // past the look-up cache
+      expect((await call(server, "GET", "/api/me", { "x-api-key": key })).status).toBe(200);
     });
   });
 }
-

@@ -15,8 +15,21 @@ export const apiKeyOptionsSchema = z.strictObject({
   pepper: z.string().min(32, "must be at least 32 characters").optional(),
   /** Seconds a valid key's look-up may be served from memory. Revocations reach other instances at once (LISTEN/NOTIFY) and always within this time. */
   cacheTtl: z.number().int().min(0).max(300).default(10),
-  /** Most look-ups kept in memory. */
+  /** Most look-ups kept in memory (and as many remembered unknown ids, and limited client addresses). */
   cacheSize: z.number().int().min(0).max(1_000_000).default(10_000),
+  /**
+   * Seconds an unknown key id is remembered, so repeating a made-up key costs no query. A key created
+   * with that id clears it at once (on other instances through LISTEN/NOTIFY); 0 turns it off.
+   */
+  negativeCacheTtl: z.number().int().min(0).max(300).default(10),
+  /**
+   * Failed verifications (well-formed keys that are unknown, wrong, revoked, expired or rotated) a
+   * client address may make per `failedVerificationWindow`, counted by core's Postgres limiter across
+   * every instance; past it, every key from that address is 429 until the window ends.
+   */
+  maxFailedVerifications: z.number().int().positive().max(1_000_000).default(30),
+  /** Seconds of the failed-verification window. */
+  failedVerificationWindow: z.number().int().positive().max(DAY).default(60),
   /** Seconds the old secret keeps working after a rotation, unless the request says otherwise. */
   rotationGracePeriod: z.number().int().min(0).max(30 * DAY).default(DAY),
   /** Seconds between two writes of a key's `last_used_at`. */

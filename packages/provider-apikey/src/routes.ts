@@ -1,11 +1,11 @@
-import type { ProviderContext, RequestAuth } from "@erebus/core";
+import { pgText, type ProviderContext, type RequestAuth } from "@erebus/core";
 import type { Request, Response, Router } from "express";
 import * as z from "zod";
 import { apiKeyErrors } from "./errors.js";
 import { ID_LENGTH } from "./key.js";
 import type { ResolvedApiKeyOptions } from "./options.js";
 import { scopeSchema } from "./source-type.js";
-import type { KeyStore } from "./store.js";
+import { MAX_GRACE_SECONDS, type KeyStore } from "./store.js";
 import type { createVerifier } from "./verify.js";
 
 const keyId = z.string().regex(new RegExp(`^[0-9A-Za-z]{${ID_LENGTH}}$`));
@@ -16,11 +16,12 @@ export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeySto
     .max(32)
     .refine((list) => new Set(list).size === list.length, "scopes must not repeat");
   const createBody = z.strictObject({
-    name: z.string().trim().min(1).max(64),
+    name: pgText().trim().min(1).max(64),
     scopes: scopes.default([]),
     expiresInDays: z.number().int().min(1).max(options.maxExpiresInDays).optional(),
   });
-  const rotateBody = z.strictObject({ gracePeriodSeconds: z.number().int().min(0).max(30 * 86_400).optional() }).default({});
+  /** `gracePeriodSeconds: 0` is "rotate now" (the old secret stops at once, on every instance); left out, the provider's `rotationGracePeriod`. */
+  const rotateBody = z.strictObject({ gracePeriodSeconds: z.number().int().min(0).max(MAX_GRACE_SECONDS).optional() }).default({});
   const createLimit = ctx.rateLimit({ name: "apikey-create", points: options.createPerMinute, duration: 60 });
 
   /** Key management is for a person in a browser session: a leaked key must not mint more keys. */
@@ -39,6 +40,7 @@ export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeySto
     const auth = await owner(req, res);
     const body = ctx.parse(createBody, req.body);
     const { key, info } = await store.create({ ...body, ownerId: auth.user.id, createdBy: `user:${auth.user.id}` });
+    verifier.forgetMiss(info.id); // a remembered miss of this id, here at once (NOTIFY tells the other instances)
     res.setHeader("Cache-Control", "no-store");
     res.status(201).json({ key, ...info });
   });

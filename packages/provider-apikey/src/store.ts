@@ -1,12 +1,16 @@
 import { createHash, createHmac } from "node:crypto";
-import type { ProviderContext, Queryable, UserReference } from "@erebus/core";
+import { AuthError, findPgUnsafeString, PG_TEXT_MESSAGE, type ProviderContext, type Queryable, type UserReference } from "@erebus/core";
 import { apiKeyErrors } from "./errors.js";
-import { generateKey } from "./key.js";
+import { generateKey, ID_LENGTH } from "./key.js";
 import type { ResolvedApiKeyOptions } from "./options.js";
 import type { ApiKeySourceType } from "./source-type.js";
 
-/** NOTIFY channel for revocations and rotations; the payload is the key id. */
+/**
+ * NOTIFY channel for revocations and rotations (the payload is the key id) and creations (`+` and
+ * the key id: it clears a remembered miss of that id on every instance, and nothing else).
+ */
 export const KEY_CHANGED_CHANNEL = "erebus_api_key_changed";
+export const CREATED_PREFIX = "+";
 
 export const apiKeyMigration = {
   id: "0001_api_keys",
@@ -35,6 +39,31 @@ export const apiKeyMigration = {
   CREATE INDEX erebus_api_keys_user_id_idx ON erebus_api_keys (user_id);`,
 };
 
+/** Which pepper hashed each key; NULL for keys made before this column existed (not checked). */
+export const pepperFingerprintMigration = {
+  id: "0002_pepper_fingerprint",
+  sql: "ALTER TABLE erebus_api_keys ADD COLUMN pepper_fingerprint TEXT",
+};
+
+/**
+ * Names the pepper without revealing it: the first 64 bits of HMAC-SHA-256(pepper, a constant),
+ * and the same of the empty key when there is no pepper. Stored with each key so that a process
+ * with another pepper (a CLI run without the app's environment, say) is caught instead of minting
+ * keys that never verify. It is an oracle for guesses of the pepper, which is why the pepper must
+ * be long and random; knowing the pepper still leaves the 131-bit secret to guess.
+ */
+export function pepperFingerprint(pepper: string | undefined): string {
+  return createHmac("sha256", pepper ?? "").update("erebus api key pepper fingerprint v1").digest("hex").slice(0, 16);
+}
+
+/** Longest grace period a rotation may give the old secret. */
+export const MAX_GRACE_SECONDS = 30 * 86_400;
+const KEY_ID = new RegExp(`^[0-9A-Za-z]{${ID_LENGTH}}$`);
+/** An id that cannot be a key's is "not found" without a query (and never reaches PostgreSQL). */
+function checkId(id: string): void {
+  if (typeof id !== "string" || !KEY_ID.test(id)) throw apiKeyErrors.create("ERR_APIKEY_NOT_FOUND");
+}
+
 /** A key as listed: never the secret, never its hash. */
 export interface ApiKeyInfo {
   id: string;
@@ -50,6 +79,10 @@ export interface ApiKeyInfo {
   lastUsedAt: string | null;
   revokedAt: string | null;
   rotatedAt: string | null;
+  /** Until when the secret replaced by the last rotation keeps working (null: never rotated). */
+  previousValidUntil: string | null;
+  /** Which pepper hashed the secret ({@link pepperFingerprint}); null for keys older than the column. */
+  pepperFingerprint: string | null;
 }
 
 interface KeyRow {
@@ -66,6 +99,8 @@ interface KeyRow {
   last_used_at: Date | null;
   revoked_at: Date | null;
   rotated_at: Date | null;
+  previous_valid_until: Date | null;
+  pepper_fingerprint: string | null;
 }
 
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
@@ -83,9 +118,12 @@ const toInfo = (row: KeyRow): ApiKeyInfo => ({
   lastUsedAt: iso(row.last_used_at),
   revokedAt: iso(row.revoked_at),
   rotatedAt: iso(row.rotated_at),
+  previousValidUntil: iso(row.previous_valid_until),
+  pepperFingerprint: row.pepper_fingerprint,
 });
 
-const INFO_COLUMNS = "id, user_id, owner_id, name, prefix, last4, scopes, created_by, created_at, expires_at, last_used_at, revoked_at, rotated_at";
+const INFO_COLUMNS =
+  "id, user_id, owner_id, name, prefix, last4, scopes, created_by, created_at, expires_at, last_used_at, revoked_at, rotated_at, previous_valid_until, pepper_fingerprint";
 
 export interface CreateKeyInput {
   name: string;
@@ -107,13 +145,31 @@ export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOpti
       ? createHmac("sha256", options.pepper).update(secret).digest("hex")
       : createHash("sha256").update(secret).digest("hex");
 
+  const fingerprint = pepperFingerprint(options.pepper);
   const notify = (q: Queryable, id: string) => q.query("SELECT pg_notify($1, $2)", [KEY_CHANGED_CHANNEL, id]);
 
   return {
     hashSecret,
+    /** This process's {@link pepperFingerprint}. */
+    fingerprint,
+
+    /** The pepper fingerprints of live keys (not revoked), with how many keys carry each. */
+    async fingerprintsInUse(): Promise<{ fingerprint: string; keys: number }[]> {
+      const { rows } = await ctx.db.query<{ fingerprint: string; keys: number }>(
+        "SELECT pepper_fingerprint AS fingerprint, count(*)::int AS keys FROM erebus_api_keys WHERE pepper_fingerprint IS NOT NULL AND revoked_at IS NULL GROUP BY 1 ORDER BY 2 DESC",
+      );
+      return rows;
+    },
 
     /** Creates a key and its identity in one transaction; the only time the secret is returned. */
     async create(input: CreateKeyInput): Promise<{ key: string; info: ApiKeyInfo }> {
+      // The routes' schemas check this too; the programmatic API and the CLI come here directly, and
+      // PostgreSQL refuses U+0000 and unpaired surrogates (a 500 otherwise).
+      const unsafe = findPgUnsafeString(input);
+      if (unsafe) {
+        const field = unsafe.map(String).join(".");
+        throw AuthError.of("ERR_BODY_INVALID", { detail: `${field}: ${PG_TEXT_MESSAGE}`, extensions: { field } });
+      }
       const generated = generateKey(options.prefix, ctx.random);
       const now = ctx.clock();
       const expiresAt = input.expiresInDays === undefined ? null : new Date(now.getTime() + input.expiresInDays * 86_400_000);
@@ -123,6 +179,9 @@ export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOpti
       if (input.agentId !== undefined && !agent) throw apiKeyErrors.create("ERR_APIKEY_NOT_FOUND", { detail: `no system agent "${input.agentId}"` });
       const row = await ctx.db.transaction(async (tx) => {
         if (input.ownerId) {
+          // Creates of one owner take turns, so two of them cannot both count N - 1 and both insert
+          // (count-then-insert is a race otherwise). Held until this transaction ends.
+          await tx.query("SELECT pg_advisory_xact_lock(hashtext('erebus_api_keys.owner'), hashtext($1::text))", [input.ownerId]);
           const { rows } = await tx.query<{ n: number }>(
             "SELECT count(*)::int AS n FROM erebus_api_keys WHERE owner_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
             [input.ownerId, now],
@@ -142,10 +201,12 @@ export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOpti
           identity = await ctx.resolveIdentity({ network: "api", sourceIdentifier: generated.id, userType: "api", sourceType }, { db: tx });
         }
         const { rows } = await tx.query<KeyRow>(
-          `INSERT INTO erebus_api_keys (id, user_id, owner_id, name, prefix, last4, secret_hash, scopes, expires_at, created_at, created_by)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11) RETURNING ${INFO_COLUMNS}`,
-          [generated.id, identity.id, input.ownerId, input.name, options.prefix, generated.key.slice(-4), hashSecret(generated.secret), JSON.stringify(input.scopes), expiresAt, now, input.createdBy],
+          `INSERT INTO erebus_api_keys (id, user_id, owner_id, name, prefix, last4, secret_hash, scopes, expires_at, created_at, created_by, pepper_fingerprint)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12) RETURNING ${INFO_COLUMNS}`,
+          [generated.id, identity.id, input.ownerId, input.name, options.prefix, generated.key.slice(-4), hashSecret(generated.secret), JSON.stringify(input.scopes), expiresAt, now, input.createdBy, fingerprint],
         );
+        // Instances that recently saw this id as unknown forget that now, not after negativeCacheTtl.
+        await notify(tx, CREATED_PREFIX + generated.id);
         return rows[0]!;
       });
       ctx.logger.info("api key created", { keyId: row.id, userId: row.user_id, createdBy: input.createdBy });
@@ -166,6 +227,7 @@ export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOpti
 
     /** Revokes a key at once, on every instance. `ownerId` undefined skips the ownership check (CLI). */
     async revoke(id: string, ownerId: string | undefined): Promise<ApiKeyInfo> {
+      checkId(id);
       const row = await ctx.db.transaction(async (tx) => {
         const { rows } = await tx.query<KeyRow>(
           `UPDATE erebus_api_keys SET revoked_at = COALESCE(revoked_at, $3)
@@ -182,20 +244,25 @@ export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOpti
 
     /**
      * Gives a key a new secret (same id, same identity). The old secret keeps working for
-     * `graceSeconds`, then never again; rotating again within the grace ends the older one at once.
+     * `graceSeconds` (0: it stops at once, on every instance), then never again; rotating again
+     * within the grace ends the older one at once.
      */
     async rotate(id: string, ownerId: string | undefined, graceSeconds: number): Promise<{ key: string; info: ApiKeyInfo }> {
+      if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_GRACE_SECONDS) {
+        throw new TypeError(`graceSeconds must be a whole number of seconds from 0 (the old secret stops at once) to ${MAX_GRACE_SECONDS}`);
+      }
+      checkId(id);
       const now = ctx.clock();
       const fresh = generateKey(options.prefix, ctx.random, id);
       const row = await ctx.db.transaction(async (tx) => {
         const { rows } = await tx.query<KeyRow>(
           `UPDATE erebus_api_keys
            SET previous_secret_hash = secret_hash, previous_valid_until = $4,
-               secret_hash = $5, last4 = $6, rotated_at = $3
+               secret_hash = $5, last4 = $6, rotated_at = $3, pepper_fingerprint = $7
            WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2::uuid)
              AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)
            RETURNING ${INFO_COLUMNS}`,
-          [id, ownerId ?? null, now, new Date(now.getTime() + graceSeconds * 1000), hashSecret(fresh.secret), fresh.key.slice(-4)],
+          [id, ownerId ?? null, now, new Date(now.getTime() + graceSeconds * 1000), hashSecret(fresh.secret), fresh.key.slice(-4), fingerprint],
         );
         if (!rows[0]) throw apiKeyErrors.create("ERR_APIKEY_NOT_FOUND", { detail: "no such active key" });
         await notify(tx, id);

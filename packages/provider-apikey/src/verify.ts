@@ -2,9 +2,9 @@ import { timingSafeEqual } from "node:crypto";
 import { AuthError, USER_DEACTIVATED_CHANNEL, type ProviderAuthResult, type ProviderContext, type UserReference } from "@erebus/core";
 import type { Request } from "express";
 import { apiKeyErrors } from "./errors.js";
-import { looksLikeKey, parseKey } from "./key.js";
+import { looksLikeKey, parseKey, type ParsedKey } from "./key.js";
 import type { ResolvedApiKeyOptions } from "./options.js";
-import { KEY_CHANGED_CHANNEL, type KeyStore } from "./store.js";
+import { CREATED_PREFIX, KEY_CHANGED_CHANNEL, type KeyStore } from "./store.js";
 
 interface CachedKey {
   id: string;
@@ -18,6 +18,8 @@ interface CachedKey {
   /** The user who created the key; a deactivated owner's keys stop working too. */
   ownerId: string | null;
   ownerActive: boolean;
+  /** Which pepper hashed the secret; null for keys older than the column. */
+  pepperFingerprint: string | null;
   fetchedAt: number;
 }
 
@@ -31,6 +33,7 @@ interface LookupRow extends UserReference {
   __revoked_at: Date | null;
   __owner_id: string | null;
   __owner_active: boolean | null;
+  __pepper_fingerprint: string | null;
 }
 
 /** The credential in a request: `X-API-Key: <key>`, or `Authorization: Bearer <key>` when it has our prefix. */
@@ -42,21 +45,52 @@ function credentialOf(req: Request, prefix: string): string | null {
   return match && looksLikeKey(match[1]!, prefix) ? match[1]! : null;
 }
 
+/** Sets `key → value` in a map used as a bounded LRU: the oldest entry goes when it is full. */
+function remember<V>(map: Map<string, V>, key: string, value: V, size: number): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > size) map.delete(map.keys().next().value!);
+}
+
+/** Failures that count against the client address: a well-formed key that did not verify. */
+const COUNTED_FAILURES = new Set(["ERR_APIKEY_INVALID", "ERR_APIKEY_REVOKED", "ERR_APIKEY_EXPIRED", "ERR_APIKEY_ROTATED", "ERR_APIKEY_PEPPER_MISMATCH"]);
+
 /**
  * Verifies API keys from request headers. No database write per request: a valid key's look-up is
  * served from memory for `cacheTtl` seconds, revocations and rotations evict it on every instance
  * at once (LISTEN/NOTIFY) and at the latest when the entry ages out, and `last_used_at` is written
- * at most once per `lastUsedInterval` per key.
+ * at most once per `lastUsedInterval` per key. An unknown id is remembered for `negativeCacheTtl`
+ * seconds (a creation of that id clears it), and failed verifications are limited per client address.
  */
 export function createVerifier(ctx: ProviderContext, store: KeyStore, options: ResolvedApiKeyOptions) {
   const cache = new Map<string, CachedKey>();
+  /** Unknown ids → until when (ms) they are answered without a query. */
+  const missing = new Map<string, number>();
+  /**
+   * Bumped by every key change this instance hears of: a look-up that started before a change may
+   * have read the database before the key existed, so its miss is not remembered.
+   */
+  let generation = 0;
+  /** Client addresses over the failure limit → until when (ms): refused here without a query. */
+  const blocked = new Map<string, number>();
+  const failures = ctx.rateLimit({ name: "apikey-verify-failed", points: options.maxFailedVerifications, duration: options.failedVerificationWindow });
   const lastWrite = new Map<string, number>();
   let listening: Promise<void> | undefined;
+
+  /** A key was created: an earlier miss of its id is stale (nothing cached can be this key yet). */
+  function forgetMiss(id: string): void {
+    generation++;
+    missing.delete(id);
+  }
+  function forget(id: string): void {
+    forgetMiss(id);
+    cache.delete(id);
+  }
 
   function listen(): Promise<void> {
     listening ??= (async () => {
       try {
-        await ctx.db.listen(KEY_CHANGED_CHANNEL, (id) => cache.delete(id));
+        await ctx.db.listen(KEY_CHANGED_CHANNEL, (payload) => (payload.startsWith(CREATED_PREFIX) ? forgetMiss(payload.slice(CREATED_PREFIX.length)) : forget(payload)));
         await ctx.db.listen(USER_DEACTIVATED_CHANNEL, (userId) => {
           for (const [id, entry] of cache) if (entry.user.id === userId || entry.ownerId === userId) cache.delete(id);
         });
@@ -72,14 +106,21 @@ export function createVerifier(ctx: ProviderContext, store: KeyStore, options: R
     const now = ctx.clock().getTime();
     const hit = cache.get(id);
     if (hit && now - hit.fetchedAt < options.cacheTtl * 1000) {
-      cache.delete(id); // LRU: re-insert as newest
-      cache.set(id, hit);
+      remember(cache, id, hit, options.cacheSize); // LRU: re-insert as newest
       return hit;
     }
+    const missedUntil = missing.get(id);
+    if (missedUntil !== undefined) {
+      // A made-up id repeated (an attacker's, or a client's with a deleted key) costs no query.
+      if (missedUntil > now) return undefined;
+      missing.delete(id);
+    }
+    const startedAt = generation;
     const { rows } = await ctx.db.query<LookupRow>(
       `SELECT u.*, k.id AS __key_id, k.secret_hash AS __secret_hash, k.previous_secret_hash AS __previous_secret_hash,
               k.previous_valid_until AS __previous_valid_until, k.scopes AS __scopes, k.expires_at AS __expires_at,
-              k.revoked_at AS __revoked_at, k.owner_id AS __owner_id, o.is_active AS __owner_active
+              k.revoked_at AS __revoked_at, k.owner_id AS __owner_id, o.is_active AS __owner_active,
+              k.pepper_fingerprint AS __pepper_fingerprint
        FROM erebus_api_keys k
        JOIN user_references u ON u.id = k.user_id
        LEFT JOIN user_references o ON o.id = k.owner_id
@@ -89,9 +130,13 @@ export function createVerifier(ctx: ProviderContext, store: KeyStore, options: R
     const row = rows[0];
     if (!row) {
       cache.delete(id);
+      if (options.negativeCacheTtl > 0 && options.cacheSize > 0 && generation === startedAt) {
+        remember(missing, id, now + options.negativeCacheTtl * 1000, options.cacheSize);
+      }
       return undefined;
     }
-    const { __key_id, __secret_hash, __previous_secret_hash, __previous_valid_until, __scopes, __expires_at, __revoked_at, __owner_id, __owner_active, ...user } = row;
+    const { __key_id, __secret_hash, __previous_secret_hash, __previous_valid_until, __scopes, __expires_at, __revoked_at, __owner_id, __owner_active, __pepper_fingerprint, ...user } =
+      row;
     const entry: CachedKey = {
       id: __key_id,
       secretHash: Buffer.from(__secret_hash, "hex"),
@@ -103,12 +148,10 @@ export function createVerifier(ctx: ProviderContext, store: KeyStore, options: R
       user,
       ownerId: __owner_id,
       ownerActive: __owner_active !== false,
+      pepperFingerprint: __pepper_fingerprint,
       fetchedAt: now,
     };
-    if (options.cacheTtl > 0 && options.cacheSize > 0) {
-      cache.set(id, entry);
-      if (cache.size > options.cacheSize) cache.delete(cache.keys().next().value!);
-    }
+    if (options.cacheTtl > 0 && options.cacheSize > 0) remember(cache, id, entry, options.cacheSize);
     return entry;
   }
 
@@ -127,34 +170,81 @@ export function createVerifier(ctx: ProviderContext, store: KeyStore, options: R
       .catch((error: Error) => ctx.logger.warn("api key: last_used_at not written", { keyId: id, error: error.message }));
   }
 
+  /**
+   * Counts a failed verification against the client address in core's shared limiter; past the
+   * limit the address is remembered here, so its further requests cost no query at all.
+   */
+  async function countFailure(client: string): Promise<void> {
+    try {
+      await failures.consume(client);
+    } catch (error) {
+      if (error instanceof AuthError && error.code === "ERR_RATE_LIMITED") {
+        remember(blocked, client, ctx.clock().getTime() + (error.retryAfter ?? options.failedVerificationWindow) * 1000, options.cacheSize);
+        ctx.logger.warn("api key: failed verifications limited for a client address", { ip: client });
+        throw error;
+      }
+      // The limiter's store is unreachable: the request fails anyway, with its own error.
+      ctx.logger.warn("api key: failed verification not counted", { error: (error as Error).message });
+    }
+  }
+
+  async function verify(parsed: ParsedKey): Promise<ProviderAuthResult> {
+    await listen();
+    const entry = await lookup(parsed.id);
+    if (!entry) throw apiKeyErrors.create("ERR_APIKEY_INVALID");
+    if (entry.pepperFingerprint !== null && entry.pepperFingerprint !== store.fingerprint) {
+      // Its hash can never match here: say why, to the operator, instead of a bare "unknown key".
+      ctx.logger.error("api key created with a different pepper than this server's: set the same pepper (API_KEY_PEPPER) where keys are created (the CLI) and in the app, or rotate the key from the app", {
+        keyId: entry.id,
+        keyPepperFingerprint: entry.pepperFingerprint,
+        serverPepperFingerprint: store.fingerprint,
+      });
+      throw apiKeyErrors.create("ERR_APIKEY_PEPPER_MISMATCH");
+    }
+    const now = ctx.clock();
+    const presented = Buffer.from(store.hashSecret(parsed.secret), "hex");
+    // Constant-time comparisons, both always made, so timing tells nothing about either hash.
+    const current = timingSafeEqual(presented, entry.secretHash);
+    const previous = entry.previousHash !== null && timingSafeEqual(presented, entry.previousHash);
+    if (!current && !previous) throw apiKeyErrors.create("ERR_APIKEY_INVALID");
+    // Only a caller who knows a secret learns the key's state.
+    if (entry.revokedAt && entry.revokedAt <= now) throw apiKeyErrors.create("ERR_APIKEY_REVOKED");
+    if (entry.expiresAt && entry.expiresAt <= now) throw apiKeyErrors.create("ERR_APIKEY_EXPIRED");
+    if (!current && (!entry.previousValidUntil || entry.previousValidUntil <= now)) throw apiKeyErrors.create("ERR_APIKEY_ROTATED");
+    if (entry.user.is_active === false || !entry.ownerActive) throw AuthError.of("ERR_USER_DEACTIVATED");
+    touch(entry.id, now);
+    return { user: entry.user, via: "api_key", scopes: entry.scopes, credentialId: entry.id };
+  }
+
   return {
     listen,
-    /** Drops a key from this instance's cache (the instance that revoked it does not wait for NOTIFY). */
-    forget: (id: string) => cache.delete(id),
+    /** Drops a key from this instance's caches (the instance that changed it does not wait for NOTIFY). */
+    forget,
+    /** Drops a remembered miss of a key just created here. */
+    forgetMiss,
 
     async authenticate(req: Request): Promise<ProviderAuthResult | null> {
       const credential = credentialOf(req, options.prefix);
       if (credential === null) return null;
+      const client = req.ip ?? "unknown";
+      const blockedUntil = blocked.get(client);
+      if (blockedUntil !== undefined) {
+        const left = blockedUntil - ctx.clock().getTime();
+        // Even a right key: otherwise the limit would not limit guessing.
+        if (left > 0) throw AuthError.of("ERR_RATE_LIMITED", { retryAfter: Math.ceil(left / 1000) });
+        blocked.delete(client);
+      }
       const parsed = parseKey(credential, options.prefix);
       if (parsed === "malformed") throw apiKeyErrors.create("ERR_APIKEY_MALFORMED");
-      // A wrong checksum is a typo or a made-up key: refused before any database work.
+      // A wrong checksum is a typo or a made-up key: refused before any database work, and not
+      // counted (it costs nothing and can never be a right key).
       if (parsed === "checksum") throw apiKeyErrors.create("ERR_APIKEY_CHECKSUM_INVALID");
-      await listen();
-      const entry = await lookup(parsed.id);
-      if (!entry) throw apiKeyErrors.create("ERR_APIKEY_INVALID");
-      const now = ctx.clock();
-      const presented = Buffer.from(store.hashSecret(parsed.secret), "hex");
-      // Constant-time comparisons, both always made, so timing tells nothing about either hash.
-      const current = timingSafeEqual(presented, entry.secretHash);
-      const previous = entry.previousHash !== null && timingSafeEqual(presented, entry.previousHash);
-      if (!current && !previous) throw apiKeyErrors.create("ERR_APIKEY_INVALID");
-      // Only a caller who knows a secret learns the key's state.
-      if (entry.revokedAt && entry.revokedAt <= now) throw apiKeyErrors.create("ERR_APIKEY_REVOKED");
-      if (entry.expiresAt && entry.expiresAt <= now) throw apiKeyErrors.create("ERR_APIKEY_EXPIRED");
-      if (!current && (!entry.previousValidUntil || entry.previousValidUntil <= now)) throw apiKeyErrors.create("ERR_APIKEY_ROTATED");
-      if (entry.user.is_active === false || !entry.ownerActive) throw AuthError.of("ERR_USER_DEACTIVATED");
-      touch(entry.id, now);
-      return { user: entry.user, via: "api_key", scopes: entry.scopes, credentialId: entry.id };
+      try {
+        return await verify(parsed);
+      } catch (error) {
+        if (error instanceof AuthError && COUNTED_FAILURES.has(error.code)) await countFailure(client);
+        throw error;
+      }
     },
   };
 }
