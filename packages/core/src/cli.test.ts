@@ -1,17 +1,22 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
+import { cliProcess } from "../../../test/cli.js";
 import { engines } from "../../../test/engines.js";
+import { createAuth } from "./create-auth.js";
 import { main } from "./cli.js";
+import { connectDatabase } from "./db/connect.js";
+import { silentLogger } from "./logger.js";
 
 const run = async (argv: string[], env: Record<string, string>, cwd = process.cwd()) => {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(argv, { env, cwd, out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join("\n"), err: err.join("\n") };
+  const info: string[] = [];
+  const code = await main(argv, { env, cwd, out: (l) => out.push(l), err: (l) => err.push(l), info: (l) => info.push(l) });
+  return { code, out: out.join("\n"), err: err.join("\n"), info: info.join("\n") };
 };
 
 const dirs: string[] = [];
@@ -69,6 +74,82 @@ describe("erebus CLI", () => {
     const result = await run(["migrate", "--config", config], { DATABASE_URL: `pglite://${join(dir, "db")}` });
     expect(result.code).toBe(0);
     expect(result.out).toContain("demo/0001_demo");
+  });
+
+  it("finding 14: the app and the CLI (a child process) on one PGlite directory: the second is refused and nothing is lost", async () => {
+    const dir = join(tempDir(), "db");
+    const url = `pglite://${dir}`;
+    const app = createAuth({ database: url, baseURL: "http://localhost:3000", providers: [], migrate: true, logger: silentLogger });
+    let closed = false;
+    try {
+      await app.ready;
+      const before = await app.api.registerSystemAgent({ agentType: "task_runner", capabilities: [], agentId: "made-by-app" });
+
+      // The CLI in a second process while the app runs: refused, with what to do, and no write.
+      const refused = await cliProcess(["agents", "create", "--type", "task_runner", "--id", "made-by-cli"], { env: { DATABASE_URL: url } });
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toBe("");
+      expect(refused.stderr).toContain("ERR_DATABASE_UNAVAILABLE");
+      expect(refused.stderr).toContain(`the embedded database ${dir} is in use by process ${process.pid}`);
+      expect(refused.stderr).toMatch(/stop the process that has it open \(the app\).*through the running app.*DATABASE_URL=postgres:\/\//);
+      expect(refused.stderr.trim().split("\n")).toHaveLength(1);
+
+      // The app goes on writing; everything survives its restart.
+      const after = await app.api.registerSystemAgent({ agentType: "task_runner", capabilities: [], agentId: "made-after" });
+      await app.close();
+      closed = true;
+      const shown = await cliProcess(["users", "show", after.id], { env: { DATABASE_URL: url } });
+      expect(shown).toMatchObject({ code: 0 });
+      expect(shown.stderr).toBe(`erebus: database ${url} (from DATABASE_URL)\n`);
+      expect(JSON.parse(shown.stdout)).toMatchObject({ id: after.id, source_identifier: "made-after" });
+      const again = createAuth({ database: url, baseURL: "http://localhost:3000", providers: [], logger: silentLogger });
+      try {
+        expect(await again.api.getUser(before.id)).toMatchObject({ source_identifier: "made-by-app" });
+        const { rows } = await again.db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_references WHERE source_identifier = 'made-by-cli'");
+        expect(rows).toEqual([{ n: 0 }]);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      if (!closed) await app.close();
+    }
+  });
+
+  it("finding 14: the CLI on a corrupted database prints ERR_DATABASE_UNAVAILABLE in one line, never PGlite's code", async () => {
+    const dir = join(tempDir(), "db");
+    const db = await connectDatabase(`pglite://${dir}`);
+    await db.close();
+    for (const segment of readdirSync(join(dir, "pg_wal")).filter((f) => /^[0-9A-F]{24}$/.test(f))) writeFileSync(join(dir, "pg_wal", segment), "x");
+    const broken = await cliProcess(["migrate"], { env: { DATABASE_URL: `pglite://${dir}` } });
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toBe("");
+    expect(broken.stderr).toMatch(/^erebus migrate: ERR_DATABASE_UNAVAILABLE: cannot open the embedded database .*: could not locate a valid checkpoint record/);
+    expect(broken.stderr.trim().split("\n")).toHaveLength(1);
+    expect(broken.stderr.length).toBeLessThan(500);
+  });
+
+  it("finding 14: the CLI uses the database of the app's config (relative to the config's folder, whatever the cwd) and prints it", async () => {
+    const appDir = tempDir();
+    const config = join(appDir, "app.config.mjs");
+    writeFileSync(config, `export default { database: "pglite://.data/erebus", baseURL: "http://localhost:4000", providers: [] };`);
+    const elsewhere = tempDir();
+    const result = await run(["migrate", "--config", config], { DATABASE_URL: "pglite://.data/other" }, elsewhere);
+    expect(result).toMatchObject({ code: 0, err: "" });
+    expect(result.info).toBe(`erebus: database pglite://${join(appDir, ".data", "erebus")} (from ${config})`);
+    expect(readdirSync(join(appDir, ".data"))).toEqual(["erebus"]);
+    expect(readdirSync(elsewhere)).toEqual([]);
+
+    // Without a config: DATABASE_URL against the CLI's cwd (not the process's), or the default, said so.
+    const fromEnv = await run(["migrate"], { DATABASE_URL: "pglite://.data/erebus" }, appDir);
+    expect(fromEnv).toMatchObject({ code: 0, info: `erebus: database pglite://${join(appDir, ".data", "erebus")} (from DATABASE_URL)` });
+    const byDefault = await run(["migrate"], {}, appDir);
+    expect(byDefault).toMatchObject({ code: 0, out: expect.stringMatching(/up to date/) });
+    expect(byDefault.info).toBe(`erebus: database pglite://${join(appDir, ".data", "erebus")} (the default: set DATABASE_URL, or "database" in erebus.config.js, to the app's database)`);
+    // …which, run from inside the app's data directory, would be nested in it: refused, nothing created.
+    const nested = await run(["migrate"], {}, join(appDir, ".data", "erebus"));
+    expect(nested.code).toBe(1);
+    expect(nested.err).toMatch(/ERR_DATABASE_UNAVAILABLE: .*inside another embedded database directory/);
+    expect(readdirSync(join(appDir, ".data", "erebus"))).not.toContain(".data");
   });
 
   it("says how to use it on bad input", async () => {

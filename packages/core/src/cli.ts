@@ -1,8 +1,10 @@
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { createAuth, type ErebusAuth } from "./create-auth.js";
+import { connectDatabase, pgliteDirectory } from "./db/connect.js";
+import type { Database } from "./db/types.js";
 import { AuthError } from "./errors.js";
 import { silentLogger } from "./logger.js";
 import type { ErebusProvider } from "./provider.js";
@@ -21,34 +23,77 @@ Commands:
   <provider command> ...       commands contributed by configured providers
 
 Options:
-  --config <file>   module whose default export is { providers: [...] } (default: ./erebus.config.js or .mjs if present)
+  --config <file>   module whose default export is { database?, baseURL?, providers?: [...] }, the app's
+                    settings (default: ./erebus.config.js or .mjs if present)
   --help            this text
 
-Environment:
+Environment (when the config does not set database / baseURL):
   DATABASE_URL      postgres://…, pglite://<dir> or pglite://memory (default pglite://.data/erebus)
-  PUBLIC_URL        the app's public origin (default http://localhost:3000)`;
+  PUBLIC_URL        the app's public origin (default http://localhost:3000)
+
+An embedded (pglite://<dir>) database is open in one process at a time: stop the app first, or use
+a PostgreSQL server. The database used is printed on stderr.`;
 
 export interface CliIO {
   env: NodeJS.ProcessEnv;
   cwd: string;
   out?: (line: string) => void;
   err?: (line: string) => void;
+  /** Notes on what the command works on (the database it opened); default stderr. */
+  info?: (line: string) => void;
 }
 
-/** What an erebus.config.js exports by default. */
+/**
+ * What an erebus.config.js exports by default: the app's settings, so the CLI works on the app's
+ * database with the app's providers. Share them with the app (e.g. one function both call) rather
+ * than repeating them.
+ */
 export interface ErebusCliConfig {
+  /** The app's database: a URL (a relative `pglite://` path is resolved against the config file's folder) or a Database. */
+  database?: string | Database;
+  /** The app's public origin. */
+  baseURL?: string;
   providers?: ErebusProvider[];
 }
 
-async function loadConfig(path: string | undefined, cwd: string): Promise<ErebusCliConfig> {
+const DEFAULT_DATABASE = "pglite://.data/erebus";
+
+async function loadConfig(path: string | undefined, cwd: string): Promise<{ config: ErebusCliConfig; file?: string }> {
   const candidates = path ? [resolve(cwd, path)] : ["erebus.config.js", "erebus.config.mjs"].map((f) => resolve(cwd, f));
   const file = candidates.find((f) => existsSync(f));
   if (!file) {
     if (path) throw new Error(`config file not found: ${path}`);
-    return {};
+    return { config: {} };
   }
   const loaded = (await import(pathToFileURL(file).href)) as { default?: ErebusCliConfig };
-  return loaded.default ?? {};
+  return { config: loaded.default ?? {}, file };
+}
+
+/** Hides a password in a database URL. */
+const redact = (url: string) => url.replace(/\/\/[^@/]*@/, "//***@");
+
+/**
+ * The database the command works on, and where that choice came from. Relative `pglite://` paths
+ * are made absolute here, against the config file's folder (where the app runs) or the CLI's cwd
+ * for DATABASE_URL: never against whatever process.cwd() happens to be.
+ */
+function chooseDatabase(config: ErebusCliConfig, configFile: string | undefined, io: CliIO): { database: string | Database; shown: string } {
+  const absolute = (url: string, base: string) => {
+    if (!url.startsWith("pglite://")) return url;
+    const dir = pgliteDirectory(url, base);
+    return dir === undefined ? "pglite://memory" : `pglite://${dir}`;
+  };
+  if (config.database !== undefined && configFile) {
+    if (typeof config.database !== "string") return { database: config.database, shown: `the Database from ${configFile}` };
+    const url = absolute(config.database, dirname(configFile));
+    return { database: url, shown: `${redact(url)} (from ${configFile})` };
+  }
+  if (io.env.DATABASE_URL) {
+    const url = absolute(io.env.DATABASE_URL, io.cwd);
+    return { database: url, shown: `${redact(url)} (from DATABASE_URL)` };
+  }
+  const url = absolute(DEFAULT_DATABASE, io.cwd);
+  return { database: url, shown: `${url} (the default: set DATABASE_URL, or "database" in erebus.config.js, to the app's database)` };
 }
 
 /**
@@ -60,6 +105,7 @@ async function loadConfig(path: string | undefined, cwd: string): Promise<Erebus
 export async function main(argv: string[], io: CliIO): Promise<number> {
   const out = io.out ?? ((line) => process.stdout.write(`${line}\n`));
   const err = io.err ?? ((line) => process.stderr.write(`${line}\n`));
+  const info = io.info ?? ((line) => process.stderr.write(`${line}\n`));
   let parsed;
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, strict: false, options: {
@@ -81,12 +127,18 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     return command || parsed.values.help ? 0 : 2;
   }
   let auth: ErebusAuth | undefined;
+  let opened: Database | undefined;
   try {
-    const config = await loadConfig(parsed.values.config as string | undefined, io.cwd);
+    const { config, file } = await loadConfig(parsed.values.config as string | undefined, io.cwd);
     const providers = config.providers ?? [];
+    const { database, shown } = chooseDatabase(config, file, io);
+    // Opened before any command, so that a database in use or broken is reported first, and once.
+    // (A URL of an unknown kind goes to createAuth as is, which explains the option.)
+    if (typeof database === "string" && /^(postgres|postgresql|pglite):\/\//.test(database)) opened = await connectDatabase(database);
+    info(`erebus: database ${shown}`);
     auth = createAuth({
-      database: io.env.DATABASE_URL ?? "pglite://.data/erebus",
-      baseURL: io.env.PUBLIC_URL ?? "http://localhost:3000",
+      database: opened ?? database,
+      baseURL: config.baseURL ?? io.env.PUBLIC_URL ?? "http://localhost:3000",
       providers,
       logger: silentLogger,
     });
@@ -153,6 +205,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     err(`erebus ${command}: ${error instanceof AuthError ? `${error.code}: ${error.message}` : (error as Error).message}`);
     return error instanceof TypeError ? 2 : 1;
   } finally {
-    await auth?.close();
+    // auth.close() closes the database it was given; without an auth, close what was opened.
+    await (auth ? auth.close() : opened?.close());
   }
 }
