@@ -4,4 +4,8 @@
 import { configFromEnv } from "./dist/config.js";
 import { providersFor } from "./dist/providers.js";
 
-export default { providers: providersFor(configFromEnv()).providers };
+// The app's database and origin too, so the CLI never works on another database than the app's
+// (a relative pglite:// path is resolved against this folder, where `npm start` runs the app).
+// The app must be stopped first when it runs on PGlite: one process per embedded database.
+const config = configFromEnv();
+export default { database: config.databaseUrl, baseURL: config.publicUrl, providers: providersFor(config).providers };
