@@ -11,7 +11,7 @@ import { checkMigrationSet, coreMigrations, runMigrations, type MigrateResult, t
 import { resolveOptions, type AuthOptions } from "./options.js";
 import { findPgUnsafeString, PG_TEXT_MESSAGE } from "./pg-text.js";
 import type { ErebusProvider, ProviderContext, RequestAuth, SignInResult } from "./provider.js";
-import { createRateLimiterFactory } from "./rate-limit.js";
+import { createRateLimiterFactory, pruneRateLimits } from "./rate-limit.js";
 import { createSessionStore, type Session } from "./sessions.js";
 import { SourceTypeRegistry, type SourceTypeDefinition } from "./source-types.js";
 import { createUserStore, mapDatabaseError, type UserReference } from "./users.js";
@@ -376,6 +376,16 @@ export function createAuth(input: AuthOptions) {
       revokeSession: sessions.revoke,
       revokeAllSessions: sessions.revokeAll,
       pruneSessions: sessions.prune,
+      /** Deletes rate-limit counters whose window has ended; returns how many. */
+      pruneRateLimits: () => pruneRateLimits(db),
+      /**
+       * What to run from cron (`npx erebus prune`): sessions that ended more than `olderThanSeconds`
+       * ago (default a day) and every rate-limit counter whose window has ended.
+       */
+      prune: async (olderThanSeconds = 86_400): Promise<{ sessions: number; rateLimits: number }> => ({
+        sessions: await sessions.prune(olderThanSeconds),
+        rateLimits: await pruneRateLimits(db),
+      }),
       rateLimit,
     },
     /** The context a provider gets (for its CLI commands and tests). */

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engines } from "../../../test/engines.js";
 import { startAuthServer, type Running } from "../../../test/http.js";
-import { silentLogger, type Database } from "./index.js";
+import { createAuth, silentLogger, type Database } from "./index.js";
 import { testProvider } from "./testing/index.js";
 
 for (const engine of engines()) {
@@ -38,6 +38,24 @@ for (const engine of engines()) {
       expect((await limited!.json()).code).toBe("ERR_RATE_LIMITED");
       const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_references WHERE network = 'test'");
       expect(rows[0]!.n).toBe(3);
+    });
+
+    it("finding 12: pruning deletes rate-limit counters whose window ended and keeps live ones (auth.api.prune)", async () => {
+      const auth = createAuth({ database: db, baseURL: "http://app.test", logger: silentLogger });
+      const short = auth.api.rateLimit({ name: "prune-short", points: 5, duration: 1 });
+      const long = auth.api.rateLimit({ name: "prune-long", points: 2, duration: 3600 });
+      for (let i = 0; i < 50; i++) await short.consume(`client-${i}`);
+      await long.consume("live");
+      await long.consume("live");
+      const keys = async () => (await db.query<{ key: string }>("SELECT key FROM erebus_rate_limits WHERE key LIKE 'erebus:prune-%'")).rows.map((r) => r.key);
+      expect(await keys()).toHaveLength(51);
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      expect(await auth.api.pruneRateLimits()).toBe(50);
+      expect(await keys()).toEqual(["erebus:prune-long:live"]);
+      // The live counter still counts: its window's budget is spent.
+      await expect(long.consume("live")).rejects.toMatchObject({ code: "ERR_RATE_LIMITED" });
+      // prune() does sessions and counters together (what `npx erebus prune` runs).
+      expect(await auth.api.prune()).toEqual({ sessions: 0, rateLimits: 0 });
     });
   });
 }

@@ -81,3 +81,14 @@ export function createRateLimiterFactory(db: Database, options: { enabled: boole
 }
 
 export type RateLimitFactory = ReturnType<typeof createRateLimiterFactory>;
+
+/**
+ * Deletes counters whose window has ended: rate-limiter-flexible's own clean-up is off (it runs on a
+ * timer in every process), so without this the table grows by one row per client and limit forever.
+ * The counters' `expire` is wall-clock milliseconds (the library reads `Date.now()`, not core's
+ * injectable clock), so that is what an ended window is measured against. Returns how many went.
+ */
+export async function pruneRateLimits(db: Database, now: number = Date.now()): Promise<number> {
+  const { rowCount } = await db.query("DELETE FROM erebus_rate_limits WHERE expire < $1", [now]);
+  return rowCount;
+}
