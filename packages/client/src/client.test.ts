@@ -1,0 +1,188 @@
+import type { AddressInfo } from "node:net";
+import { Keypair } from "@solana/web3.js";
+import { generateKeyPairSigner } from "@solana/kit";
+import express from "express";
+import ganache from "ganache";
+import { privateKeyToAccount, generatePrivateKey } from "viem/accounts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createAuth, type ErebusAuth } from "@erebus/core";
+import { apiKeyProvider } from "@erebus/provider-apikey";
+import { emailProvider, memoryTransport } from "@erebus/provider-email";
+import { walletProvider } from "@erebus/provider-wallet";
+import { engines, rowCounts } from "../../../test/engines.js";
+import { createErebusClient, ErebusError, memoryTokenStore } from "./index.js";
+import { eip1193Signer } from "./ethereum.js";
+
+/** The app a bot talks to: Erebus mounted at /auth, an API behind it. Listens first, so baseURL is its real origin. */
+async function startApp(db: Awaited<ReturnType<ReturnType<typeof engines>[number]["create"]>>) {
+  const app = express();
+  const server = await new Promise<import("node:http").Server>((resolve) => {
+    const s = app.listen(0, "127.0.0.1", () => resolve(s));
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const mail = memoryTransport();
+  const auth: ErebusAuth = createAuth({
+    database: db,
+    baseURL: url,
+    migrate: true,
+    providers: [
+      walletProvider({ ethereum: { chains: [1, 8453] }, solana: { chains: ["mainnet"] } }),
+      emailProvider({ transport: mail }),
+      apiKeyProvider({ pepper: "client-test-pepper-0123456789abcdefghij" }),
+    ],
+  });
+  await auth.ready;
+  app.use("/auth", auth.router);
+  app.use(auth.middleware);
+  app.get("/api/me", auth.requireUser(), (req, res) => res.json({ id: req.auth!.user.id, via: req.auth!.via }));
+  app.post("/api/trade", auth.requireScope("trade"), (req, res) => res.json({ ok: true, by: req.auth!.user.id }));
+  app.use(auth.errorHandler);
+  return {
+    url,
+    auth,
+    mail,
+    close: () => new Promise<void>((done) => { server.closeAllConnections(); server.close(() => done()); }),
+  };
+}
+
+describe.each(engines())("@erebus/client against a real app ($name)", (engine) => {
+  let db: Awaited<ReturnType<typeof engine.create>>;
+  let app: Awaited<ReturnType<typeof startApp>>;
+
+  beforeAll(async () => {
+    db = await engine.create();
+    app = await startApp(db);
+  });
+  afterAll(async () => {
+    await app?.close();
+    // auth.close() closes the database it was given (and the engine drops a server database then).
+    if (app) await app.auth.close();
+    else await db?.close();
+  });
+
+  it("signs in with a viem account in one call and calls the API with the bearer session", async () => {
+    const account = privateKeyToAccount(generatePrivateKey());
+    const client = createErebusClient({ baseURL: app.url });
+    const result = await client.signInWithEthereum(account, { chainId: 8453 });
+    expect(result.user.network).toBe("ethereum");
+    expect(result.user.source_identifier).toBe(account.address);
+    expect(result.session).not.toHaveProperty("token"); // kept by the client, not handed to the caller's logs
+    const me = await client.json<{ id: string; via: string }>("/api/me");
+    expect(me).toEqual({ id: result.user.id, via: "session" });
+    const session = await client.session();
+    expect(session?.user.id).toBe(result.user.id);
+  });
+
+  it("signs in with an EIP-1193 provider (ganache)", async () => {
+    const provider = ganache.provider({ logging: { quiet: true }, wallet: { totalAccounts: 1 }, chain: { chainId: 1 } });
+    // ganache signs EIP-191 personal messages through eth_sign (address first) and lacks the
+    // personal_sign name browser wallets answer to; map the name, keep its real signature.
+    const wallet = {
+      request: ({ method, params = [] }: { method: string; params?: unknown[] }) =>
+        method === "personal_sign" ? provider.request({ method: "eth_sign", params: [params[1], params[0]] } as never) : provider.request({ method, params } as never),
+    };
+    const signer = await eip1193Signer(wallet);
+    const client = createErebusClient({ baseURL: app.url });
+    const result = await client.signInWithEthereum(signer, { chainId: 1 });
+    expect(result.user.source_identifier.toLowerCase()).toBe(signer.address.toLowerCase());
+    await provider.disconnect();
+  });
+
+  it("signs in with a @solana/web3.js Keypair and with a @solana/kit signer", async () => {
+    const keypair = Keypair.generate();
+    const bot = createErebusClient({ baseURL: app.url });
+    const first = await bot.signInWithSolana(keypair);
+    expect(first.user).toMatchObject({ network: "solana", source_identifier: keypair.publicKey.toBase58() });
+    expect((await bot.json<{ id: string }>("/api/me")).id).toBe(first.user.id);
+
+    const kit = await generateKeyPairSigner();
+    const other = createErebusClient({ baseURL: app.url });
+    const second = await other.signInWithSolana(kit);
+    expect(second.user.source_identifier).toBe(kit.address);
+    // The same Keypair again is the same identity.
+    expect((await createErebusClient({ baseURL: app.url }).signInWithSolana(keypair)).user.id).toBe(first.user.id);
+  });
+
+  it("errors are ErebusErrors carrying the problem document", async () => {
+    const client = createErebusClient({ baseURL: app.url });
+    const error = await client.siwe.verify({ message: "not a SIWE message", signature: "0x00" }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ErebusError);
+    expect((error as ErebusError).status).toBe(400);
+    expect((error as ErebusError).code).toMatch(/^ERR_/);
+    expect((error as ErebusError).problem.code).toBe((error as ErebusError).code);
+    const unauthenticated = await client.json("/api/me").catch((e: unknown) => e);
+    expect(unauthenticated).toMatchObject({ name: "ErebusError", status: 401, code: "ERR_UNAUTHENTICATED" });
+    expect(await client.session()).toBeNull();
+  });
+
+  it("refuses to sign a message that names another site (a phishing relay), and the key never signs", async () => {
+    const account = privateKeyToAccount(generatePrivateKey());
+    let signed = 0;
+    const signer = { address: account.address, signMessage: async (args: { message: string }) => { signed++; return account.signMessage(args); } };
+    // A relay in front of the app rewrites the nonce answer to a message for another domain.
+    const relay: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      if (!String(input).endsWith("/siwe/nonce")) return response;
+      const body = (await response.json()) as { message: string };
+      body.message = body.message.replace(/^[^ ]+ wants/, "bank.example wants");
+      return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
+    };
+    const client = createErebusClient({ baseURL: app.url, fetch: relay });
+    const before = await rowCounts(db);
+    await expect(client.signInWithEthereum(signer)).rejects.toMatchObject({ code: "ERR_CLIENT_MESSAGE_MISMATCH" });
+    expect(signed).toBe(0);
+    expect(await rowCounts(db)).toEqual(before);
+  });
+
+  it("email code sign-in, API keys (create, list, rotate now, revoke) and a program acting with its key", async () => {
+    const client = createErebusClient({ baseURL: app.url, tokenStore: memoryTokenStore() });
+    const address = `bot-${engine.name}@example.com`;
+    expect(await client.email.start({ email: address, mode: "code" })).toMatchObject({ mode: "code" });
+    const mail = app.mail.messages().find((m) => m.to === address)!;
+    const code = /\b(\d{6,8})\b/.exec(mail.text)![1]!;
+    const signedIn = await client.email.verify({ email: address, code });
+    expect(signedIn.user).toMatchObject({ network: "email", source_identifier: address });
+
+    const created = await client.apiKeys.create({ name: "trader", scopes: ["trade"] });
+    expect(created.key).toMatch(/^[a-z]+_/);
+    expect((await client.apiKeys.list()).map((key) => key.id)).toContain(created.id);
+
+    const program = createErebusClient({ baseURL: app.url, apiKey: created.key });
+    expect(await program.json("/api/trade", { method: "POST", body: "{}" })).toMatchObject({ ok: true });
+
+    const rotated = await client.apiKeys.rotate(created.id, { gracePeriodSeconds: 0 });
+    await expect(program.json("/api/trade", { method: "POST", body: "{}" })).rejects.toMatchObject({ status: 401 });
+    const renewed = createErebusClient({ baseURL: app.url, apiKey: rotated.key });
+    expect(await renewed.json("/api/trade", { method: "POST", body: "{}" })).toMatchObject({ ok: true });
+
+    await client.apiKeys.revoke(created.id);
+    await expect(renewed.json("/api/trade", { method: "POST", body: "{}" })).rejects.toMatchObject({ name: "ErebusError", status: 401 });
+  });
+
+  it("sign-out ends the session on the server and forgets the token", async () => {
+    const store = memoryTokenStore();
+    const client = createErebusClient({ baseURL: app.url, tokenStore: store });
+    await client.signInWithSolana(Keypair.generate());
+    const token = await store.get();
+    expect(token).toBeTruthy();
+    await client.signOut();
+    expect(await store.get()).toBeNull();
+    expect(await client.session()).toBeNull();
+    // The old token is dead on the server too, not just forgotten here.
+    const replay = createErebusClient({ baseURL: app.url, tokenStore: memoryTokenStore(token) });
+    await expect(replay.json("/api/me")).rejects.toMatchObject({ status: 401 });
+  });
+
+  it("never sends its credential to another origin", async () => {
+    const client = createErebusClient({ baseURL: app.url, apiKey: "erebus_x" });
+    await expect(client.request("https://elsewhere.example/api")).rejects.toThrow(/refusing to send credentials/);
+  });
+});
+
+describe("createErebusClient options", () => {
+  it("refuses a baseURL that is not an absolute http(s) URL, with an example", () => {
+    expect(() => createErebusClient({ baseURL: "app.example" })).toThrow(/absolute URL like "https:\/\/app.example"/);
+    expect(() => createErebusClient({ baseURL: "ftp://app.example" })).toThrow(/http\(s\)/);
+    expect(() => createErebusClient({})).toThrow(/baseURL/);
+  });
+});

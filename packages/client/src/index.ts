@@ -1,0 +1,6 @@
+export { createErebusClient, type ErebusClient, type ErebusClientOptions, type EmailStart, type EmailVerify } from "./client.js";
+export { ErebusError, type Problem } from "./errors.js";
+export { memoryTokenStore, type TokenStore } from "./token-store.js";
+export type { EthereumSigner, SolanaSigner, SolanaKeypairLike, SolanaKitSignerLike, SolanaSignerInput } from "./signers.js";
+export type { SolanaSignInInput } from "./messages.js";
+export type { ApiKeyInfo, NewApiKey, OAuthProviderInfo, SessionInfo, SignInResult, SiweNonce, SiwsNonce, UserReference } from "./types.js";
