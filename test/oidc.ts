@@ -1,5 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { networkInterfaces } from "node:os";
 import { exportJWK, generateKeyPair, SignJWT, decodeJwt, type JWK } from "jose";
 import Provider from "oidc-provider";
 
@@ -168,4 +169,55 @@ export async function loginAndConsent(client: ReturnType<typeof browser>, author
   }
   if (!isCallback(url)) throw new Error(`never reached the callback (at ${url.href})`);
   return url;
+}
+
+/** The first non-loopback IPv4 address of this machine (a "remote" host that tests can still reach), or undefined. */
+export function nonLoopbackAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const entry of list ?? []) if (entry.family === "IPv4" && !entry.internal) return entry.address;
+  }
+  return undefined;
+}
+
+/**
+ * A plain-http server on a non-loopback address of this machine that answers every request with
+ * 404 and remembers it: what an attacker's host on the network would see if a client talked to it.
+ */
+export async function startRecordingServer(address: string) {
+  const requests: { method: string; url: string; body: string }[] = [];
+  const server = createServer(async (req, res) => {
+    let body = "";
+    for await (const chunk of req) body += chunk;
+    requests.push({ method: req.method ?? "", url: req.url ?? "", body });
+    res.writeHead(404, { "content-type": "application/json" });
+    res.end("{}");
+  });
+  const port = await new Promise<number>((resolve) => server.listen(0, address, () => resolve((server.address() as AddressInfo).port)));
+  return {
+    url: `http://${address}:${port}`,
+    requests,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+/**
+ * An issuer on 127.0.0.1 whose discovery document is the real OP's, with its own `issuer` and the
+ * fields in `overrides` replaced: a loopback issuer whose metadata sends the client elsewhere.
+ */
+export async function startDiscoveryProxy(op: TestOp, overrides: Record<string, unknown>) {
+  const server = createServer(async (req, res) => {
+    if (req.url !== "/.well-known/openid-configuration") {
+      res.writeHead(404);
+      return res.end();
+    }
+    const upstream = (await (await fetch(`${op.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ ...upstream, issuer, ...overrides }));
+  });
+  const port = await listenOn(server);
+  const issuer = `http://127.0.0.1:${port}`;
+  return {
+    issuer,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
 }

@@ -13,6 +13,7 @@ export const oauthErrors = defineErrors({
   ERR_OAUTH_ID_TOKEN_INVALID: { status: 401, title: "The ID token is not valid (issuer, audience, expiry, nonce or signature)" },
   ERR_OAUTH_PROFILE_INVALID: { status: 401, title: "The provider's user information is unusable" },
   ERR_OAUTH_PROVIDER_UNAVAILABLE: { status: 503, title: "The sign-in provider could not be reached" },
+  ERR_OAUTH_ENDPOINT_INSECURE: { status: 502, title: "The sign-in provider names a plain-http endpoint; only https is allowed" },
 });
 
 export type OAuthErrorCode = keyof typeof oauthErrors.codes;

@@ -4,6 +4,7 @@ import * as client from "openid-client";
 import { oauthErrors } from "./errors.js";
 import type { ResolvedOAuthOptions } from "./options.js";
 import type { OAuth2Config, ProviderConfig } from "./presets.js";
+import { checkMetadata, endpointRefusal, guardedFetch, type EndpointPolicy } from "./secure-endpoints.js";
 import type { OAuthProfile } from "./source-type.js";
 
 export const stateMigration = {
@@ -37,11 +38,16 @@ export function safeReturnTo(value: unknown): string | undefined {
   return value;
 }
 
-const isLoopback = (url: string) => ["localhost", "127.0.0.1", "[::1]"].includes(new URL(url).hostname);
+/** An AuthError anywhere in the cause chain (openid-client wraps what our guarded fetch throws). */
+function authErrorIn(error: unknown): AuthError | undefined {
+  for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) if (e instanceof AuthError) return e;
+  return undefined;
+}
 
 /** Maps what openid-client throws onto this provider's codes. */
 function mapClientError(error: unknown, kind: ProviderConfig["kind"]): AuthError {
-  if (error instanceof AuthError) return error;
+  const own = authErrorIn(error);
+  if (own) return own;
   if (error instanceof client.AuthorizationResponseError) return oauthErrors.create("ERR_OAUTH_DENIED", { cause: error, detail: error.error });
   if (error instanceof client.ResponseBodyError) {
     return error.status >= 500
@@ -69,8 +75,17 @@ export interface CallbackResult {
 /** The authorization-code flow for one configured provider. */
 export function createFlow(ctx: ProviderContext, id: string, config: ProviderConfig, options: ResolvedOAuthOptions) {
   const redirectUri = `${ctx.baseURL.origin}${ctx.basePath === "/" ? "" : ctx.basePath}/oauth/${id}/callback`;
-  const insecure = options.allowInsecureRequests || [config.issuer, ...Object.values(config.endpoints ?? {})].every((u) => !u || u.startsWith("https:") || isLoopback(u));
-  const execute: ((c: client.Configuration) => void)[] = insecure ? [client.allowInsecureRequests] : [];
+  const policy: EndpointPolicy = { production: ctx.production, allowInsecureRequests: options.allowInsecureRequests };
+  // Configured URLs are checked now, so a production app with a loopback issuer fails at start-up
+  // (oauthProvider() already refused plain http to other hosts).
+  for (const [field, url] of [["issuer", config.issuer], ...Object.entries(config.endpoints ?? {}).map(([k, v]) => [`endpoints.${k}`, v])] as [string, string | undefined][]) {
+    const reason = url && endpointRefusal(url, policy);
+    if (reason) throw new TypeError(`oauthProvider: option "providers.${id} ("${id}").${field}" ${reason}`);
+  }
+  // openid-client's https switch is per configuration: off whenever some plain http may be allowed,
+  // and then every request goes through guardedFetch, which decides per URL.
+  const execute: ((c: client.Configuration) => void)[] = policy.allowInsecureRequests || !policy.production ? [client.allowInsecureRequests] : [];
+  const fetchGuard = guardedFetch(policy);
   // openid-client skips the ID token's signature when it comes straight from the token endpoint over
   // TLS (OIDC Core 3.1.3.7 allows it); we check it against the issuer's JWKS anyway.
   if (config.kind === "oidc") execute.push(client.enableNonRepudiationChecks);
@@ -79,7 +94,14 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
   function getConfiguration(): Promise<client.Configuration> {
     configuration ??= (async () => {
       if (config.kind === "oidc" && !config.endpoints) {
-        return client.discovery(new URL(config.issuer), config.clientId, config.clientSecret, undefined, { execute, timeout: options.timeout });
+        const discovered = await client.discovery(new URL(config.issuer), config.clientId, config.clientSecret, undefined, {
+          execute,
+          timeout: options.timeout,
+          [client.customFetch]: fetchGuard,
+        });
+        // Before the browser is sent anywhere or a code is exchanged: every endpoint it names must pass the policy.
+        checkMetadata(discovered.serverMetadata(), policy);
+        return discovered;
       }
       const metadata: client.ServerMetadata =
         config.kind === "oidc"
@@ -94,6 +116,7 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
       const made = new client.Configuration(metadata, config.clientId, config.clientSecret);
       for (const extension of execute) extension(made);
       made.timeout = options.timeout;
+      made[client.customFetch] = fetchGuard;
       return made;
     })();
     // A failed discovery is retried on the next sign-in rather than cached.
@@ -110,8 +133,9 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
       try {
         server = await getConfiguration();
       } catch (error) {
-        ctx.logger.warn("oauth discovery failed", { provider: id, error: (error as Error).message });
-        throw oauthErrors.create("ERR_OAUTH_PROVIDER_UNAVAILABLE", { cause: error, retryAfter: 30 });
+        const own = authErrorIn(error);
+        ctx.logger.warn("oauth discovery failed", { provider: id, error: own?.detail ?? (error as Error).message });
+        throw own ?? oauthErrors.create("ERR_OAUTH_PROVIDER_UNAVAILABLE", { cause: error, retryAfter: 30 });
       }
       const state = ctx.random(32).toString("base64url");
       const now = ctx.clock();
@@ -140,25 +164,27 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
      * code with the PKCE verifier, validates the ID token (issuer, audience, expiry, nonce, signature
      * from the issuer's JWKS: openid-client), and reads the user.
      */
-    async callback(query: Record<string, unknown>, binding: string | undefined): Promise<CallbackResult> {
+    async callback(query: Record<string, unknown>, bindings: readonly string[]): Promise<CallbackResult> {
       const state = typeof query.state === "string" ? query.state : undefined;
       if (!state) throw oauthErrors.create("ERR_OAUTH_STATE_MISSING");
-      if (!binding) throw oauthErrors.create("ERR_OAUTH_BROWSER_MISMATCH");
+      if (bindings.length === 0) throw oauthErrors.create("ERR_OAUTH_BROWSER_MISMATCH");
       const now = ctx.clock();
-      const { rows } = await ctx.db.query<{ return_to: string }>(
+      const hashes = new Map(bindings.map((b) => [sha256(b), b]));
+      const { rows } = await ctx.db.query<{ return_to: string; binding_hash: string }>(
         `UPDATE erebus_oauth_states SET consumed_at = $4
-         WHERE state_hash = $1 AND provider = $2 AND binding_hash = $3 AND consumed_at IS NULL AND expires_at > $4
-         RETURNING return_to`,
-        [sha256(state), id, sha256(binding), now],
+         WHERE state_hash = $1 AND provider = $2 AND binding_hash = ANY($3::text[]) AND consumed_at IS NULL AND expires_at > $4
+         RETURNING return_to, binding_hash`,
+        [sha256(state), id, [...hashes.keys()], now],
       );
-      if (!rows[0]) {
+      const binding = rows[0] && hashes.get(rows[0].binding_hash);
+      if (!rows[0] || !binding) {
         const { rows: found } = await ctx.db.query<{ binding_hash: string; consumed_at: Date | null; provider: string }>(
           "SELECT binding_hash, consumed_at, provider FROM erebus_oauth_states WHERE state_hash = $1",
           [sha256(state)],
         );
         const row = found[0];
         if (!row || row.provider !== id) throw oauthErrors.create("ERR_OAUTH_STATE_INVALID");
-        if (row.binding_hash !== sha256(binding)) throw oauthErrors.create("ERR_OAUTH_BROWSER_MISMATCH");
+        if (!hashes.has(row.binding_hash)) throw oauthErrors.create("ERR_OAUTH_BROWSER_MISMATCH");
         if (row.consumed_at) throw oauthErrors.create("ERR_OAUTH_STATE_USED");
         throw oauthErrors.create("ERR_OAUTH_STATE_EXPIRED");
       }
@@ -166,7 +192,7 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
       if (typeof query.error === "string") throw oauthErrors.create("ERR_OAUTH_DENIED", { detail: query.error.slice(0, 100) });
 
       const server = await getConfiguration().catch((error: unknown) => {
-        throw oauthErrors.create("ERR_OAUTH_PROVIDER_UNAVAILABLE", { cause: error, retryAfter: 30 });
+        throw authErrorIn(error) ?? oauthErrors.create("ERR_OAUTH_PROVIDER_UNAVAILABLE", { cause: error, retryAfter: 30 });
       });
       // The URL the provider redirected to, rebuilt from configuration (never from the Host header).
       const current = new URL(redirectUri);

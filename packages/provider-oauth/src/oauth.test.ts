@@ -2,13 +2,49 @@ import express, { type RequestHandler } from "express";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuth, silentLogger, type Database, type ErebusAuth } from "@erebus/core";
-import { engines } from "../../../test/engines.js";
-import { listen, type Running } from "../../../test/http.js";
-import { browser, loginAndConsent, startOpenIdProvider, startTokenProxy, type TestOp } from "../../../test/oidc.js";
+import { cookieFrom, listen, type Running } from "../../../test/http.js";
+import { engines, rowCounts } from "../../../test/engines.js";
+import {
+  browser,
+  loginAndConsent,
+  nonLoopbackAddress,
+  startDiscoveryProxy,
+  startOpenIdProvider,
+  startRecordingServer,
+  startTokenProxy,
+  type TestOp,
+} from "../../../test/oidc.js";
 import { oauthProvider } from "./oauth-provider.js";
 import { google, oidc } from "./presets.js";
+import { endpointRefusal } from "./secure-endpoints.js";
 
 const KEY = Buffer.alloc(32, 7).toString("base64");
+/** The public origin of the "https" app: served on 127.0.0.1 by the test, as a TLS-terminating proxy would. */
+const HTTPS_ORIGIN = "https://app.erebus.test";
+const REMOTE = nonLoopbackAddress();
+
+/**
+ * A query string with the characters PostgreSQL refuses: NUL as %00, a lone surrogate as the
+ * WTF-8 bytes a hostile client can put on the wire (URLSearchParams would replace it with U+FFFD).
+ */
+const rawQuery = (query: Record<string, string>) =>
+  Object.entries(query)
+    .map(([k, v]) => `${encodeRaw(k)}=${encodeRaw(v)}`)
+    .join("&");
+const encodeRaw = (value: string) =>
+  [...value]
+    .map((ch) => {
+      const code = ch.charCodeAt(0);
+      if (ch.length === 1 && code >= 0xd800 && code <= 0xdfff) return [0xe0 | (code >> 12), 0x80 | ((code >> 6) & 0x3f), 0x80 | (code & 0x3f)].map((b) => `%${b.toString(16).toUpperCase()}`).join("");
+      return encodeURIComponent(ch);
+    })
+    .join("");
+const hostile = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc
+    .tuple(fc.string({ maxLength: 20 }), fc.constantFrom("\u0000", "\ud800", "\udfff", "\udfff\ud800", "a\u0000b"), fc.string({ maxLength: 20 }))
+    .map(([a, bad, b]) => `${a}${bad}${b}`),
+);
 
 for (const engine of engines()) {
   describe(`OpenID Connect sign-in against a real OpenID Provider on ${engine.name}`, () => {
@@ -19,6 +55,12 @@ for (const engine of engines()) {
     let auth: ErebusAuth;
     let provider: ReturnType<typeof oauthProvider>;
     let inner: RequestHandler = (_req, _res, next) => next();
+    // The same OP behind an app whose baseURL is https (cookies as a browser on https gets them).
+    let httpsDb: Database;
+    let httpsServer: Running;
+    let httpsInner: RequestHandler = (_req, _res, next) => next();
+    let rogueIssuer: Awaited<ReturnType<typeof startDiscoveryProxy>> | undefined;
+    let remote: Awaited<ReturnType<typeof startRecordingServer>> | undefined;
 
     const isCallback = (u: URL) => u.origin === server.url && /\/auth\/oauth\/[a-z]+\/callback$/.test(u.pathname);
     /** Starts a sign-in in `client`, logs in at the OP, and returns the callback URL the OP sent the browser to. */
@@ -38,8 +80,13 @@ for (const engine of engines()) {
       const app = express();
       app.use((req, res, next) => inner(req, res, next));
       server = await listen(app);
-      op = await startOpenIdProvider([`${server.url}/auth/oauth/dev/callback`, `${server.url}/auth/oauth/proxied/callback`]);
+      op = await startOpenIdProvider([`${server.url}/auth/oauth/dev/callback`, `${server.url}/auth/oauth/proxied/callback`, `${server.url}/auth/oauth/rogue/callback`, `${HTTPS_ORIGIN}/auth/oauth/dev/callback`]);
       proxy = await startTokenProxy(op);
+      if (REMOTE) {
+        // A loopback issuer whose discovery document sends the token, userinfo and JWKS requests to plain http on another host.
+        remote = await startRecordingServer(REMOTE);
+        rogueIssuer = await startDiscoveryProxy(op, { token_endpoint: `${remote.url}/token`, userinfo_endpoint: `${remote.url}/me`, jwks_uri: `${remote.url}/jwks`, authorization_response_iss_parameter_supported: false });
+      }
       db = await engine.create();
       provider = oauthProvider({
         providers: {
@@ -47,17 +94,40 @@ for (const engine of engines()) {
           // The same OP, but its token responses pass through a proxy that can tamper with the ID token.
           proxied: oidc({ issuer: op.issuer, clientId: op.clientId, clientSecret: op.clientSecret, endpoints: { authorization: `${op.issuer}/auth`, token: proxy.tokenEndpoint, jwks: `${op.issuer}/jwks`, userinfo: `${op.issuer}/me` } }),
           down: oidc({ issuer: "http://127.0.0.1:9/nowhere", clientId: "x", clientSecret: "y" }),
+          ...(rogueIssuer ? { rogue: oidc({ issuer: rogueIssuer.issuer, clientId: op.clientId, clientSecret: op.clientSecret }) } : {}),
         },
         refreshTokenKey: KEY,
         errorRedirect: "/signin-error",
+        // The fuzz tests start many sign-ins from one address.
+        startsPerMinute: 10_000,
       });
       auth = createAuth({ database: db, baseURL: server.url, providers: [provider], migrate: true, logger: silentLogger });
       await auth.ready;
       const router = express.Router();
       router.use("/auth", auth.router);
       inner = router;
+
+      const httpsApp = express();
+      httpsApp.use((req, res, next) => httpsInner(req, res, next));
+      httpsServer = await listen(httpsApp);
+      httpsDb = await engine.create();
+      const httpsAuth = createAuth({
+        database: httpsDb,
+        baseURL: HTTPS_ORIGIN,
+        providers: [oauthProvider({ providers: { dev: oidc({ issuer: op.issuer, clientId: op.clientId, clientSecret: op.clientSecret }) }, startsPerMinute: 10_000 })],
+        migrate: true,
+        logger: silentLogger,
+      });
+      await httpsAuth.ready;
+      const httpsRouter = express.Router();
+      httpsRouter.use("/auth", httpsAuth.router);
+      httpsInner = httpsRouter;
     });
     afterAll(async () => {
+      await httpsServer?.close();
+      await httpsDb?.close();
+      await rogueIssuer?.close();
+      await remote?.close();
       await server?.close();
       await proxy?.close();
       await op?.close();
@@ -198,26 +268,167 @@ for (const engine of engines()) {
       const unknown = await fetch(`${server.url}/auth/oauth/nope`, { redirect: "manual" });
       expect([unknown.status, (await unknown.json()).code]).toEqual([404, "ERR_OAUTH_PROVIDER_UNKNOWN"]);
       const list = await (await fetch(`${server.url}/auth/oauth`)).json();
-      expect(list.providers.map((p: { id: string }) => p.id)).toEqual(["dev", "proxied", "down"]);
+      expect(list.providers.map((p: { id: string }) => p.id)).toEqual(["dev", "proxied", "down", ...(rogueIssuer ? ["rogue"] : [])]);
     });
 
-    it("answers 200 fuzzed callbacks with no 5xx and no session", async () => {
-      const before = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_sessions")).rows[0]!.n;
+    describe("finding 3: plain http only for loopback in development", () => {
+      it.skipIf(!REMOTE)("finding 3: a loopback issuer whose discovery document names http endpoints on another host is refused, and nothing is sent there", async () => {
+        const client = browser();
+        const start = await client.request(`${server.url}/auth/oauth/rogue`, { headers: { accept: "application/json" } });
+        if (start.status === 302) {
+          // What an unprotected client does next: the code and the client secret go to the other host in clear text.
+          const callback = await loginAndConsent(client, start.headers.get("location")!, "alice", isCallback);
+          // (This OP names itself in `iss`; an issuer that does not would go straight on to the token request.)
+          callback.searchParams.delete("iss");
+          await client.request(callback.href);
+        }
+        expect(remote!.requests).toEqual([]);
+        expect(start.status).toBe(502);
+        expect(start.headers.get("content-type")).toMatch(/problem\+json/);
+        expect((await start.json()).code).toBe("ERR_OAUTH_ENDPOINT_INSECURE");
+        // Every later attempt too (a refused discovery is not cached as good).
+        const again = await client.request(`${server.url}/auth/oauth/rogue`);
+        expect([again.status, (await again.json()).code]).toEqual([502, "ERR_OAUTH_ENDPOINT_INSECURE"]);
+        expect(remote!.requests).toEqual([]);
+      });
+    });
+
+    describe("finding 8: the browser binding cannot be planted", () => {
+      const isHttpsCallback = (u: URL) => u.origin === HTTPS_ORIGIN && u.pathname === "/auth/oauth/dev/callback";
+      /** What the browser asks of HTTPS_ORIGIN, sent to the server behind it. */
+      const onHttps = (u: URL) => new URL(`${u.pathname}${u.search}`, httpsServer.url).href;
+      const hostOf = (url: string) => new URL(url).host;
+      async function authorizeHttps(client: ReturnType<typeof browser>, login: string) {
+        const start = await client.request(`${httpsServer.url}/auth/oauth/dev`);
+        expect(start.status).toBe(302);
+        return { callback: await loginAndConsent(client, start.headers.get("location")!, login, isHttpsCallback) };
+      }
+      const httpsSession = async (client: ReturnType<typeof browser>) => {
+        const res = await client.request(`${httpsServer.url}/auth/session`);
+        return res.status === 200 ? ((await res.json()) as { user: { source_identifier: string } }).user.source_identifier : null;
+      };
+      /** The binding cookie's value in a browser, whatever its name. */
+      const bindingIn = (client: ReturnType<typeof browser>, url: string) => {
+        const jar = client.jar.get(hostOf(url));
+        return jar?.get("__Host-erebus_oauth") ?? jar?.get("erebus_oauth");
+      };
+
+      it("finding 8: on https the binding cookie is __Host-erebus_oauth (Secure, Path=/, no Domain) and every start mints a fresh binding", async () => {
+        const client = browser();
+        const first = cookieFrom(await client.request(`${httpsServer.url}/auth/oauth/dev`), "__Host-erebus_oauth");
+        expect(first).toBeDefined();
+        expect(first!.attributes).toMatch(/(^|; )Secure(;|$)/i);
+        expect(first!.attributes).toMatch(/(^|; )Path=\/(;|$)/i);
+        expect(first!.attributes).toMatch(/HttpOnly/i);
+        expect(first!.attributes).toMatch(/SameSite=Lax/i);
+        expect(first!.attributes).not.toMatch(/Domain=/i);
+        const second = cookieFrom(await client.request(`${httpsServer.url}/auth/oauth/dev`), "__Host-erebus_oauth");
+        const newest = (value: string) => value.split(".").at(-1);
+        expect(newest(second!.value)).not.toBe(newest(first!.value));
+        expect(newest(second!.value)).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      });
+
+      it("finding 8: a binding planted through a sibling subdomain does not let the attacker's sign-in finish in the victim's browser", async () => {
+        const attacker = browser();
+        const { callback } = await authorizeHttps(attacker, "mallory8");
+        const planted = bindingIn(attacker, httpsServer.url)!;
+        // evil.erebus.test answered the victim with `Set-Cookie: erebus_oauth=<planted>; Domain=.erebus.test; Path=/`.
+        const victim = browser();
+        victim.jar.set(hostOf(httpsServer.url), new Map([["erebus_oauth", planted]]));
+        expect(errorOf(await victim.request(onHttps(callback)))).toBe("ERR_OAUTH_BROWSER_MISMATCH");
+        // Nor after the victim starts a sign-in of their own.
+        expect((await victim.request(`${httpsServer.url}/auth/oauth/dev`)).status).toBe(302);
+        expect(errorOf(await victim.request(onHttps(callback)))).toBe("ERR_OAUTH_BROWSER_MISMATCH");
+        expect(await httpsSession(victim)).toBeNull();
+      });
+
+      it("finding 8: a planted binding is never adopted: whoever planted it cannot finish the victim's sign-in", async () => {
+        const known = "K".repeat(43);
+        const victim = browser();
+        victim.jar.set(hostOf(httpsServer.url), new Map([["erebus_oauth", known]]));
+        const { callback } = await authorizeHttps(victim, "victim8");
+        expect(bindingIn(victim, httpsServer.url)).not.toContain(known);
+        const attacker = browser();
+        attacker.jar.set(hostOf(httpsServer.url), new Map([["erebus_oauth", known], ["__Host-erebus_oauth", known]]));
+        expect(errorOf(await attacker.request(onHttps(callback)))).toBe("ERR_OAUTH_BROWSER_MISMATCH");
+        expect(await httpsSession(attacker)).toBeNull();
+        // The victim's own sign-in is unharmed.
+        expect(errorOf(await victim.request(onHttps(callback)))).toBeNull();
+        expect(await httpsSession(victim)).toBe("dev:victim8");
+      });
+
+      it("finding 8: on http (development) a new start replaces a planted binding, so the attacker's callback fails in the victim's browser", async () => {
+        const attacker = browser();
+        const { callback } = await authorize(attacker, "mallory8");
+        const planted = bindingIn(attacker, server.url)!;
+        const victim = browser();
+        victim.jar.set(hostOf(server.url), new Map([["erebus_oauth", planted]]));
+        expect((await victim.request(`${server.url}/auth/oauth/dev`)).status).toBe(302);
+        expect(bindingIn(victim, server.url)).not.toBe(planted);
+        expect(errorOf(await victim.request(callback.href))).toBe("ERR_OAUTH_BROWSER_MISMATCH");
+        expect(await session(victim)).toBeNull();
+      });
+
+      it("several tabs on https: sign-ins started one after another in one browser each finish, in any order", async () => {
+        const client = browser();
+        const tabs = [];
+        for (let tab = 0; tab < 3; tab++) tabs.push(await authorizeHttps(client, "tabs"));
+        for (const { callback } of tabs.reverse()) expect(errorOf(await client.request(onHttps(callback)))).toBeNull();
+        expect(await httpsSession(client)).toBe("dev:tabs");
+      });
+
+      it("on http (development) the newest start in a browser supersedes the earlier one", async () => {
+        const client = browser();
+        const first = await authorize(client, "tabs");
+        const second = await authorize(client, "tabs");
+        expect(errorOf(await client.request(first.callback.href))).toBe("ERR_OAUTH_BROWSER_MISMATCH");
+        expect(errorOf(await client.request(second.callback.href))).toBeNull();
+      });
+    });
+
+    const stateRows = async (target: Database) => (await target.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_oauth_states")).rows[0]!.n;
+
+    it("fuzz: callbacks with NUL and lone surrogates in any parameter answer 4xx, never 5xx, and write nothing", async () => {
       const client = browser();
       await client.request(`${server.url}/auth/oauth/dev`);
+      const before = { ...(await rowCounts(db)), states: await stateRows(db) };
       await fc.assert(
         fc.asyncProperty(
-          fc.dictionary(fc.constantFrom("state", "code", "error", "iss", "session_state", "x"), fc.string({ maxLength: 60 }), { maxKeys: 5 }),
-          fc.constantFrom("dev", "proxied", "nope"),
+          fc.dictionary(fc.oneof(fc.constantFrom("state", "code", "error", "iss", "session_state"), hostile), hostile, { maxKeys: 5 }),
+          fc.constantFrom("dev", "proxied", "nope", "d\u0000v", "\ud800", "dev\udfff"),
           async (query, id) => {
-            const res = await client.request(`${server.url}/auth/oauth/${id}/callback?${new URLSearchParams(query)}`, { headers: { accept: "application/json" } });
+            const res = await client.request(`${server.url}/auth/oauth/${encodeRaw(id)}/callback?${rawQuery(query)}`, { headers: { accept: "application/json" } });
             expect(res.status).toBeGreaterThanOrEqual(400);
             expect(res.status).toBeLessThan(500);
           },
         ),
-        { numRuns: 200, seed: 4 },
+        { numRuns: 300, seed: 4 },
       );
-      expect((await db.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_sessions")).rows[0]!.n).toBe(before);
+      expect({ ...(await rowCounts(db)), states: await stateRows(db) }).toEqual(before);
+    });
+
+    it("fuzz: starts with NUL and lone surrogates in returnTo and other parameters: no 5xx, a refused start writes nothing", async () => {
+      const client = browser();
+      const before = await rowCounts(db);
+      let states = await stateRows(db);
+      await fc.assert(
+        fc.asyncProperty(
+          fc.record({ returnTo: fc.oneof(hostile, hostile.map((v) => `/${v}`)), other: hostile }, { requiredKeys: [] }),
+          fc.constantFrom("dev", "nope", "d\u0000v", "\ud800"),
+          async ({ returnTo, other }, id) => {
+            const query: Record<string, string> = { ...(returnTo === undefined ? {} : { returnTo }), ...(other === undefined ? {} : { [other]: other }) };
+            const res = await client.request(`${server.url}/auth/oauth/${encodeRaw(id)}?${rawQuery(query)}`, { headers: { accept: "application/json" } });
+            expect(res.status).toBeLessThan(500);
+            const now = await stateRows(db);
+            expect(now).toBe(states + (res.status === 302 ? 1 : 0));
+            states = now;
+          },
+        ),
+        { numRuns: 300, seed: 5 },
+      );
+      const { rows } = await db.query<{ return_to: string }>("SELECT return_to FROM erebus_oauth_states");
+      for (const { return_to } of rows) expect(return_to).not.toMatch(/[\u0000-\u001f\ud800-\udfff]/);
+      expect(await rowCounts(db)).toEqual(before);
     });
   });
 }
@@ -230,5 +441,50 @@ describe("oauthProvider options", () => {
     expect(() => oauthProvider({ providers: { corp: oidc({ issuer: "https://id.example", clientId: "c", scopes: ["email"] }) } })).toThrow(/must include openid/);
     expect(() => oauthProvider({ providers: { corp: oidc({ issuer: "https://id.example", clientId: "c" }) }, refreshTokenKey: "short" })).toThrow(/refreshTokenKey/);
     expect(() => oauthProvider({ providers: { "Bad Id": oidc({ issuer: "https://id.example", clientId: "c" }) } })).toThrow(TypeError);
+  });
+
+  it("finding 3: a configured issuer or endpoint on plain http outside loopback is refused at construction, unless allowInsecureRequests", () => {
+    expect(() => oauthProvider({ providers: { corp: oidc({ issuer: "http://id.corp.example", clientId: "c" }) } })).toThrow(/providers\.corp \("corp"\)\.issuer.*https/);
+    const endpoints = { authorization: "https://id.corp.example/auth", token: "http://192.0.2.7/token", jwks: "https://id.corp.example/jwks" };
+    expect(() => oauthProvider({ providers: { corp: oidc({ issuer: "https://id.corp.example", clientId: "c", endpoints }) } })).toThrow(/endpoints\.token.*https/);
+    expect(() => oauthProvider({ providers: { corp: oidc({ issuer: "https://id.corp.example", clientId: "c", endpoints }) }, allowInsecureRequests: true })).not.toThrow();
+    expect(() => oauthProvider({ providers: { dev: oidc({ issuer: "http://127.0.0.1:4000", clientId: "c" }) } })).not.toThrow();
+  });
+
+  it("finding 3: a loopback http issuer is refused at createAuth in production", async () => {
+    const db = await engines()[0]!.create();
+    try {
+      const make = (production: boolean) =>
+        createAuth({ database: db, baseURL: "https://app.example", production, logger: silentLogger, providers: [oauthProvider({ providers: { dev: oidc({ issuer: "http://127.0.0.1:4000", clientId: "c" }) } })] });
+      expect(() => make(true)).toThrow(/providers\.dev.*loopback.*production/);
+      expect(() => make(false)).not.toThrow();
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe("finding 3: endpointRefusal (which URLs openid-client may talk to)", () => {
+  const development = { production: false, allowInsecureRequests: false };
+  const production = { production: true, allowInsecureRequests: false };
+  const insecure = { production: true, allowInsecureRequests: true };
+  it("allows https always", () => {
+    for (const policy of [development, production, insecure]) expect(endpointRefusal("https://accounts.google.com/o/oauth2/token", policy)).toBeUndefined();
+  });
+  it("allows plain http to loopback (localhost, 127.0.0.0/8, ::1) only outside production", () => {
+    for (const url of ["http://localhost:3000/x", "http://127.0.0.1:8080/token", "http://127.45.6.7/jwks", "http://[::1]:4000/", "http://127.1/"]) {
+      expect(endpointRefusal(url, development)).toBeUndefined();
+      expect(endpointRefusal(url, production)).toMatch(/production/);
+    }
+  });
+  it("finding 3: refuses plain http to any other host unless allowInsecureRequests is set", () => {
+    for (const url of ["http://192.0.2.2/token", "http://accounts.google.com/", "http://127.0.0.1.evil.test/", "http://localhost.evil.test/", "http://10.0.0.1/", "http://[fd00::2]/"]) {
+      expect(endpointRefusal(url, development)).toMatch(/https/);
+      expect(endpointRefusal(url, production)).toMatch(/https/);
+      expect(endpointRefusal(url, insecure)).toBeUndefined();
+    }
+  });
+  it("refuses other schemes and non-URLs whatever the options", () => {
+    for (const url of ["ftp://127.0.0.1/x", "javascript:alert(1)", "file:///etc/passwd", "not a url"]) expect(endpointRefusal(url, insecure)).toEqual(expect.any(String));
   });
 });

@@ -1,6 +1,7 @@
 import { parseOptions } from "@erebus/core";
 import * as z from "zod";
 import type { ProviderConfig } from "./presets.js";
+import { endpointRefusal } from "./secure-endpoints.js";
 
 const url = z.url({ protocol: /^https?$/ });
 const oidcSchema = z.object({
@@ -42,10 +43,24 @@ export const oauthOptionsSchema = z.strictObject({
     .optional(),
   /** Seconds before a call to the provider gives up (503). */
   timeout: z.number().int().min(1).max(120).default(10),
-  /** Allow http:// endpoints beyond localhost/127.0.0.1 (never in production). */
+  /**
+   * Allow plain http:// endpoints on any host, also in production. Without it, plain http is allowed
+   * only to loopback (localhost, 127.0.0.0/8, ::1) outside production; everything else must be https.
+   */
   allowInsecureRequests: z.boolean().default(false),
   /** Sign-ins started per client and minute. */
   startsPerMinute: z.number().int().positive().default(30),
+}).superRefine((options, check) => {
+  // Plain http to a host that is not loopback is refused here, whatever the environment; loopback
+  // in production is refused when createAuth hands the provider its context (it knows `production`).
+  const policy = { production: false, allowInsecureRequests: options.allowInsecureRequests };
+  for (const [id, config] of Object.entries(options.providers)) {
+    const urls: [string, unknown][] = [["issuer", config.issuer], ...Object.entries(config.endpoints ?? {}).map(([k, v]) => [`endpoints.${k}`, v] as [string, unknown])];
+    for (const [field, url] of urls) {
+      const reason = typeof url === "string" ? endpointRefusal(url, policy) : undefined;
+      if (reason) check.addIssue({ code: "custom", path: ["providers", id, ...field.split(".")], message: reason });
+    }
+  }
 });
 
 export type OAuthOptions = Omit<z.input<typeof oauthOptionsSchema>, "providers"> & { providers: Record<string, ProviderConfig> };

@@ -7,8 +7,9 @@ import type { ResolvedOAuthOptions } from "./options.js";
 import { createRefreshTokenStore } from "./refresh-tokens.js";
 import type { OAuthSourceType } from "./source-type.js";
 
-const BINDING_COOKIE = "erebus_oauth";
 const BINDING = /^[A-Za-z0-9_-]{43}$/;
+/** Sign-ins a browser can have under way at once on https (tabs); the oldest binding drops out first. */
+const MAX_BINDINGS = 4;
 
 /** API clients (Accept: application/json, no HTML) get problem+json; browsers get a redirect. */
 const wantsJson = (req: Request) => Boolean(req.accepts(["text/html", "application/json"]) === "application/json");
@@ -17,20 +18,28 @@ export function oauthRoutes(router: Router, ctx: ProviderContext, options: Resol
   const flows = new Map(Object.entries(options.providers).map(([id, config]) => [id, createFlow(ctx, id, config, options)]));
   const refreshTokens = options.refreshTokenKey ? createRefreshTokenStore(ctx, options.refreshTokenKey) : undefined;
   const startLimit = ctx.rateLimit({ name: "oauth-start", points: options.startsPerMinute, duration: 60 });
-  const secure = ctx.baseURL.protocol === "https:" || ctx.production;
+  const https = ctx.baseURL.protocol === "https:";
+  const secure = https || ctx.production;
   const cookiePath = `${ctx.basePath === "/" ? "" : ctx.basePath}/oauth`;
+  // On https the binding cookie is `__Host-`: the browser accepts it only from this exact origin,
+  // Secure, Path=/ and without Domain, so a sibling subdomain (or plain-http on the network) cannot
+  // plant one (RFC 6265bis §4.1.3.2). A planted `erebus_oauth` is then simply never read.
+  const binding = https
+    ? { name: "__Host-erebus_oauth", path: "/" }
+    : { name: "erebus_oauth", path: cookiePath };
 
   const flowOf = (req: Request) => {
     const flow = flows.get(String(req.params.provider));
     if (!flow) throw oauthErrors.create("ERR_OAUTH_PROVIDER_UNKNOWN");
     return flow;
   };
-  const bindingOf = (req: Request) => {
+  /** The bindings this browser holds, oldest first (several on https, one on http). */
+  const bindingsOf = (req: Request): string[] => {
     try {
-      const value = req.headers.cookie ? parseCookies(req.headers.cookie)[BINDING_COOKIE] : undefined;
-      return value && BINDING.test(value) ? value : undefined;
+      const value = req.headers.cookie ? parseCookies(req.headers.cookie)[binding.name] : undefined;
+      return (value ?? "").split(".").filter((b) => BINDING.test(b)).slice(-MAX_BINDINGS);
     } catch {
-      return undefined;
+      return [];
     }
   };
 
@@ -49,12 +58,17 @@ export function oauthRoutes(router: Router, ctx: ProviderContext, options: Resol
     const flow = flowOf(req);
     const returnTo = safeReturnTo(req.query.returnTo);
     if (!returnTo) throw oauthErrors.create("ERR_OAUTH_RETURN_TO_INVALID");
-    const binding = bindingOf(req) ?? ctx.random(32).toString("base64url");
-    const url = await flow.start(binding, returnTo);
+    // A fresh binding at every start: an existing value is never adopted, so nobody who planted or
+    // saw one can finish this attempt. On https the earlier `__Host-` bindings stay (only this
+    // origin can have set them), so sign-ins started in other tabs still finish; on plain http a
+    // cookie may have been planted, so the newest start replaces whatever was there.
+    const fresh = ctx.random(32).toString("base64url");
+    const kept = https ? bindingsOf(req).slice(-(MAX_BINDINGS - 1)) : [];
+    const url = await flow.start(fresh, returnTo);
     res.append(
       "Set-Cookie",
       // SameSite=Lax: the callback is a top-level GET navigation back from the provider.
-      serializeCookie(BINDING_COOKIE, binding, { httpOnly: true, sameSite: "lax", secure, path: cookiePath, maxAge: options.stateTtl }),
+      serializeCookie(binding.name, [...kept, fresh].join("."), { httpOnly: true, sameSite: "lax", secure, path: binding.path, maxAge: options.stateTtl }),
     );
     res.setHeader("Cache-Control", "no-store");
     res.redirect(302, url.href);
@@ -64,7 +78,7 @@ export function oauthRoutes(router: Router, ctx: ProviderContext, options: Resol
     try {
       const flow = flowOf(req);
       const id = String(req.params.provider);
-      const result = await flow.callback(req.query as Record<string, unknown>, bindingOf(req));
+      const result = await flow.callback(req.query as Record<string, unknown>, bindingsOf(req));
       const sourceType: OAuthSourceType = {
         type: "oauth",
         provider: id,
