@@ -1,5 +1,8 @@
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser } from "playwright-core";
 import { silentLogger } from "@erebus/core";
@@ -8,7 +11,7 @@ import { listen, type Running } from "../../../test/http.js";
 import bs58 from "bs58";
 import { ethereumWallet, solanaWallet } from "../../../test/wallets.js";
 import { createApp } from "./app.js";
-import { configFromEnv } from "./config.js";
+import { assertSafeToServe, configFromEnv } from "./config.js";
 
 const chromium = chromiumPath();
 
@@ -25,7 +28,7 @@ describe("example app", () => {
     const port = (probe.address() as AddressInfo).port;
     await new Promise((r) => probe.close(r));
     appUrl = `http://localhost:${port}`;
-    const config = configFromEnv({ PORT: String(port), DATABASE_URL: "pglite://memory", AGENTS_DATABASE_URL: "pglite://memory" });
+    const config = configFromEnv({ NODE_ENV: "development", PORT: String(port), DATABASE_URL: "pglite://memory", AGENTS_DATABASE_URL: "pglite://memory" });
     const { app, auth, close } = await createApp(config, { logger: silentLogger });
     closeAuth = close;
     countUsers = async (handle) =>
@@ -46,7 +49,8 @@ describe("example app", () => {
       publicUrl: "http://localhost:3000",
       databaseUrl: "pglite://.data/erebus",
       agentsDatabaseUrl: "pglite://.data/agents",
-      production: false,
+      development: false,
+      production: true,
       ethereum: { chains: [1], rpc: {} },
       solana: { chains: ["mainnet"] },
       apiKeyPepper: undefined,
@@ -57,7 +61,11 @@ describe("example app", () => {
     expect(configFromEnv({ GITHUB_CLIENT_ID: "id", GITHUB_CLIENT_SECRET: "secret" }).oauth).toEqual({ github: { clientId: "id", clientSecret: "secret" } });
     expect(() => configFromEnv({ GOOGLE_CLIENT_ID: "id" })).toThrow(/GOOGLE_CLIENT_SECRET/);
     expect(configFromEnv({ SMTP_URL: "smtp://mail.example:587" }).smtp).toEqual({ url: "smtp://mail.example:587", from: "Erebus example <login@localhost>" });
-    expect(() => configFromEnv({ NODE_ENV: "production" })).toThrow(/SMTP_URL/);
+    expect(configFromEnv({ NODE_ENV: "development" })).toMatchObject({ development: true, production: false });
+    expect(configFromEnv({ EREBUS_DEV: "1" })).toMatchObject({ development: true, production: false });
+    expect(configFromEnv({ NODE_ENV: "development", EREBUS_DEV: "0" })).toMatchObject({ development: true });
+    expect(() => configFromEnv({ NODE_ENV: "production", EREBUS_DEV: "1" })).toThrow(/EREBUS_DEV/);
+    expect(() => configFromEnv({ EREBUS_DEV: "yes" })).toThrow(/EREBUS_DEV/);
     expect(configFromEnv({ ETHEREUM_CHAINS: "1,8453", ETHEREUM_RPC_URLS: "8453=https://rpc.example/base?k=a=b" }).ethereum).toEqual({ chains: [1, 8453], rpc: { 8453: "https://rpc.example/base?k=a=b" } });
     expect(() => configFromEnv({ ETHEREUM_CHAINS: "mainnet" })).toThrow(/ETHEREUM_CHAINS/);
     expect(configFromEnv({ PORT: "8080", PUBLIC_URL: "https://app.example/" }).publicUrl).toBe("https://app.example");
@@ -65,7 +73,95 @@ describe("example app", () => {
   });
 
   it("guards /api/trade with the trade scope", async () => {
-    expect((await fetch(`${appUrl}/api/trade`)).status).toBe(401);
+    expect((await fetch(`${appUrl}/api/trade`, { method: "POST" })).status).toBe(401);
+  });
+
+  it("finding 12: /api/trade is an action, so it is POST only and a cross-site POST with the session cookie is refused", async () => {
+    const signIn = await fetch(`${appUrl}/auth/test/sign-in`, {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: appUrl },
+      body: JSON.stringify({ handle: "trader" }),
+    });
+    const cookie = signIn.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+    expect(cookie).toContain("erebus_session=");
+    // A link or an <img> on another site makes a GET that carries the cookie and is not CSRF-checked: it must not trade.
+    const get = await fetch(`${appUrl}/api/trade`, { headers: { cookie, "sec-fetch-site": "cross-site" } });
+    expect([get.status, ((await get.json()) as { code: string }).code]).toEqual([404, "ERR_NOT_FOUND"]);
+    const crossSite = await fetch(`${appUrl}/api/trade`, { method: "POST", headers: { cookie, origin: "https://evil.example", "sec-fetch-site": "cross-site" } });
+    expect([crossSite.status, ((await crossSite.json()) as { code: string }).code]).toEqual([403, "ERR_ORIGIN_FORBIDDEN"]);
+    const sameOrigin = await fetch(`${appUrl}/api/trade`, { method: "POST", headers: { cookie, origin: appUrl, "sec-fetch-site": "same-origin" } });
+    expect(sameOrigin.status).toBe(200);
+    expect(await sameOrigin.json()).toMatchObject({ ok: true, via: "session" });
+  });
+
+  it("finding 2: development helpers are off unless asked for (NODE_ENV unset, prod, staging)", async () => {
+    for (const nodeEnv of [undefined, "prod", "staging"]) {
+      const env = { DATABASE_URL: "pglite://memory", AGENTS_DATABASE_URL: "pglite://memory", ...(nodeEnv ? { NODE_ENV: nodeEnv } : {}) };
+      // No SMTP server: outside development there is no development mailbox to fall back on.
+      await expect(createApp(configFromEnv(env), { logger: silentLogger }), `NODE_ENV=${nodeEnv}`).rejects.toThrow(/SMTP_URL/);
+      const { app, close } = await createApp(configFromEnv({ ...env, SMTP_URL: "smtp://127.0.0.1:9" }), { logger: silentLogger });
+      const running = await listen(app);
+      try {
+        const label = `NODE_ENV=${nodeEnv}`;
+        const page = await (await fetch(`${running.url}/`)).text();
+        expect(page, label).not.toContain("dev-sign-in");
+        expect(page, label).not.toContain("/dev/mailbox");
+        for (const path of ["/dev/mailbox.json", "/dev/mailbox", "/dev/agents-cache.json", "/dev/agents-cache", "/dev/oidc/.well-known/openid-configuration"]) {
+          expect((await fetch(`${running.url}${path}`)).status, `${label} ${path}`).toBe(404);
+        }
+        const signIn = await fetch(`${running.url}/auth/test/sign-in`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ handle: "intruder" }) });
+        expect(signIn.status, label).toBe(404);
+        // X-Test-Key (sign in as any handle that signed in before) is not an authenticator here.
+        const me = await fetch(`${running.url}/api/me`, { headers: { "x-test-key": "intruder" } });
+        expect(me.status, label).toBe(401);
+        expect(((await me.json()) as { code: string }).code, label).not.toBe("ERR_TEST_KEY_INVALID");
+        // No OAuth client configured and no development IdP: no OAuth provider at all.
+        expect((await fetch(`${running.url}/auth/oauth`)).status, label).toBe(404);
+      } finally {
+        await running.close();
+        await close();
+      }
+    }
+  }, 240_000);
+
+  it("finding 2: development helpers refuse to start on a non-loopback address or a public PUBLIC_URL", async () => {
+    const base = { DATABASE_URL: "pglite://memory", SYNC: "off" };
+    for (const env of [
+      { NODE_ENV: "development", HOST: "0.0.0.0" },
+      { NODE_ENV: "development", HOST: "::" },
+      { NODE_ENV: "development", HOST: "192.0.2.10" },
+      { NODE_ENV: "development", HOST: "app.example" },
+      { EREBUS_DEV: "1", HOST: "0.0.0.0", NODE_ENV: "staging" },
+    ]) {
+      await expect(createApp(configFromEnv({ ...base, ...env }), { logger: silentLogger }), JSON.stringify(env)).rejects.toThrow(/HOST/);
+    }
+    for (const env of [
+      { NODE_ENV: "development", PUBLIC_URL: "https://app.example" },
+      { NODE_ENV: "development", PUBLIC_URL: "http://192.0.2.10:3000" },
+      { EREBUS_DEV: "1", PUBLIC_URL: "http://localhost.app.example:3000" },
+    ]) {
+      await expect(createApp(configFromEnv({ ...base, ...env }), { logger: silentLogger }), JSON.stringify(env)).rejects.toThrow(/PUBLIC_URL/);
+    }
+    // Loopback in every spelling is fine (the app in beforeAll starts in development on localhost).
+    for (const env of [{ HOST: "127.0.0.1", PUBLIC_URL: "http://127.0.0.1:3000" }, { HOST: "::1", PUBLIC_URL: "http://[::1]:3000" }, { HOST: "localhost" }, { HOST: "127.0.0.2" }]) {
+      expect(() => assertSafeToServe(configFromEnv({ ...base, NODE_ENV: "development", ...env })), JSON.stringify(env)).not.toThrow();
+    }
+  });
+
+  it("finding 2: the server prints one clear line and exits when development helpers would be exposed", async () => {
+    const server = fileURLToPath(new URL("./server.ts", import.meta.url));
+    const env = { PATH: process.env.PATH, NODE_ENV: "development", HOST: "0.0.0.0", PORT: "0", DATABASE_URL: "pglite://memory", SYNC: "off" };
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, ["--conditions=erebus-source", "--import", "tsx", server], { env, timeout: 30_000 }, (error, _stdout, stderr) =>
+        resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stderr }),
+      );
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/HOST=0\.0\.0\.0/);
+    expect(result.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
+    // `npm start` asks for the development helpers (unless NODE_ENV is set to something else).
+    const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { scripts: { start: string } };
+    expect(manifest.scripts.start).toMatch(/NODE_ENV=\$\{NODE_ENV:-development\}/);
   });
 
   it("keeps the agents database in sync in-process and shows it at /dev/agents-cache", async () => {
@@ -209,7 +305,7 @@ describe("example app", () => {
       // The key works as a program would use it, with its scopes.
       const me = await fetch(`${appUrl}/api/me`, { headers: { "x-api-key": key } });
       expect((await me.json()).via).toBe("api_key");
-      expect((await fetch(`${appUrl}/api/trade`, { headers: { "x-api-key": key } })).status).toBe(200);
+      expect((await fetch(`${appUrl}/api/trade`, { method: "POST", headers: { "x-api-key": key } })).status).toBe(200);
 
       await page.click("#key-list button.rotate");
       await expect.poll(async () => page.textContent("#new-key-value")).not.toBe(key);

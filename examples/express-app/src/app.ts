@@ -3,7 +3,7 @@ import express, { type Express } from "express";
 import { connectDatabase, createAuth, type ErebusAuth, type Logger } from "@erebus/core";
 import { escapeHtml } from "@erebus/provider-email";
 import { createSyncRelay, postgresCacheSink, type SyncRelay } from "@erebus/sync";
-import type { AppConfig } from "./config.js";
+import { assertSafeToServe, type AppConfig } from "./config.js";
 import { createDevIdp } from "./dev-idp.js";
 import { providersFor } from "./providers.js";
 
@@ -11,10 +11,11 @@ const page = (name: string) => readFileSync(new URL(`../public/${name}`, import.
 
 /**
  * The example app: Erebus mounted at /auth, `GET /api/me` for signed-in callers, and a page at `/`
- * showing who is signed in. Outside production it also offers a development sign-in (core's test
- * provider) so the session flow can be tried before any real provider is configured.
+ * showing who is signed in. In development (and only on loopback) it also offers a development
+ * sign-in (core's test provider) so the session flow can be tried before any real provider is configured.
  */
 export async function createApp(config: AppConfig, options: { logger?: Logger; database?: string } = {}): Promise<{ app: Express; auth: ErebusAuth; close(): Promise<void> }> {
+  assertSafeToServe(config);
   const { providers, mailbox, devIdp } = providersFor(config);
   if (config.production && !config.apiKeyPepper) {
     (options.logger ?? console).warn("API_KEY_PEPPER is not set: API keys are stored as plain SHA-256 hashes");
@@ -64,12 +65,14 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
   app.get("/api/me", auth.requireUser(), (req, res) => {
     res.json(req.auth);
   });
-  // A route for programs: an API key (or a session) with the "trade" scope.
-  app.get("/api/trade", auth.requireScope("trade"), (req, res) => {
+  // A route for programs: an API key (or a session) with the "trade" scope. An action, so POST: core
+  // checks the origin of state-changing requests that carry the session cookie, never of a GET
+  // (a link or an <img> on another site can make one).
+  app.post("/api/trade", auth.requireScope("trade"), (req, res) => {
     res.json({ ok: true, tradedBy: req.auth!.user.id, via: req.auth!.via });
   });
 
-  if (mailbox && !config.production) {
+  if (mailbox && config.development) {
     // The development mailbox: where sign-in mail goes when no SMTP server is configured.
     app.get("/dev/mailbox.json", (_req, res) => {
       res.setHeader("Cache-Control", "no-store");
@@ -92,7 +95,7 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
     });
   }
 
-  if (agentsDb && relay && !config.production) {
+  if (agentsDb && relay && config.development) {
     const db = agentsDb;
     const sync = relay;
     app.get("/dev/agents-cache.json", async (_req, res) => {
@@ -124,8 +127,8 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
   app.get("/", (_req, res) => {
     res.type("html").send(
       html
-        .replace("{{DEV_SIGN_IN}}", config.production ? "" : page("dev-sign-in.html"))
-        .replace("{{MAILBOX_LINK}}", mailbox && !config.production ? ' <a href="/dev/mailbox" id="mailbox-link">Open the development mailbox</a>.' : ""),
+        .replace("{{DEV_SIGN_IN}}", config.development ? page("dev-sign-in.html") : "")
+        .replace("{{MAILBOX_LINK}}", mailbox && config.development ? ' <a href="/dev/mailbox" id="mailbox-link">Open the development mailbox</a>.' : ""),
     );
   });
   app.get("/app.js", (_req, res) => res.type("text/javascript").send(script));

@@ -1,3 +1,4 @@
+import { isIPv4 } from "node:net";
 import * as z from "zod";
 
 const envSchema = z.object({
@@ -7,7 +8,8 @@ const envSchema = z.object({
   DATABASE_URL: z.string().default("pglite://.data/erebus"),
   AGENTS_DATABASE_URL: z.string().regex(/^(postgres|postgresql|pglite):\/\//, "must be a postgres:// or pglite:// URL").default("pglite://.data/agents"),
   SYNC: z.enum(["on", "off"]).default("on"),
-  NODE_ENV: z.string().default("development"),
+  NODE_ENV: z.string().optional(),
+  EREBUS_DEV: z.enum(["0", "1"], "must be 1 (development helpers on) or 0").optional(),
   ETHEREUM_CHAINS: z.string().regex(/^\d+(,\d+)*$/, "must be comma-separated chain ids, like 1,8453").default("1"),
   ETHEREUM_RPC_URLS: z.string().regex(/^(\d+=https?:\/\/[^,\s]+)(,\d+=https?:\/\/[^,\s]+)*$/, "must look like 1=https://rpc.example,8453=https://…").optional(),
   SMTP_URL: z.string().regex(/^smtps?:\/\//, "must be an smtp:// or smtps:// URL").optional(),
@@ -28,14 +30,21 @@ export interface AppConfig {
   databaseUrl: string;
   /** The agents database, kept in sync with user_references by an in-process relay (SYNC=off turns it off). */
   agentsDatabaseUrl: string | undefined;
+  /**
+   * Development helpers: the development sign-in (core's test provider and its `X-Test-Key`), the
+   * development mailbox, the development IdP and /dev/agents-cache. Only when asked for
+   * (`NODE_ENV=development` or `EREBUS_DEV=1`), and only on loopback (see `assertSafeToServe`).
+   */
+  development: boolean;
+  /** Everything that is not development is treated as production (Secure cookies, SMTP required). */
   production: boolean;
   ethereum: { chains: number[]; rpc: Record<string, string> };
   solana: { chains: string[] };
   apiKeyPepper: string | undefined;
   appName: string;
-  /** SMTP for sign-in mail; without it (outside production) mail goes to the development mailbox. */
+  /** SMTP for sign-in mail; without it (development only) mail goes to the development mailbox. */
   smtp: { url: string; from: string } | undefined;
-  /** OAuth client credentials from the environment; with none (outside production) a built-in development IdP is used. */
+  /** OAuth client credentials from the environment; with none (in development) a built-in development IdP is used. */
   oauth: { google?: { clientId: string; clientSecret: string }; github?: { clientId: string; clientSecret: string } };
 }
 
@@ -46,22 +55,27 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
     const issue = parsed.error.issues[0]!;
     throw new TypeError(`environment variable ${issue.path.join(".")}: ${issue.message}`);
   }
-  const { PORT, HOST, PUBLIC_URL, DATABASE_URL, AGENTS_DATABASE_URL, SYNC, NODE_ENV, ETHEREUM_CHAINS, ETHEREUM_RPC_URLS, SOLANA_CHAINS, API_KEY_PEPPER, SMTP_URL, SMTP_FROM, APP_NAME } = parsed.data;
+  const { PORT, HOST, PUBLIC_URL, DATABASE_URL, AGENTS_DATABASE_URL, SYNC, NODE_ENV, EREBUS_DEV, ETHEREUM_CHAINS, ETHEREUM_RPC_URLS, SOLANA_CHAINS, API_KEY_PEPPER, SMTP_URL, SMTP_FROM, APP_NAME } = parsed.data;
   const pair = (id: string | undefined, secret: string | undefined, name: string) => {
     if (!id !== !secret) throw new TypeError(`environment variables ${name}_CLIENT_ID and ${name}_CLIENT_SECRET: set both or neither`);
     return id && secret ? { clientId: id, clientSecret: secret } : undefined;
   };
   const google = pair(parsed.data.GOOGLE_CLIENT_ID, parsed.data.GOOGLE_CLIENT_SECRET, "GOOGLE");
   const github = pair(parsed.data.GITHUB_CLIENT_ID, parsed.data.GITHUB_CLIENT_SECRET, "GITHUB");
-  const production = NODE_ENV === "production";
-  if (production && !SMTP_URL) throw new TypeError("environment variable SMTP_URL: required in production (sign-in mail has nowhere to go)");
+  // Inverted on purpose (issue 10, finding 2): a deployment that forgot NODE_ENV, or spells it
+  // "prod" or "staging", must not get a sign-in-as-anyone route.
+  if (EREBUS_DEV === "1" && NODE_ENV === "production") {
+    throw new TypeError("environment variables EREBUS_DEV=1 and NODE_ENV=production contradict each other: unset EREBUS_DEV in production");
+  }
+  const development = NODE_ENV === "development" || EREBUS_DEV === "1";
   return {
     port: PORT,
     host: HOST,
     publicUrl: (PUBLIC_URL ?? `http://localhost:${PORT}`).replace(/\/+$/, ""),
     databaseUrl: DATABASE_URL,
     agentsDatabaseUrl: SYNC === "on" ? AGENTS_DATABASE_URL : undefined,
-    production,
+    development,
+    production: !development,
     ethereum: {
       chains: ETHEREUM_CHAINS.split(",").map(Number),
       rpc: Object.fromEntries((ETHEREUM_RPC_URLS ?? "").split(",").filter(Boolean).map((pair) => pair.split(/=(.*)/s).slice(0, 2) as [string, string])),
@@ -72,4 +86,30 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
     smtp: SMTP_URL ? { url: SMTP_URL, from: SMTP_FROM } : undefined,
     oauth: { ...(google ? { google } : {}), ...(github ? { github } : {}) },
   };
+}
+
+/** `localhost`, 127.0.0.0/8 and ::1: addresses only this machine can reach. */
+function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  return h === "localhost" || h === "::1" || (isIPv4(h) && h.startsWith("127."));
+}
+
+/**
+ * Start-up checks that concern serving (the app calls it first; the CLI, which serves nothing, does
+ * not). Development helpers let anyone sign in as anyone and read everyone's sign-in mail, so they
+ * run only where nobody else can reach them; outside development sign-in mail needs a real server.
+ */
+export function assertSafeToServe(config: AppConfig): void {
+  if (config.development) {
+    const why = "development helpers (NODE_ENV=development or EREBUS_DEV=1) let anyone sign in as anyone and read every sign-in mail, so they only run on loopback";
+    if (!isLoopback(config.host)) {
+      throw new TypeError(`refusing to start: ${why}, but HOST=${config.host}. Set HOST=localhost, or deploy without them (NODE_ENV=production, EREBUS_DEV unset).`);
+    }
+    const publicHost = new URL(config.publicUrl).hostname;
+    if (!isLoopback(publicHost)) {
+      throw new TypeError(`refusing to start: ${why}, but PUBLIC_URL=${config.publicUrl}. Use http://localhost:${config.port}, or deploy without them (NODE_ENV=production, EREBUS_DEV unset).`);
+    }
+  } else if (!config.smtp) {
+    throw new TypeError("environment variable SMTP_URL: required outside development (sign-in mail has nowhere to go; NODE_ENV=development uses the development mailbox)");
+  }
 }

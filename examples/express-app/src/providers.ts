@@ -10,14 +10,14 @@ import type { AppConfig } from "./config.js";
 /** The example's providers, shared by the app and by `erebus.config.mjs` (the CLI), so both migrate the same tables. */
 export function providersFor(config: AppConfig) {
   const apiKeys = apiKeyProvider(config.apiKeyPepper ? { pepper: config.apiKeyPepper } : {});
-  // Without SMTP (development only: config refuses production without it), mail lands in a mailbox the page can show.
+  // Without SMTP (development only: the app refuses to start otherwise), mail lands in a mailbox the page can show.
   const mailbox = config.smtp ? undefined : memoryTransport();
   const transport = config.smtp ? smtpTransport(config.smtp.url, config.smtp.from) : mailbox!;
   const oauth: Record<string, ProviderConfig> = {};
   if (config.oauth.google) oauth.google = google(config.oauth.google);
   if (config.oauth.github) oauth.github = github(config.oauth.github);
-  // With no real provider configured (never in production), the app's own development IdP.
-  const devIdp = Object.keys(oauth).length === 0 && !config.production ? devIdpSettings(config) : undefined;
+  // With no real provider configured (in development only), the app's own development IdP.
+  const devIdp = Object.keys(oauth).length === 0 && config.development ? devIdpSettings(config) : undefined;
   if (devIdp) oauth.dev = oidc({ issuer: devIdp.issuer, clientId: devIdp.clientId, clientSecret: devIdp.clientSecret, label: "Development IdP" });
   const providers: ErebusProvider[] = [
     walletProvider({ ethereum: config.ethereum, solana: config.solana }),
@@ -27,7 +27,8 @@ export function providersFor(config: AppConfig) {
   if (Object.keys(oauth).length > 0) providers.push(oauthProvider({ providers: oauth }));
   // The outbox (always: events wait there until a relay takes them) and `npx erebus sync run|status`.
   providers.push(syncProvider(config.agentsDatabaseUrl ? { target: config.agentsDatabaseUrl } : {}));
-  if (!config.production) providers.push(testProvider());
+  // Sign in as anyone, and X-Test-Key: only when development helpers were asked for.
+  if (config.development) providers.push(testProvider());
   return { providers, apiKeys, mailbox, devIdp };
 }
 

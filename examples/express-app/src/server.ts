@@ -1,10 +1,21 @@
 import { createApp } from "./app.js";
-import { configFromEnv } from "./config.js";
+import { configFromEnv, type AppConfig } from "./config.js";
 
-const config = configFromEnv();
-const { app, close } = await createApp(config);
+let config: AppConfig;
+let started: Awaited<ReturnType<typeof createApp>>;
+try {
+  config = configFromEnv();
+  started = await createApp(config);
+} catch (error) {
+  // Configuration mistakes are TypeErrors with a message that says how to fix them: print that line, not a stack.
+  if (!(error instanceof TypeError)) throw error;
+  console.error(`Erebus example app: ${error.message}`);
+  process.exit(1);
+}
+const { app, close } = started;
 const server = app.listen(config.port, config.host, () => {
   console.log(`Erebus example app listening on ${config.publicUrl} (database: ${config.databaseUrl.replace(/\/\/[^@/]*@/, "//***@")})`);
+  if (config.development) console.log("Development helpers are on (development sign-in, /dev/mailbox, /dev/oidc, /dev/agents-cache): loopback only.");
 });
 
 function shutdown() {
