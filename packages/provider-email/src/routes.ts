@@ -56,7 +56,7 @@ export function emailRoutes(router: Router, ctx: ProviderContext, options: Resol
   /**
    * Whether a mail of this kind may go to the address now. Never a 429: the caller is usually not
    * the address's owner, and a 429 would let anyone deny the owner sign-in. Counted per kind, so
-   * spending the codes' budget does not stop links.
+   * a flood of code requests does not stop links.
    */
   async function maySend(email: string, mode: "link" | "code"): Promise<boolean> {
     try {
