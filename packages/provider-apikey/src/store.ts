@@ -153,10 +153,15 @@ export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOpti
     /** This process's {@link pepperFingerprint}. */
     fingerprint,
 
-    /** The pepper fingerprints of live keys (not revoked), with how many keys carry each. */
+    /**
+     * The pepper fingerprints of live keys (not revoked; legacy keys without one are left out), with
+     * how many keys carry each, the one whose newest key was made or rotated last first.
+     */
     async fingerprintsInUse(): Promise<{ fingerprint: string; keys: number }[]> {
       const { rows } = await ctx.db.query<{ fingerprint: string; keys: number }>(
-        "SELECT pepper_fingerprint AS fingerprint, count(*)::int AS keys FROM erebus_api_keys WHERE pepper_fingerprint IS NOT NULL AND revoked_at IS NULL GROUP BY 1 ORDER BY 2 DESC",
+        `SELECT pepper_fingerprint AS fingerprint, count(*)::int AS keys FROM erebus_api_keys
+         WHERE pepper_fingerprint IS NOT NULL AND revoked_at IS NULL
+         GROUP BY 1 ORDER BY max(COALESCE(rotated_at, created_at)) DESC, 1`,
       );
       return rows;
     },
