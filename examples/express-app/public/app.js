@@ -40,10 +40,25 @@ function cell(text, className) {
   return td;
 }
 
-function showNewKey(key) {
+function showNewKey(key, note = "") {
   $("new-key-value").textContent = key;
   $("new-key-curl").textContent = `curl -H "X-API-Key: ${key}" ${location.origin}/api/me`;
+  $("new-key-note").textContent = note;
+  $("new-key-note").hidden = !note;
   $("new-key-shown").hidden = false;
+}
+
+// Rotation replaces the secret; the old one stops at once or keeps working for a grace period, so
+// programs can be switched over without an outage. The person chooses which.
+const ROTATIONS = [
+  { className: "rotate-now", label: "Rotate now", graceSeconds: 0 },
+  { className: "rotate-grace", label: "Rotate, old key works 1 h", graceSeconds: 3600 },
+];
+
+function rotatedNote(graceSeconds, body) {
+  if (graceSeconds === 0) return "The old key stopped working.";
+  const until = new Date(body.previousValidUntil ?? Date.now() + graceSeconds * 1000);
+  return `The old key keeps working until ${until.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })} (1 hour).`;
 }
 
 async function loadKeys() {
@@ -62,14 +77,17 @@ async function loadKeys() {
     );
     const actions = document.createElement("td");
     if (!gone) {
-      const rotate = document.createElement("button");
-      rotate.textContent = "Rotate";
-      rotate.className = "rotate";
-      rotate.addEventListener("click", async () => {
-        const { res, body } = await api(`/auth/api-keys/${key.id}/rotate`, { method: "POST", body: "{}" });
-        showError(res.ok ? null : body);
-        if (res.ok) showNewKey(body.key);
-        await loadKeys();
+      const rotations = ROTATIONS.map(({ className, label, graceSeconds }) => {
+        const rotate = document.createElement("button");
+        rotate.textContent = label;
+        rotate.className = className;
+        rotate.addEventListener("click", async () => {
+          const { res, body } = await api(`/auth/api-keys/${key.id}/rotate`, { method: "POST", body: JSON.stringify({ gracePeriodSeconds: graceSeconds }) });
+          showError(res.ok ? null : body);
+          if (res.ok) showNewKey(body.key, rotatedNote(graceSeconds, body));
+          await loadKeys();
+        });
+        return rotate;
       });
       const revoke = document.createElement("button");
       revoke.textContent = "Revoke";
@@ -79,7 +97,7 @@ async function loadKeys() {
         showError(res.ok ? null : body);
         await loadKeys();
       });
-      actions.append(rotate, " ", revoke);
+      actions.append(rotations[0], " ", rotations[1], " ", revoke);
     }
     tr.append(actions);
     return tr;

@@ -286,7 +286,7 @@ describe("example app", () => {
       await context.close();
     });
 
-    it("manages API keys from the page: create (shown once, with a curl line), use, rotate, revoke", async () => {
+    it("finding 12: manages API keys from the page: create (shown once, with a curl line), use, rotate with 1 h grace or now, revoke", async () => {
       const page = await browser.newPage();
       await page.goto(appUrl);
       await page.fill("#handle", "keyholder");
@@ -307,10 +307,22 @@ describe("example app", () => {
       expect((await me.json()).via).toBe("api_key");
       expect((await fetch(`${appUrl}/api/trade`, { method: "POST", headers: { "x-api-key": key } })).status).toBe(200);
 
-      await page.click("#key-list button.rotate");
+      // Rotate with grace: the old key keeps working (for an hour) while programs switch over.
+      await page.click("#key-list button.rotate-grace");
       await expect.poll(async () => page.textContent("#new-key-value")).not.toBe(key);
+      const graced = (await page.textContent("#new-key-value"))!;
+      expect(await page.textContent("#new-key-note")).toMatch(/old key keeps working until .+ \(1 hour\)/);
+      expect((await fetch(`${appUrl}/api/me`, { headers: { "x-api-key": graced } })).status).toBe(200);
+      expect((await fetch(`${appUrl}/api/me`, { headers: { "x-api-key": key } })).status).toBe(200);
+
+      // Rotate now (a leaked key): every earlier secret stops at once.
+      await page.click("#key-list button.rotate-now");
+      await expect.poll(async () => page.textContent("#new-key-value")).not.toBe(graced);
       const rotated = (await page.textContent("#new-key-value"))!;
+      expect(await page.textContent("#new-key-note")).toBe("The old key stopped working.");
       expect((await fetch(`${appUrl}/api/me`, { headers: { "x-api-key": rotated } })).status).toBe(200);
+      expect((await fetch(`${appUrl}/api/me`, { headers: { "x-api-key": graced } })).status).toBe(401);
+      expect((await fetch(`${appUrl}/api/me`, { headers: { "x-api-key": key } })).status).toBe(401);
 
       await page.click("#key-list button.revoke");
       await expect.poll(() => page.textContent("#key-list tbody")).toContain("revoked");
