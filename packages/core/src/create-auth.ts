@@ -4,10 +4,12 @@ import * as z from "zod";
 import { lazyDatabase } from "./db/lazy.js";
 import type { Database, Queryable } from "./db/types.js";
 import { AuthError } from "./errors.js";
-import { bearerToken, createErrorHandler, isCrossSiteRequest } from "./http.js";
+import { bearerToken, createErrorHandler, crossSiteRefusal } from "./http.js";
 import { userTypes, type UserType, type VerifiedIdentity } from "./identities.js";
 import type { Logger } from "./logger.js";
 import { checkMigrationSet, coreMigrations, runMigrations, type MigrateResult, type MigrationSet } from "./migrate.js";
+import { coreRouteDocs } from "./core-routes.js";
+import { buildOpenApiDocument, collectRoutes, describeRoute } from "./openapi.js";
 import { resolveOptions, type AuthOptions } from "./options.js";
 import { findPgUnsafeString, PG_TEXT_MESSAGE } from "./pg-text.js";
 import type { ErebusProvider, ProviderContext, RequestAuth, SignInResult } from "./provider.js";
@@ -233,9 +235,23 @@ export function createAuth(input: AuthOptions) {
       return;
     }
     // The cookie rides along on cross-site requests too; state changes must come from our origins.
-    if (isCrossSiteRequest(req, trustedOrigins)) throw AuthError.of("ERR_ORIGIN_FORBIDDEN");
+    checkSameSite(req);
     if (check.refreshed) res.append("Set-Cookie", sessionCookie(token, check.session.expiresAt));
     req.auth = { user: check.user, via: "session", scopes: ["*"], session: check.session };
+  }
+
+  /** Refuses a cross-site state-changing request, saying (and logging at debug) what came and what was expected. */
+  function checkSameSite(req: Request): void {
+    const refusal = crossSiteRefusal(req, trustedOrigins);
+    if (refusal === undefined) return;
+    logger.debug("cross-site request refused", {
+      method: req.method,
+      path: req.originalUrl.split("?")[0],
+      origin: req.headers.origin,
+      secFetchSite: req.headers["sec-fetch-site"],
+      expected: [...trustedOrigins],
+    });
+    throw AuthError.of("ERR_ORIGIN_FORBIDDEN", { detail: refusal });
   }
 
   /** Runs `fn` and renders an AuthError as problem+json right here, so guards work without an app-wide error handler. */
@@ -299,7 +315,7 @@ export function createAuth(input: AuthOptions) {
   });
   router.use(function erebusOriginCheck(req, _res, next) {
     // Login CSRF too: no cross-site request may sign someone in or out.
-    if (isCrossSiteRequest(req, trustedOrigins)) throw AuthError.of("ERR_ORIGIN_FORBIDDEN");
+    checkSameSite(req);
     next();
   });
   const formPaths = new Set(options.providers.flatMap((p) => p.formRoutes ?? []));
@@ -313,12 +329,12 @@ export function createAuth(input: AuthOptions) {
   router.use(express.json({ limit: options.bodyLimit, strict: true }));
   router.use(express.urlencoded({ limit: options.bodyLimit, extended: false, parameterLimit: 20 }));
 
-  router.get("/session", requireUser(), function erebusSession(req, res) {
+  router.get("/session", describeRoute(coreRouteDocs.session), requireUser(), function erebusSession(req, res) {
     res.setHeader("Cache-Control", "no-store");
     res.json({ user: req.auth!.user, session: req.auth!.session ?? null, via: req.auth!.via, scopes: req.auth!.scopes });
   });
 
-  router.post("/sign-out", async function erebusSignOut(req, res) {
+  router.post("/sign-out", describeRoute(coreRouteDocs.signOut), async function erebusSignOut(req, res) {
     const bearer = bearerToken(req);
     const cookie = cookieToken(req);
     if (typeof bearer === "string") await sessions.revoke(bearer);
@@ -329,12 +345,30 @@ export function createAuth(input: AuthOptions) {
     res.status(204).end();
   });
 
+  let openApiDocument: string | undefined;
+  router.get("/openapi.json", describeRoute(coreRouteDocs.openapi), function erebusOpenApi(_req, res) {
+    res.type("application/json").send(openApiDocument);
+  });
+  const collected = collectRoutes(router, "core");
   for (const provider of options.providers) {
     if (!provider.routes) continue;
     const sub = express.Router();
     provider.routes(sub, contexts.get(provider.id)!);
     router.use(sub);
+    collected.push(...collectRoutes(sub, provider.id));
   }
+  // Built now, not on the first request: a route documenting a code in no errors table fails createAuth.
+  openApiDocument = JSON.stringify(
+    buildOpenApiDocument({
+      title: "Erebus",
+      version: "0.1.0",
+      baseURL: options.baseURL,
+      basePath: options.basePath,
+      cookieName,
+      routes: collected,
+      errors: Object.fromEntries(options.providers.map((provider) => [provider.id, provider.errors ?? {}])),
+    }),
+  );
 
   router.use(function erebusNotFound() {
     throw AuthError.of("ERR_NOT_FOUND");

@@ -84,21 +84,34 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * in every current engine; a request whose `Origin` is not trusted, or that the browser itself
  * labels `cross-site`, is refused. Clients that send neither (curl, servers) are not browsers and
  * cannot be made to carry a victim's cookie.
+ *
+ * Returns why the request is refused (one sentence naming what came and what was expected, for the
+ * problem's `detail`: origins are not secrets, and without them a misconfigured `baseURL` is a
+ * riddle), or `undefined` when it may go on.
  */
-export function isCrossSiteRequest(req: Request, trustedOrigins: ReadonlySet<string>): boolean {
-  if (SAFE_METHODS.has(req.method)) return false;
+export function crossSiteRefusal(req: Request, trustedOrigins: ReadonlySet<string>): string | undefined {
+  if (SAFE_METHODS.has(req.method)) return undefined;
   const origin = req.headers.origin;
   // Structured-header tokens are case-insensitive to us: `Cross-Site` from a client is `cross-site`.
   const site = req.headers["sec-fetch-site"]?.trim().toLowerCase();
+  const expected = [...trustedOrigins].join(", ");
   // A page served with `Referrer-Policy: no-referrer` (the email confirm page) makes the browser send
   // `Origin: null` even on a same-origin form POST; Sec-Fetch-Site, which pages cannot set, still
   // says where it came from. A sandboxed cross-site frame also sends null, with `cross-site`.
-  if (origin === "null") return site !== "same-origin";
-  if (origin !== undefined) return !trustedOrigins.has(origin);
+  if (origin === "null") {
+    return site === "same-origin" ? undefined : `Origin: null is accepted only with Sec-Fetch-Site: same-origin; came Sec-Fetch-Site: ${site ?? "(none)"}`;
+  }
+  if (origin !== undefined) {
+    return trustedOrigins.has(origin) ? undefined : `Origin "${origin}" is not trusted; expected ${expected} (baseURL or trustedOrigins)`;
+  }
   // Without Origin, only what a browser says of a same-origin or user-initiated request passes; any
   // other value (cross-site, same-site, two values joined, garbage) is refused.
-  return site !== undefined && site !== "same-origin" && site !== "none";
+  if (site === undefined || site === "same-origin" || site === "none") return undefined;
+  return `the browser labelled the request Sec-Fetch-Site: ${site} and sent no Origin; expected a request from ${expected}`;
 }
+
+/** True when {@link crossSiteRefusal} refuses the request. */
+export const isCrossSiteRequest = (req: Request, trustedOrigins: ReadonlySet<string>): boolean => crossSiteRefusal(req, trustedOrigins) !== undefined;
 
 /**
  * The token of `Authorization: Bearer <token>`: `null` when there is no Authorization header or it

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createAuth, defineSourceType, silentLogger } from "./index.js";
+import { createAuth, defineSourceType, parseOptions, silentLogger } from "./index.js";
 import { testProvider } from "./testing/index.js";
 import * as z from "zod";
 
@@ -81,5 +81,51 @@ describe("finding 2: development helpers only when asked for", () => {
     vi.stubEnv("NODE_ENV", "staging");
     vi.stubEnv("EREBUS_DEV", undefined);
     expect(() => createAuth({ ...base, providers: [testProvider()] })).toThrow(/development only/);
+  });
+});
+
+describe("finding 15: option errors a newcomer can act on", () => {
+  const messageOf = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (error) {
+      expect(error).toBeInstanceOf(TypeError);
+      return (error as Error).message;
+    }
+    throw new Error("did not throw");
+  };
+  // The shape of walletProvider's `ethereum` option: false, or an object (a union).
+  const walletLike = z.strictObject({
+    ethereum: z.union([z.literal(false), z.strictObject({ chains: z.array(z.number().int().positive()).min(1).default([1]), rpcTimeoutMs: z.number().default(5000) })]).default({ chains: [1], rpcTimeoutMs: 5000 }),
+    nonceTtl: z.number().default(600),
+  });
+
+  it("finding 15: option errors name the nested path, also inside a union (ethereum.chains.0, not ethereum)", () => {
+    expect(messageOf(() => parseOptions(walletLike, { ethereum: { chains: [0] } }, "walletProvider"))).toMatch(/^walletProvider: option "ethereum\.chains\.0" .*>0/);
+    expect(messageOf(() => parseOptions(walletLike, { ethereum: { chains: [] } }, "walletProvider"))).toMatch(/^walletProvider: option "ethereum\.chains" /);
+    expect(messageOf(() => parseOptions(walletLike, { ethereum: { rpcTimeoutMs: "5" } }, "walletProvider"))).toMatch(/option "ethereum\.rpcTimeoutMs" .*expected number/);
+    // Neither branch fits at all: the message says what each would have taken.
+    expect(messageOf(() => parseOptions(walletLike, { ethereum: "yes" }, "walletProvider"))).toMatch(/option "ethereum" .*false.*object|option "ethereum" .*object.*false/);
+    expect(messageOf(() => createAuth({ ...base, session: { maxAge: 0 } }))).toMatch(/option "session\.maxAge"/);
+  });
+
+  it("finding 15: a misspelt option names the closest valid one", () => {
+    const { baseURL: _omit, ...withoutBaseURL } = base;
+    expect(messageOf(() => createAuth({ ...withoutBaseURL, baseUrl: "http://localhost:3000" } as never))).toMatch(/option "baseUrl" is not an option; did you mean "baseURL"\?/);
+    expect(messageOf(() => createAuth({ ...base, sesion: {} } as never))).toMatch(/option "sesion" is not an option; did you mean "session"\?/);
+    expect(messageOf(() => createAuth({ ...base, trustedOrigin: [] } as never))).toMatch(/did you mean "trustedOrigins"\?/);
+    expect(messageOf(() => createAuth({ ...base, session: { maxage: 60 } } as never))).toMatch(/option "session\.maxage" is not an option; did you mean "session\.maxAge"\?/);
+    expect(messageOf(() => parseOptions(walletLike, { ethereum: { chain: [1] } }, "walletProvider"))).toMatch(/option "ethereum\.chain" is not an option; did you mean "ethereum\.chains"\?/);
+    // Nothing close: no guess, but the valid options are listed.
+    expect(messageOf(() => createAuth({ ...base, zzzzzzzz: 1 } as never))).toMatch(/option "zzzzzzzz" is not an option \(options: database, baseURL, /);
+  });
+
+  it("finding 15: baseURL with a path, a query, a fragment, credentials or no scheme is refused with an example of a valid value", () => {
+    for (const baseURL of ["localhost:3000", "app.example.com", "http://localhost:3000/app", "https://app.example.com/auth/", "https://app.example.com?x=1", "https://app.example.com/#top", "https://user:pw@app.example.com", "ftp://app.example.com"]) {
+      expect(messageOf(() => createAuth({ ...base, baseURL })), baseURL).toMatch(/^createAuth: option "baseURL" .*"https:\/\/app\.example\.com"/);
+    }
+    for (const baseURL of ["http://localhost:3000", "http://localhost:3000/", "https://app.example.com", "http://127.0.0.1:8080"]) {
+      expect(() => createAuth({ ...base, baseURL }), baseURL).not.toThrow();
+    }
   });
 });

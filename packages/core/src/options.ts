@@ -21,6 +21,26 @@ export function productionFromEnv(env: Readonly<Record<string, string | undefine
   return !(env.NODE_ENV === "development" || env.NODE_ENV === "test" || env.EREBUS_DEV === "1");
 }
 
+/**
+ * Why `value` is not an origin (`scheme://host[:port]`, an optional trailing `/`), or undefined when it
+ * is one. A path would be dropped silently (links and the CSRF check use the origin only), so it is
+ * refused rather than guessed at: the router's path is `basePath`.
+ */
+function originProblem(value: string): string | undefined {
+  if (!/^https?:\/\//i.test(value)) return `"${value}" must start with http:// or https://`;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `"${value}" is not a URL`;
+  }
+  if (url.username || url.password) return "must not carry a user name or password";
+  if (url.pathname !== "/") return `must not have a path ("${url.pathname}"); mount the router at basePath instead`;
+  if (url.search || value.includes("?")) return "must not have a query";
+  if (url.hash || value.includes("#")) return "must not have a fragment";
+  return undefined;
+}
+
 /** Every option of `createAuth()`, with its default. Defaults live here and nowhere else. */
 export const optionsSchema = z.strictObject({
   /** A {@link Database}, or a URL: `postgres://…`, `pglite://<dir>`, `pglite://memory`. */
@@ -29,7 +49,12 @@ export const optionsSchema = z.strictObject({
     z.custom<Database>(isDatabase, "must be a Database (see connectDatabase) or a URL"),
   ]),
   /** The app's public origin (`https://app.example.com`): domain binding, links, CSRF checks and cookie security derive from it. */
-  baseURL: z.url({ protocol: /^https?$/ }).transform((value) => new URL(value)),
+  baseURL: z.string().transform((value, ctx) => {
+    const problem = originProblem(value);
+    if (problem === undefined) return new URL(value);
+    ctx.issues.push({ code: "custom", input: value, message: `${problem}: use an origin such as "https://app.example.com" or "http://localhost:3000"` });
+    return z.NEVER;
+  }),
   /** Where the app mounts `auth.router`. */
   basePath: z
     .string()
@@ -72,18 +97,83 @@ export type ResolvedOptions = z.output<typeof optionsSchema>;
 
 /**
  * Validates a factory's options once with its zod schema; a bad option is a TypeError that names
- * the factory and the option (`walletProvider: option "ethereum.chains" …`). Providers use it too.
+ * the factory and the option by its full path (`walletProvider: option "ethereum.chains.0" …`, also
+ * inside a union), and for a misspelt key the closest valid one (`did you mean "baseURL"?`).
+ * Providers use it too.
  *
  * @example
  * const options = parseOptions(myOptionsSchema, input ?? {}, "passkeyProvider");
  */
 export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, factory: string, describe: (path: PropertyKey[]) => string = (path) => path.join(".")): z.output<S> {
   const result = schema.safeParse(input);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new TypeError(`${factory}: option "${issue.path.length ? describe(issue.path) : "(options)"}" ${issue.message}`);
+  if (result.success) return result.data;
+  const { issue, path } = innermostIssue(result.error.issues, []);
+  const name = (p: PropertyKey[]) => (p.length ? describe(p) : "(options)");
+  if (issue.code === "unrecognized_keys") {
+    const key = issue.keys[0]!;
+    const valid = keysAt(schema, path);
+    const guess = closest(key, valid);
+    const hint = guess !== undefined ? `; did you mean "${name([...path, guess])}"?` : valid.length ? ` (options: ${valid.join(", ")})` : "";
+    throw new TypeError(`${factory}: option "${name([...path, key])}" is not an option${hint}`);
   }
-  return result.data;
+  throw new TypeError(`${factory}: option "${name(path)}" ${issue.message}`);
+}
+
+type Issue = z.core.$ZodIssue;
+
+/**
+ * The issue to report and its full path. A misspelt key comes first (it usually explains a
+ * "required" one next to it); a union's issue is replaced by the issue of the branch that got
+ * furthest into the value, so the path goes down to the field that is wrong.
+ */
+function innermostIssue(issues: readonly Issue[], base: PropertyKey[]): { issue: Issue; path: PropertyKey[] } {
+  const issue = issues.find((i) => i.code === "unrecognized_keys") ?? issues[0]!;
+  const path = [...base, ...issue.path];
+  if (issue.code !== "invalid_union" || issue.errors.length === 0) return { issue, path };
+  const depth = (branch: readonly Issue[]) => Math.max(0, ...branch.map((i) => i.path.length + (i.code === "unrecognized_keys" || i.code === "invalid_union" ? 1 : 0)));
+  const best = issue.errors.reduce((a, b) => (depth(b) > depth(a) ? b : a));
+  if (depth(best) > 0) return innermostIssue(best, path);
+  // Every branch refused the value as a whole: say what each would have taken.
+  const wanted = issue.errors.map((branch) => branch[0]?.message.replace(/^Invalid input: /, "") ?? "something else");
+  return { issue: { ...issue, message: `Invalid input: must be one of: ${wanted.join("; or ")}` }, path };
+}
+
+/** The keys an object schema at `path` accepts (through defaults, optionals, pipes and unions). */
+function keysAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): string[] {
+  const def = schema._zod.def as z.core.$ZodTypeDef & { innerType?: z.core.$ZodType; in?: z.core.$ZodType; options?: z.core.$ZodType[]; shape?: Record<string, z.core.$ZodType>; element?: z.core.$ZodType; valueType?: z.core.$ZodType };
+  if (def.innerType && ["default", "prefault", "optional", "nullable", "readonly", "catch", "nonoptional"].includes(def.type)) return keysAt(def.innerType, path);
+  if (def.type === "pipe" && def.in) return keysAt(def.in, path);
+  if (def.type === "union" && def.options) return [...new Set(def.options.flatMap((option) => keysAt(option, path)))];
+  if (def.type === "object" && def.shape) {
+    if (path.length === 0) return Object.keys(def.shape);
+    const next = def.shape[String(path[0])];
+    return next ? keysAt(next, path.slice(1)) : [];
+  }
+  if ((def.type === "array" && def.element) || (def.type === "record" && def.valueType)) return path.length ? keysAt((def.element ?? def.valueType)!, path.slice(1)) : [];
+  return [];
+}
+
+/** The valid key a misspelt one most likely meant: same letters in another case, or at most a third of its letters off. */
+function closest(key: string, valid: readonly string[]): string | undefined {
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of valid) {
+    const distance = candidate.toLowerCase() === key.toLowerCase() ? 0 : editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (best === undefined || distance < best.distance) best = { key: candidate, distance };
+  }
+  return best && best.distance <= Math.max(1, Math.floor(key.length / 3)) ? best.key : undefined;
+}
+
+/** Levenshtein distance. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }
 
 /** Validates createAuth's options once; a bad option is a TypeError naming it. */

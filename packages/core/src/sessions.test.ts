@@ -14,6 +14,7 @@ for (const engine of engines()) {
     let auth: ErebusAuth;
     let server: Running;
     let now = new Date("2026-01-01T00:00:00Z");
+    const debugLog: Record<string, unknown>[] = [];
     const advance = (seconds: number) => (now = new Date(now.getTime() + seconds * 1000));
 
     const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -34,7 +35,7 @@ for (const engine of engines()) {
         baseURL: ORIGIN,
         providers: [testProvider()],
         migrate: true,
-        logger: silentLogger,
+        logger: { ...silentLogger, debug: (message: string, fields?: Record<string, unknown>) => void debugLog.push({ message, ...fields }) },
         clock: () => now,
         session: { maxAge: 24 * HOUR, updateAge: HOUR, absoluteMaxAge: 72 * HOUR },
       });
@@ -193,6 +194,29 @@ for (const engine of engines()) {
       const sandboxed = await post("/auth/sign-out", {}, { ...withCookie(token!), origin: "null", "sec-fetch-site": "cross-site" });
       expect(sandboxed.status).toBe(403);
       expect((await get("/auth/session", withCookie(token!))).status).toBe(200);
+    });
+
+    it("finding 15: ERR_ORIGIN_FORBIDDEN says which origin was expected and which came, and core logs it at debug", async () => {
+      const { token } = await signIn("olga");
+      debugLog.length = 0;
+      const evil = await post("/api/things", {}, { ...withCookie(token!), origin: "http://evil.example" });
+      expect(evil.status).toBe(403);
+      const problem = (await evil.json()) as { code: string; detail: string };
+      expect(problem.code).toBe("ERR_ORIGIN_FORBIDDEN");
+      expect(problem.detail).toContain('"http://evil.example"');
+      expect(problem.detail).toContain(ORIGIN);
+      const login = await post("/auth/test/sign-in", { handle: "mallory" }, { origin: "http://app.test:8080" });
+      expect(((await login.json()) as { detail: string }).detail).toMatch(/"http:\/\/app\.test:8080".*http:\/\/app\.test\b/);
+      const site = await fetch(`${server.url}/auth/sign-out`, { method: "POST", headers: { ...withCookie(token!), "sec-fetch-site": "cross-site" } });
+      expect(((await site.json()) as { detail: string }).detail).toMatch(/Sec-Fetch-Site: cross-site/);
+      const nullOrigin = await post("/auth/sign-out", {}, { ...withCookie(token!), origin: "null" });
+      expect(((await nullOrigin.json()) as { detail: string }).detail).toMatch(/Origin: null.*same-origin/);
+      expect(debugLog).toEqual([
+        expect.objectContaining({ message: "cross-site request refused", method: "POST", path: "/api/things", origin: "http://evil.example", expected: [ORIGIN] }),
+        expect.objectContaining({ message: "cross-site request refused", origin: "http://app.test:8080" }),
+        expect.objectContaining({ message: "cross-site request refused", secFetchSite: "cross-site" }),
+        expect.objectContaining({ message: "cross-site request refused", origin: "null" }),
+      ]);
     });
 
     it("finding 12: Sec-Fetch-Site is compared case-insensitively (Cross-Site and SAME-SITE are refused)", async () => {
