@@ -51,8 +51,8 @@ function showNewKey(key, note = "") {
 // Rotation replaces the secret; the old one stops at once or keeps working for a grace period, so
 // programs can be switched over without an outage. The person chooses which.
 const ROTATIONS = [
-  { className: "rotate-now", label: "Rotate now", graceSeconds: 0 },
-  { className: "rotate-grace", label: "Rotate, old key works 1 h", graceSeconds: 3600 },
+  { className: "rotate-now", label: "Rotate now", title: "New secret; the old one stops working at once", graceSeconds: 0 },
+  { className: "rotate-grace", label: "Rotate, 1 h grace", title: "New secret; the old one keeps working for an hour", graceSeconds: 3600 },
 ];
 
 function rotatedNote(graceSeconds, body) {
@@ -77,9 +77,10 @@ async function loadKeys() {
     );
     const actions = document.createElement("td");
     if (!gone) {
-      const rotations = ROTATIONS.map(({ className, label, graceSeconds }) => {
+      const rotations = ROTATIONS.map(({ className, label, title, graceSeconds }) => {
         const rotate = document.createElement("button");
         rotate.textContent = label;
+        rotate.title = title;
         rotate.className = className;
         rotate.addEventListener("click", async () => {
           const { res, body } = await api(`/auth/api-keys/${key.id}/rotate`, { method: "POST", body: JSON.stringify({ gracePeriodSeconds: graceSeconds }) });
