@@ -15,9 +15,11 @@ Commands:
   migrate                      apply pending migrations (core's and the configured providers')
   users show <id>              print a user_references row as JSON
   users deactivate <id>        soft-delete a user: sign-in refused, sessions revoked
-  users reactivate <id>        let a deactivated user sign in again
+  users reactivate <id>        let a deactivated user sign in again (sessions revoked at deactivation stay revoked)
+  prune [--older-than-days N]  delete sessions that expired or were revoked N days ago (default 1) and
+                               rate-limit counters whose window ended; run it from cron
   sessions prune [--older-than-days N]
-                               delete sessions that expired or were revoked N days ago (default 1); run it from cron
+                               delete only such sessions
   agents create --type <t> [--capabilities a,b] [--id <agent id>] [--system]
                                register (or update) a system agent; prints its row
   <provider command> ...       commands contributed by configured providers
@@ -164,6 +166,16 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
         return 1;
       }
       out(action === "show" ? JSON.stringify(row, null, 2) : `${action}d ${row.id} (${row.network}:${row.source_identifier})`);
+      return 0;
+    }
+    if (command === "prune") {
+      const days = (parsed.values as { "older-than-days"?: string })["older-than-days"] ?? "1";
+      if (rest.length || !/^\d{1,4}$/.test(days)) {
+        err("usage: erebus prune [--older-than-days N]");
+        return 2;
+      }
+      const pruned = await auth.api.prune(Number(days) * 86_400);
+      out(`pruned ${pruned.sessions} session(s) and ${pruned.rateLimits} rate-limit counter(s)`);
       return 0;
     }
     if (command === "sessions") {

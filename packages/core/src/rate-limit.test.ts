@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engines } from "../../../test/engines.js";
 import { startAuthServer, type Running } from "../../../test/http.js";
+import { main } from "./cli.js";
 import { createAuth, silentLogger, type Database } from "./index.js";
 import { testProvider } from "./testing/index.js";
 
@@ -56,6 +57,18 @@ for (const engine of engines()) {
       await expect(long.consume("live")).rejects.toMatchObject({ code: "ERR_RATE_LIMITED" });
       // prune() does sessions and counters together (what `npx erebus prune` runs).
       expect(await auth.api.prune()).toEqual({ sessions: 0, rateLimits: 0 });
+    });
+
+    it.runIf(engine.name === "postgres")("finding 12: npx erebus prune deletes ended counters and ended sessions, and keeps live ones", async () => {
+      const url = (db as Database & { url?: string }).url!;
+      await db.query("INSERT INTO erebus_rate_limits (key, points, expire) VALUES ('erebus:cli:ended', 3, $1), ('erebus:cli:live', 3, $2)", [Date.now() - 1000, Date.now() + 3_600_000]);
+      const out: string[] = [];
+      const code = await main(["prune", "--older-than-days", "0"], { env: { DATABASE_URL: url }, cwd: process.cwd(), out: (l) => out.push(l), err: () => undefined, info: () => undefined });
+      expect(code).toBe(0);
+      expect(out.join("\n")).toMatch(/^pruned \d+ session\(s\) and [1-9]\d* rate-limit counter\(s\)$/);
+      const { rows } = await db.query<{ key: string }>("SELECT key FROM erebus_rate_limits WHERE key LIKE 'erebus:cli:%'");
+      expect(rows.map((r) => r.key)).toEqual(["erebus:cli:live"]);
+      expect(await main(["prune", "--older-than-days", "x"], { env: { DATABASE_URL: url }, cwd: process.cwd(), out: () => undefined, err: () => undefined, info: () => undefined })).toBe(2);
     });
   });
 }
