@@ -55,7 +55,19 @@ export async function startOpenIdProvider(redirectUris: string[]): Promise<TestO
   };
 }
 
-export type IdTokenMutation = "none" | "nonce" | "issuer" | "audience" | "expired" | "foreign-key";
+export type IdTokenMutation =
+  | "none"
+  | "nonce"
+  | "issuer"
+  | "audience"
+  | "expired"
+  | "foreign-key"
+  /** Validly signed, but with characters PostgreSQL refuses in a claim: NUL or a lone surrogate. */
+  | "sub-nul"
+  | "sub-surrogate"
+  | "name-nul"
+  | "name-surrogate"
+  | "email-nul";
 
 /**
  * A token endpoint in front of the OP's that can rewrite the ID token it returns, re-signed with the
@@ -82,6 +94,11 @@ export async function startTokenProxy(op: TestOp) {
       if (mode === "issuer") claims.iss = "http://127.0.0.1:1/another-issuer";
       if (mode === "audience") claims.aud = "another-client";
       if (mode === "expired") Object.assign(claims, { iat: now - 7200, exp: now - 3600 });
+      if (mode === "sub-nul") claims.sub = `${claims.sub}\u0000x`;
+      if (mode === "sub-surrogate") claims.sub = `${claims.sub}\ud800`;
+      if (mode === "name-nul") Object.assign(claims, { name: "Mallory\u0000", preferred_username: "mal\u0000lory", picture: "https://pic.example/\u0000", email: `${claims.sub}@example.com`, email_verified: true });
+      if (mode === "name-surrogate") Object.assign(claims, { name: "Mallory\udfff", preferred_username: "\ud800mal", email: `${claims.sub}@example.com`, email_verified: true });
+      if (mode === "email-nul") Object.assign(claims, { email: `${claims.sub}\u0000@example.com`, email_verified: true });
       body.id_token = await new SignJWT(claims)
         .setProtectedHeader({ alg: "RS256", kid: "test-key-1" })
         .sign(mode === "foreign-key" ? foreignKey : opKey);

@@ -1,5 +1,5 @@
 import { createHash, createHmac } from "node:crypto";
-import { AuthError, type ProviderContext } from "@erebus/core";
+import { AuthError, isPgText, type ProviderContext } from "@erebus/core";
 import * as client from "openid-client";
 import { oauthErrors } from "./errors.js";
 import type { ResolvedOAuthOptions } from "./options.js";
@@ -212,15 +212,21 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
   };
 }
 
+/** Text PostgreSQL can store: no NUL, no unpaired surrogate (what a user may put in a profile name at the provider). */
+const storable = (v: unknown): v is string => typeof v === "string" && v.length > 0 && isPgText(v);
+/** A profile field we keep, or undefined: an unusable display field is dropped rather than failing the sign-in. */
+const text = (v: unknown) => (storable(v) && v.length <= 512 ? v : undefined);
+
 async function oidcProfile(server: client.Configuration, tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): Promise<OAuthProfile> {
   const claims = tokens.claims();
   if (!claims) throw oauthErrors.create("ERR_OAUTH_ID_TOKEN_INVALID", { detail: "no ID token" });
+  // OIDC Core §2: at most 255 ASCII characters. It becomes `source_identifier`, so nothing PostgreSQL refuses.
+  if (!storable(claims.sub) || claims.sub.length > 255) throw oauthErrors.create("ERR_OAUTH_PROFILE_INVALID", { detail: "sub" });
   let merged: Record<string, unknown> = { ...claims };
   // Many providers put email/name in userinfo only; fetchUserInfo checks its sub equals the ID token's.
   if (merged.email === undefined && server.serverMetadata().userinfo_endpoint) {
     merged = { ...(await client.fetchUserInfo(server, tokens.access_token, claims.sub)), ...merged };
   }
-  const text = (v: unknown) => (typeof v === "string" && v.length > 0 && v.length <= 512 ? v : undefined);
   const email = text(merged.email);
   return {
     subject: claims.sub,
@@ -246,5 +252,6 @@ async function oauth2Profile(server: client.Configuration, config: OAuth2Config,
     throw oauthErrors.create("ERR_OAUTH_PROFILE_INVALID", { cause: error, detail: (error as Error).message });
   }
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(profile.subject)) throw oauthErrors.create("ERR_OAUTH_PROFILE_INVALID", { detail: "subject" });
-  return { ...profile, verifiedEmail: profile.verifiedEmail ? profile.verifiedEmail.toLowerCase() : null };
+  const email = text(profile.verifiedEmail);
+  return { subject: profile.subject, verifiedEmail: email ? email.toLowerCase() : null, name: text(profile.name), username: text(profile.username), picture: text(profile.picture) };
 }

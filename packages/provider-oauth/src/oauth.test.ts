@@ -254,6 +254,39 @@ for (const engine of engines()) {
         });
       }
 
+      it("(review) an ID token whose sub has NUL or a lone surrogate: 401, never 5xx, no row", async () => {
+        for (const mode of ["sub-nul", "sub-surrogate"] as const) {
+          proxy.setMode(mode);
+          try {
+            const before = await rowCounts(db);
+            const client = browser();
+            const { callback } = await authorize(client, "mallory", "proxied");
+            const res = await client.request(callback.href, { headers: { accept: "application/json" } });
+            expect([res.status, (await res.json()).code]).toEqual([401, "ERR_OAUTH_PROFILE_INVALID"]);
+            expect(await rowCounts(db)).toEqual(before);
+          } finally {
+            proxy.setMode("none");
+          }
+        }
+      });
+
+      it("(review) profile claims with NUL or lone surrogates are dropped, the sign-in works", async () => {
+        for (const [mode, login] of [["name-nul", "nulname"], ["name-surrogate", "surrogatename"], ["email-nul", "nulmail"]] as const) {
+          proxy.setMode(mode);
+          try {
+            const client = browser();
+            const { callback } = await authorize(client, login, "proxied");
+            expect(errorOf(await client.request(callback.href))).toBeNull();
+            const me = await session(client);
+            expect(me!.user.source_identifier).toBe(`proxied:${login}`);
+            expect(me!.user.email).toBe(mode === "email-nul" ? null : `${login}@example.com`);
+            expect(me!.user.source_type.metadata).toEqual({ issuer: op.issuer });
+          } finally {
+            proxy.setMode("none");
+          }
+        }
+      });
+
       it("(control) the same proxy, untouched, signs in", async () => {
         const client = browser();
         const { callback } = await authorize(client, "carol", "proxied");
