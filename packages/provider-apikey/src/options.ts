@@ -15,7 +15,7 @@ export const apiKeyOptionsSchema = z.strictObject({
   pepper: z.string().min(32, "must be at least 32 characters").optional(),
   /** Seconds a valid key's look-up may be served from memory. Revocations reach other instances at once (LISTEN/NOTIFY) and always within this time. */
   cacheTtl: z.number().int().min(0).max(300).default(10),
-  /** Most look-ups kept in memory (and as many remembered unknown ids, and limited client addresses). */
+  /** Most look-ups kept in memory (and as many remembered unknown ids). */
   cacheSize: z.number().int().min(0).max(1_000_000).default(10_000),
   /**
    * Seconds an unknown key id is remembered, so repeating a made-up key costs no query. A key created

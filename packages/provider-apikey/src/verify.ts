@@ -52,6 +52,9 @@ function remember<V>(map: Map<string, V>, key: string, value: V, size: number): 
   if (map.size > size) map.delete(map.keys().next().value!);
 }
 
+/** Most limited client addresses remembered per instance (past it, the oldest costs a limiter query again). */
+const BLOCKED_ADDRESSES = 10_000;
+
 /** Failures that count against the client address: a well-formed key that did not verify. */
 const COUNTED_FAILURES = new Set(["ERR_APIKEY_INVALID", "ERR_APIKEY_REVOKED", "ERR_APIKEY_EXPIRED", "ERR_APIKEY_ROTATED", "ERR_APIKEY_PEPPER_MISMATCH"]);
 
@@ -179,7 +182,7 @@ export function createVerifier(ctx: ProviderContext, store: KeyStore, options: R
       await failures.consume(client);
     } catch (error) {
       if (error instanceof AuthError && error.code === "ERR_RATE_LIMITED") {
-        remember(blocked, client, ctx.clock().getTime() + (error.retryAfter ?? options.failedVerificationWindow) * 1000, options.cacheSize);
+        remember(blocked, client, ctx.clock().getTime() + (error.retryAfter ?? options.failedVerificationWindow) * 1000, BLOCKED_ADDRESSES);
         ctx.logger.warn("api key: failed verifications limited for a client address", { ip: client });
         throw error;
       }
