@@ -83,7 +83,8 @@ export interface EmailStart {
   email: string;
   mode?: "link" | "code";
 }
-export type EmailVerify = { token: string; email?: string } | { email: string; code: string };
+/** `switch: true` is the explicit choice to leave the account this client is signed in as (409 `ERR_EMAIL_SWITCH_REQUIRED` otherwise). */
+export type EmailVerify = { token: string; email?: string; switch?: true } | { email: string; code: string; switch?: true };
 
 /**
  * A typed client for an app that mounts Erebus: every route of core and the providers, bearer

@@ -2,8 +2,8 @@ export { createAuth, SESSION_TRANSPORT_HEADER, type ErebusAuth } from "./create-
 export { optionsSchema, parseOptions, productionFromEnv, type AuthOptions } from "./options.js";
 export { AuthError, coreErrors, defineErrors, isConnectionError, type CoreErrorCode } from "./errors.js";
 export type { Database, Queryable, QueryResult } from "./db/types.js";
-export { connectDatabase } from "./db/connect.js";
-export { pgliteDatabase } from "./db/pglite.js";
+export { connectDatabase, type ConnectOptions, type PGliteModule } from "./db/connect.js";
+export { pgliteDatabase, type PGliteInstance, type PGliteQueryable, type PGliteDatabaseOptions } from "./db/pglite.js";
 export { postgresDatabase } from "./db/postgres.js";
 export { runMigrations, coreMigrations, type Migration, type MigrationSet, type MigrateResult } from "./migrate.js";
 export {
@@ -34,3 +34,4 @@ export { main as runCli, type ErebusCliConfig } from "./cli.js";
 export { consoleLogger, silentLogger, type Logger } from "./logger.js";
 export { sendProblem } from "./http.js";
 export { pgText, isPgText, findPgUnsafeString, PG_TEXT_MESSAGE } from "./pg-text.js";
+export { describeRoute, signInResultSchema, userReferenceSchema, type RouteDoc, type ResponseDoc } from "./openapi.js";

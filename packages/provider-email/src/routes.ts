@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { AuthError, type ProviderContext, type UserReference } from "@erebus/core";
+import { AuthError, describeRoute, signInResultSchema, type ProviderContext, type RouteDoc, type UserReference } from "@erebus/core";
 import type { Request, Response, Router } from "express";
 import * as z from "zod";
 import { emailErrors } from "./errors.js";
@@ -16,6 +16,31 @@ const verifyBody = z.union([
   z.strictObject({ token: z.string().max(128), email: z.string().max(320).optional(), switch: switchFlag }),
   z.strictObject({ email: z.string().max(320), code: z.string().regex(/^\d{6}$/, "must be 6 digits"), switch: switchFlag }),
 ]);
+
+const tokenErrors = ["ERR_EMAIL_TOKEN_INVALID", "ERR_EMAIL_TOKEN_USED", "ERR_EMAIL_TOKEN_EXPIRED", "ERR_EMAIL_TOKEN_SUPERSEDED"];
+const docs = {
+  start: {
+    summary: "Email sign-in: send a magic link or a one-time code",
+    description: "Always the same 202, whether or not the address is known; sends per address are capped silently.",
+    body: startBody,
+    responses: { 202: { description: "accepted", schema: z.object({ ok: z.literal(true), mode: z.enum(["link", "code"]) }) } },
+    errors: ["ERR_EMAIL_INVALID"],
+  },
+  confirmPage: {
+    summary: "Email sign-in: the page a magic link opens",
+    description: "Names the address the link signs into and asks to press a button; never uses the token up (mail scanners follow links).",
+    query: z.object({ token: z.string() }),
+    responses: { 200: { description: "the confirm page", contentType: "text/html" }, 400: { description: "a malformed link", contentType: "text/html" } },
+  },
+  verify: {
+    summary: "Email sign-in: use a link's token or a code, and start a session",
+    description: "JSON or an HTML form (the confirm page). switch: the explicit choice to leave the account this browser is signed in as.",
+    body: verifyBody,
+    form: true,
+    responses: { 200: { description: "signed in", schema: signInResultSchema }, 303: { description: "signed in from the confirm page's form" } },
+    errors: [...tokenErrors, "ERR_EMAIL_INVALID", "ERR_EMAIL_CODE_INVALID", "ERR_EMAIL_CODE_EXPIRED", "ERR_EMAIL_CODE_ATTEMPTS", "ERR_EMAIL_CODE_LOCKED", "ERR_EMAIL_SWITCH_REQUIRED", "ERR_USER_DEACTIVATED"],
+  },
+} satisfies Record<string, RouteDoc>;
 
 /** A small self-contained page: no scripts, no third-party anything, never framed, never cached. */
 function page(res: Response, status: number, title: string, body: string): void {
@@ -105,7 +130,7 @@ ${form(`<input type="hidden" name="switch" value="1">`, `Sign out and sign in as
     );
   }
 
-  router.post("/email/start", perClient.middleware(), async (req, res) => {
+  router.post("/email/start", describeRoute(docs.start), perClient.middleware(), async (req, res) => {
     const body = ctx.parse(startBody, req.body);
     const email = parseEmail(body.email);
     // The same answer whether or not anything is sent: nothing is looked up about the user, and a
@@ -131,7 +156,7 @@ ${form(`<input type="hidden" name="switch" value="1">`, `Sign out and sign in as
   // The link in the mail lands here. GET never uses the token up: mail scanners and link previews
   // follow links. The page names the address the link signs into; the person presses the button,
   // which POSTs the token.
-  router.get("/email/verify", verifyLimit.middleware(), async (req, res) => {
+  router.get("/email/verify", describeRoute(docs.confirmPage), verifyLimit.middleware(), async (req, res) => {
     const token = typeof req.query.token === "string" ? req.query.token : "";
     if (!LINK_TOKEN.test(token)) {
       return page(res, 400, "Invalid link", `<h1>This link is not valid</h1><p>Ask for a new sign-in link.</p>`);
@@ -146,7 +171,7 @@ ${form(`<input type="hidden" name="switch" value="1">`, `Sign out and sign in as
     confirmPage(res, 200, token, email, await otherAccount(req, res, email));
   });
 
-  router.post("/email/verify", verifyLimit.middleware(), async (req: Request, res: Response) => {
+  router.post("/email/verify", describeRoute(docs.verify), verifyLimit.middleware(), async (req: Request, res: Response) => {
     const isForm = Boolean(req.is("application/x-www-form-urlencoded"));
     let body: z.infer<typeof verifyBody> | undefined;
     try {

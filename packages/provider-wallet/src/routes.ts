@@ -1,8 +1,8 @@
-import { toChecksumAddress, type ProviderContext } from "@erebus/core";
+import { describeRoute, signInResultSchema, toChecksumAddress, type ProviderContext, type RouteDoc } from "@erebus/core";
 import type { Router } from "express";
 import * as z from "zod";
 import { bindContractChain } from "./contract-chains.js";
-import { fail, type Family } from "./errors.js";
+import { fail, walletErrors, type Family } from "./errors.js";
 import { formatSiweMessage } from "./siwe-message.js";
 import { createNonceStore, type NonceFamily } from "./nonces.js";
 import type { ResolvedWalletOptions } from "./options.js";
@@ -38,6 +38,48 @@ const siwsBody = z.strictObject({
   address: z.string().max(64),
   provider: walletNameSchema.optional(),
 });
+
+const familyErrors = (family: Family) => Object.keys(walletErrors.codes).filter((code) => code.startsWith(`ERR_${family}_`));
+const siweNonceAnswer = z.object({
+  nonce: z.string(),
+  expiresAt: z.string(),
+  domain: z.string(),
+  uri: z.string(),
+  version: z.literal("1"),
+  chains: z.array(z.number()),
+  message: z.string().optional().describe("the exact EIP-4361 message to sign, when the request named the address and chain"),
+});
+const siwsNonceAnswer = z.object({
+  nonce: z.string(),
+  expiresAt: z.string(),
+  input: z.object({ domain: z.string(), uri: z.string(), version: z.string(), chainId: z.string(), nonce: z.string(), issuedAt: z.string(), statement: z.string() }).describe("a Wallet Standard SolanaSignInInput"),
+});
+const docs = {
+  siweNonce: {
+    summary: "Sign-In with Ethereum: a nonce",
+    description: "Single-use, server-stored. With { address, chainId } the answer includes the exact message to sign.",
+    body: siweNonceBody,
+    responses: { 200: { description: "a nonce (and the message)", schema: siweNonceAnswer } },
+    errors: ["ERR_SIWE_CHAIN_NOT_ALLOWED"],
+  },
+  siweVerify: {
+    summary: "Sign-In with Ethereum: verify the signed message and start a session",
+    body: siweBody,
+    responses: { 200: { description: "signed in", schema: signInResultSchema } },
+    errors: [...familyErrors("SIWE"), "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID"],
+  },
+  siwsNonce: {
+    summary: "Sign In With Solana: a nonce and the SolanaSignInInput to sign",
+    responses: { 200: { description: "a nonce and the input", schema: siwsNonceAnswer } },
+  },
+  siwsVerify: {
+    summary: "Sign In With Solana: verify the signed message and start a session",
+    description: "signature: base58 Ed25519 signature of the message text; address: the signer's base58 public key.",
+    body: siwsBody,
+    responses: { 200: { description: "signed in", schema: signInResultSchema } },
+    errors: [...familyErrors("SIWS"), "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID"],
+  },
+} satisfies Record<string, RouteDoc>;
 
 const isEmpty = (body: unknown) => body === undefined || (typeof body === "object" && body !== null && Object.keys(body).length === 0);
 
@@ -76,7 +118,7 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
     const ethereum = options.ethereum;
     const rpc = createRpcClients(ethereum.rpc, ethereum.rpcTimeoutMs);
 
-    router.post("/siwe/nonce", nonceLimit.middleware(), async (req, res) => {
+    router.post("/siwe/nonce", describeRoute(docs.siweNonce), nonceLimit.middleware(), async (req, res) => {
       const body = ctx.parse(siweNonceBody, isEmpty(req.body) ? undefined : req.body);
       if (body && !ethereum.chains.includes(body.chainId)) throw fail("SIWE", "CHAIN_NOT_ALLOWED", `allowed: ${ethereum.chains.join(", ")}`);
       const { nonce, issuedAt, expiresAt } = await nonces.issue("ethereum");
@@ -98,7 +140,7 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
       res.json({ nonce, expiresAt: expiresAt.toISOString(), domain, uri: origin, version: "1", chains: ethereum.chains, ...(message ? { message } : {}) });
     });
 
-    router.post("/siwe/verify", verifyLimit.middleware(), async (req, res) => {
+    router.post("/siwe/verify", describeRoute(docs.siweVerify), verifyLimit.middleware(), async (req, res) => {
       const body = ctx.parse(siweBody, req.body);
       checkSize("SIWE", body.message);
       const signature = decodeSiweSignature(body.signature);
@@ -128,7 +170,7 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
   if (options.solana) {
     const chains = options.solana.chains.map(normalizeSolanaChain);
 
-    router.post("/siws/nonce", nonceLimit.middleware(), async (_req, res) => {
+    router.post("/siws/nonce", describeRoute(docs.siwsNonce), nonceLimit.middleware(), async (_req, res) => {
       const { nonce, issuedAt, expiresAt } = await nonces.issue("solana");
       res.setHeader("Cache-Control", "no-store");
       res.json({
@@ -147,7 +189,7 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
       });
     });
 
-    router.post("/siws/verify", verifyLimit.middleware(), async (req, res) => {
+    router.post("/siws/verify", describeRoute(docs.siwsVerify), verifyLimit.middleware(), async (req, res) => {
       const body = ctx.parse(siwsBody, req.body);
       checkSize("SIWS", body.message);
       const credentials = decodeSiwsCredentials(body.address, body.signature);
