@@ -3,4 +3,4 @@ export { apiKeyOptionsSchema, type ApiKeyOptions } from "./options.js";
 export { apiKeyErrors, type ApiKeyErrorCode } from "./errors.js";
 export { apiKeySourceTypeSchema, type ApiKeySourceType } from "./source-type.js";
 export { formatKey, generateKey, parseKey, type ParsedKey } from "./key.js";
-export { KEY_CHANGED_CHANNEL, type ApiKeyInfo, type CreateKeyInput } from "./store.js";
+export { KEY_CHANGED_CHANNEL, pepperFingerprint, type ApiKeyInfo, type CreateKeyInput } from "./store.js";
