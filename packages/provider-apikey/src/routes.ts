@@ -1,4 +1,4 @@
-import { pgText, type ProviderContext, type RequestAuth } from "@erebus/core";
+import { describeRoute, pgText, type ProviderContext, type RequestAuth, type RouteDoc } from "@erebus/core";
 import type { Request, Response, Router } from "express";
 import * as z from "zod";
 import { apiKeyErrors } from "./errors.js";
@@ -9,6 +9,46 @@ import { MAX_GRACE_SECONDS, type KeyStore } from "./store.js";
 import type { createVerifier } from "./verify.js";
 
 const keyId = z.string().regex(new RegExp(`^[0-9A-Za-z]{${ID_LENGTH}}$`));
+
+const keyInfo = z.looseObject({
+  id: z.string(),
+  name: z.string(),
+  prefix: z.string(),
+  last4: z.string(),
+  scopes: z.array(z.string()),
+  userId: z.string(),
+  ownerId: z.string().nullable(),
+  createdBy: z.string(),
+  createdAt: z.string(),
+  expiresAt: z.string().nullable(),
+  lastUsedAt: z.string().nullable(),
+  revokedAt: z.string().nullable(),
+  rotatedAt: z.string().nullable(),
+});
+const newKey = keyInfo.extend({ key: z.string().describe("the secret, shown this once") });
+/** A key presented on a management route is checked (and refused: a session is needed) like anywhere else. */
+const keyErrors = ["ERR_APIKEY_MALFORMED", "ERR_APIKEY_CHECKSUM_INVALID", "ERR_APIKEY_INVALID", "ERR_APIKEY_REVOKED", "ERR_APIKEY_EXPIRED", "ERR_APIKEY_ROTATED", "ERR_APIKEY_PEPPER_MISMATCH", "ERR_APIKEY_SESSION_REQUIRED"];
+const docs = (createBody: z.ZodType, rotateBody: z.ZodType) =>
+  ({
+    create: {
+      summary: "Create an API key",
+      description: "For a signed-in session (never another key). The secret is in the answer this once.",
+      auth: ["session"],
+      body: createBody,
+      responses: { 201: { description: "created", schema: newKey } },
+      errors: [...keyErrors, "ERR_APIKEY_LIMIT"],
+    },
+    list: { summary: "Your API keys (no secrets)", auth: ["session"], responses: { 200: { description: "the keys", schema: z.object({ keys: z.array(keyInfo) }) } }, errors: keyErrors },
+    revoke: { summary: "Revoke an API key", auth: ["session"], responses: { 204: { description: "revoked, on every instance at once" } }, errors: [...keyErrors, "ERR_APIKEY_NOT_FOUND"] },
+    rotate: {
+      summary: "Rotate an API key",
+      description: "A new secret. gracePeriodSeconds: 0 stops the old one at once; left out, the provider's rotationGracePeriod.",
+      auth: ["session"],
+      body: rotateBody,
+      responses: { 200: { description: "the new secret", schema: newKey } },
+      errors: [...keyErrors, "ERR_APIKEY_NOT_FOUND"],
+    },
+  }) satisfies Record<string, RouteDoc>;
 
 export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeyStore, verifier: ReturnType<typeof createVerifier>, options: ResolvedApiKeyOptions): void {
   const scopes = z
@@ -23,6 +63,7 @@ export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeySto
   /** `gracePeriodSeconds: 0` is "rotate now" (the old secret stops at once, on every instance); left out, the provider's `rotationGracePeriod`. */
   const rotateBody = z.strictObject({ gracePeriodSeconds: z.number().int().min(0).max(MAX_GRACE_SECONDS).optional() }).default({});
   const createLimit = ctx.rateLimit({ name: "apikey-create", points: options.createPerMinute, duration: 60 });
+  const doc = docs(createBody, rotateBody);
 
   /** Key management is for a person in a browser session: a leaked key must not mint more keys. */
   async function owner(req: Request, res: Response): Promise<RequestAuth> {
@@ -36,7 +77,7 @@ export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeySto
     return parsed.data;
   };
 
-  router.post("/api-keys", createLimit.middleware(), async (req, res) => {
+  router.post("/api-keys", describeRoute(doc.create), createLimit.middleware(), async (req, res) => {
     const auth = await owner(req, res);
     const body = ctx.parse(createBody, req.body);
     const { key, info } = await store.create({ ...body, ownerId: auth.user.id, createdBy: `user:${auth.user.id}` });
@@ -45,13 +86,13 @@ export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeySto
     res.status(201).json({ key, ...info });
   });
 
-  router.get("/api-keys", async (req, res) => {
+  router.get("/api-keys", describeRoute(doc.list), async (req, res) => {
     const auth = await owner(req, res);
     res.setHeader("Cache-Control", "no-store");
     res.json({ keys: await store.list({ ownerId: auth.user.id }) });
   });
 
-  router.delete("/api-keys/:id", async (req, res) => {
+  router.delete("/api-keys/:id", describeRoute(doc.revoke), async (req, res) => {
     const auth = await owner(req, res);
     const id = idParam(req);
     await store.revoke(id, auth.user.id);
@@ -59,7 +100,7 @@ export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeySto
     res.status(204).end();
   });
 
-  router.post("/api-keys/:id/rotate", async (req, res) => {
+  router.post("/api-keys/:id/rotate", describeRoute(doc.rotate), async (req, res) => {
     const auth = await owner(req, res);
     const id = idParam(req);
     const body = ctx.parse(rotateBody, req.body ?? {});
