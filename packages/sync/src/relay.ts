@@ -81,6 +81,9 @@ export function createSyncRelay(options: SyncRelayOptions) {
   let running = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
+  // Set by every NOTIFY: one that arrives while a batch is being delivered (nobody asleep to wake)
+  // must not be lost until the next poll.
+  let notified = false;
   let unlisten: (() => Promise<void>) | undefined;
   let delivered = 0;
   let lastError: string | null = null;
@@ -195,7 +198,10 @@ export function createSyncRelay(options: SyncRelayOptions) {
   async function listen(): Promise<void> {
     if (unlisten) return;
     try {
-      unlisten = await source.listen(OUTBOX_CHANNEL, () => wake?.());
+      unlisten = await source.listen(OUTBOX_CHANNEL, () => {
+        notified = true;
+        wake?.();
+      });
     } catch (error) {
       logger.warn("sync relay: LISTEN failed, polling", { error: (error as Error).message });
     }
@@ -206,13 +212,14 @@ export function createSyncRelay(options: SyncRelayOptions) {
     while (running) {
       try {
         await listen();
+        notified = false;
         const count = await runOnce();
         failures = 0;
         if (Date.now() - lastPrune > 60_000) {
           lastPrune = Date.now();
           await prune();
         }
-        if (count < batchSize && running) await sleep(pollInterval);
+        if (count < batchSize && running && !notified) await sleep(pollInterval);
       } catch (error) {
         failures++;
         // A dead LISTEN connection is re-opened on the next round.
