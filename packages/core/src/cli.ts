@@ -3,7 +3,8 @@ import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { createAuth, type ErebusAuth } from "./create-auth.js";
-import { connectDatabase, pgliteDirectory } from "./db/connect.js";
+import { pgliteDirectory } from "./db/connect.js";
+import { lazyDatabase } from "./db/lazy.js";
 import type { Database } from "./db/types.js";
 import { AuthError } from "./errors.js";
 import { silentLogger } from "./logger.js";
@@ -129,21 +130,23 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     return command || parsed.values.help ? 0 : 2;
   }
   let auth: ErebusAuth | undefined;
-  let opened: Database | undefined;
   try {
     const { config, file } = await loadConfig(parsed.values.config as string | undefined, io.cwd);
     const providers = config.providers ?? [];
     const { database, shown } = chooseDatabase(config, file, io);
-    // Opened before any command, so that a database in use or broken is reported first, and once.
-    // (A URL of an unknown kind goes to createAuth as is, which explains the option.)
-    if (typeof database === "string" && /^(postgres|postgresql|pglite):\/\//.test(database)) opened = await connectDatabase(database);
-    info(`erebus: database ${shown}`);
+    // Opened by the first command that needs it (a usage error opens and locks nothing), and said
+    // when it is. A URL of an unknown kind goes to createAuth as is, which explains the option.
+    const db =
+      typeof database === "string" && /^(postgres|postgresql|pglite):\/\//.test(database)
+        ? lazyDatabase(database, { onConnect: () => info(`erebus: database ${shown}`) })
+        : database;
     auth = createAuth({
-      database: opened ?? database,
+      database: db,
       baseURL: config.baseURL ?? io.env.PUBLIC_URL ?? "http://localhost:3000",
       providers,
       logger: silentLogger,
     });
+    if (typeof database !== "string") info(`erebus: database ${shown}`);
     if (command === "migrate") {
       const { applied } = await auth.api.migrate();
       out(applied.length ? `applied ${applied.length} migration(s):\n  ${applied.join("\n  ")}` : "nothing to apply: the database is up to date");
@@ -217,7 +220,6 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     err(`erebus ${command}: ${error instanceof AuthError ? `${error.code}: ${error.message}` : (error as Error).message}`);
     return error instanceof TypeError ? 2 : 1;
   } finally {
-    // auth.close() closes the database it was given; without an auth, close what was opened.
-    await (auth ? auth.close() : opened?.close());
+    await auth?.close();
   }
 }

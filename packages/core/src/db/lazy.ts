@@ -1,10 +1,22 @@
-import { connectDatabase } from "./connect.js";
+import { connectDatabase, type ConnectOptions } from "./connect.js";
 import type { Database } from "./types.js";
 
-/** A Database that connects on first use: lets `createAuth` stay synchronous when given a URL. */
-export function lazyDatabase(url: string): Database & { connected: Promise<Database> } {
+/**
+ * A Database that connects on first use: lets `createAuth` stay synchronous when given a URL, and
+ * lets the CLI answer a usage error without opening (or locking) a database at all.
+ * `onConnect` runs once the connection is open (the CLI prints which database that is).
+ */
+export function lazyDatabase(
+  url: string,
+  options: ConnectOptions & { onConnect?: () => void } = {},
+): Database & { connected: Promise<Database> } {
+  const { onConnect, ...connect } = options;
   let connected: Promise<Database> | undefined;
-  const get = () => (connected ??= connectDatabase(url));
+  const get = () =>
+    (connected ??= connectDatabase(url, connect).then((db) => {
+      onConnect?.();
+      return db;
+    }));
   return {
     engine: url.startsWith("pglite://") ? "pglite" : "postgres",
     get connected() {
@@ -15,7 +27,8 @@ export function lazyDatabase(url: string): Database & { connected: Promise<Datab
     transaction: async (fn) => (await get()).transaction(fn),
     listen: async (channel, onNotify) => (await get()).listen(channel, onNotify),
     async close() {
-      if (connected) await (await connected).close();
+      // A connection that failed to open has nothing to close.
+      if (connected) await (await connected.catch(() => undefined))?.close();
     },
   };
 }

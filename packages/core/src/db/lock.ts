@@ -70,7 +70,11 @@ function refuseNested(dir: string): void {
  */
 export function lockDataDirectory(dir: string): DirectoryLock {
   refuseNested(dir);
-  mkdirSync(dir, { recursive: true });
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (error) {
+    throw unavailable(`cannot create the embedded database directory ${dir}: ${(error as Error).message}`, error);
+  }
   const file = join(dir, LOCK_FILE);
   const mine: LockContent = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
   const text = `${JSON.stringify(mine)}\n`;
@@ -88,7 +92,7 @@ export function lockDataDirectory(dir: string): DirectoryLock {
       }
       // Take over only the stale lock we read: a lock someone else just took is left alone.
       try {
-        if (readFileSync(file, "utf8") === `${JSON.stringify(holder)}\n` || readLock(file)?.pid === holder.pid) unlinkSync(file);
+        if (readLock(file)?.pid === holder.pid) unlinkSync(file);
       } catch {
         // already gone: the next attempt creates it
       }
