@@ -63,7 +63,7 @@ describe("example app", () => {
     expect(configFromEnv({ SMTP_URL: "smtp://mail.example:587" }).smtp).toEqual({ url: "smtp://mail.example:587", from: "Erebus example <login@localhost>" });
     expect(configFromEnv({ NODE_ENV: "development" })).toMatchObject({ development: true, production: false });
     expect(configFromEnv({ EREBUS_DEV: "1" })).toMatchObject({ development: true, production: false });
-    expect(configFromEnv({ NODE_ENV: "development", EREBUS_DEV: "0" })).toMatchObject({ development: true });
+    expect(configFromEnv({ NODE_ENV: "development", EREBUS_DEV: "0" })).toMatchObject({ development: false, production: true });
     expect(() => configFromEnv({ NODE_ENV: "production", EREBUS_DEV: "1" })).toThrow(/EREBUS_DEV/);
     expect(() => configFromEnv({ EREBUS_DEV: "yes" })).toThrow(/EREBUS_DEV/);
     expect(configFromEnv({ ETHEREUM_CHAINS: "1,8453", ETHEREUM_RPC_URLS: "8453=https://rpc.example/base?k=a=b" }).ethereum).toEqual({ chains: [1, 8453], rpc: { 8453: "https://rpc.example/base?k=a=b" } });

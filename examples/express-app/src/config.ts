@@ -9,7 +9,7 @@ const envSchema = z.object({
   AGENTS_DATABASE_URL: z.string().regex(/^(postgres|postgresql|pglite):\/\//, "must be a postgres:// or pglite:// URL").default("pglite://.data/agents"),
   SYNC: z.enum(["on", "off"]).default("on"),
   NODE_ENV: z.string().optional(),
-  EREBUS_DEV: z.enum(["0", "1"], "must be 1 (development helpers on) or 0").optional(),
+  EREBUS_DEV: z.enum(["0", "1"], "must be 1 (development helpers on) or 0 (off)").optional(),
   ETHEREUM_CHAINS: z.string().regex(/^\d+(,\d+)*$/, "must be comma-separated chain ids, like 1,8453").default("1"),
   ETHEREUM_RPC_URLS: z.string().regex(/^(\d+=https?:\/\/[^,\s]+)(,\d+=https?:\/\/[^,\s]+)*$/, "must look like 1=https://rpc.example,8453=https://…").optional(),
   SMTP_URL: z.string().regex(/^smtps?:\/\//, "must be an smtp:// or smtps:// URL").optional(),
@@ -67,7 +67,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (EREBUS_DEV === "1" && NODE_ENV === "production") {
     throw new TypeError("environment variables EREBUS_DEV=1 and NODE_ENV=production contradict each other: unset EREBUS_DEV in production");
   }
-  const development = NODE_ENV === "development" || EREBUS_DEV === "1";
+  // EREBUS_DEV says it explicitly either way (0: no helpers even with NODE_ENV=development).
+  const development = EREBUS_DEV === undefined ? NODE_ENV === "development" : EREBUS_DEV === "1";
   return {
     port: PORT,
     host: HOST,
