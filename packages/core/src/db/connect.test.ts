@@ -97,6 +97,11 @@ describe("connectDatabase on a PGlite directory", () => {
     expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
   });
 
+  it("finding 14: a NUL in a pglite:// path is ERR_DATABASE_UNAVAILABLE, not a crash", async () => {
+    const message = await refusal(connectDatabase(`pglite://${join(root, "a\u0000b")}`));
+    expect(message).toMatch(/^cannot create the embedded database directory/);
+  });
+
   it("finding 14: a directory inside another database's directory is refused (a path resolved against the wrong folder)", async () => {
     const outer = join(root, "outer");
     mkdirSync(outer);

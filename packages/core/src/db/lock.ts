@@ -65,8 +65,9 @@ function refuseNested(dir: string): void {
  * Takes the exclusive lock on a PGlite data directory: a lock file created with O_EXCL holding the
  * holder's PID. Two processes on one PGlite directory each keep their own copy of the database in
  * memory and overwrite each other's files (lost writes, then a corrupt directory), so a second opener
- * is refused. Creates the directory (after checking it is not nested in another). A lock whose process is gone (killed, crashed) is taken over. Released by `release()`
- * and, failing that, when the process exits.
+ * is refused. Creates the directory (after checking it is not nested in another). A lock whose
+ * process is gone (killed, crashed) is taken over. Released by `release()` and, failing that, when
+ * the process exits.
  */
 export function lockDataDirectory(dir: string): DirectoryLock {
   refuseNested(dir);
