@@ -40,9 +40,13 @@ function cell(text, className) {
   return td;
 }
 
-function showNewKey(key, note = "") {
+function showNewKey({ key, scopes }, note = "") {
   $("new-key-value").textContent = key;
-  $("new-key-curl").textContent = `curl -H "X-API-Key: ${key}" ${location.origin}/api/me`;
+  // Reading is GET; an action (/api/trade) is POST, never GET: GET requests are not CSRF-checked.
+  $("new-key-curl").textContent = [
+    `curl -H "X-API-Key: ${key}" ${location.origin}/api/me`,
+    ...(scopes.includes("trade") ? [`curl -X POST -H "X-API-Key: ${key}" ${location.origin}/api/trade`] : []),
+  ].join("\n");
   $("new-key-note").textContent = note;
   $("new-key-note").hidden = !note;
   $("new-key-shown").hidden = false;
@@ -85,7 +89,7 @@ async function loadKeys() {
         rotate.addEventListener("click", async () => {
           const { res, body } = await api(`/auth/api-keys/${key.id}/rotate`, { method: "POST", body: JSON.stringify({ gracePeriodSeconds: graceSeconds }) });
           showError(res.ok ? null : body);
-          if (res.ok) showNewKey(body.key, rotatedNote(graceSeconds, body));
+          if (res.ok) showNewKey(body, rotatedNote(graceSeconds, body));
           await loadKeys();
         });
         return rotate;
@@ -116,7 +120,7 @@ $("new-key").addEventListener("submit", async (event) => {
   });
   showError(res.ok ? null : body);
   if (res.ok) {
-    showNewKey(body.key);
+    showNewKey(body);
     $("key-name").value = "";
   }
   await loadKeys();

@@ -286,7 +286,7 @@ describe("example app", () => {
       await context.close();
     });
 
-    it("finding 12: manages API keys from the page: create (shown once, with a curl line), use, rotate with 1 h grace or now, revoke", async () => {
+    it("finding 12: manages API keys from the page: create (shown once, with curl lines: GET /api/me, POST /api/trade), use, rotate with 1 h grace or now, revoke", async () => {
       const page = await browser.newPage();
       await page.goto(appUrl);
       await page.fill("#handle", "keyholder");
@@ -298,7 +298,7 @@ describe("example app", () => {
       await expect.poll(() => page.isVisible("#new-key-shown")).toBe(true);
       const key = (await page.textContent("#new-key-value"))!;
       expect(key).toMatch(/^erb_/);
-      expect(await page.textContent("#new-key-curl")).toBe(`curl -H "X-API-Key: ${key}" ${appUrl}/api/me`);
+      expect(await page.textContent("#new-key-curl")).toBe(`curl -H "X-API-Key: ${key}" ${appUrl}/api/me\ncurl -X POST -H "X-API-Key: ${key}" ${appUrl}/api/trade`);
       expect(await page.textContent("#key-list tbody")).toContain("trading bot");
       expect(await page.textContent("#key-list tbody")).not.toContain(key); // the listing shows only …last4
 
