@@ -100,7 +100,7 @@ export async function startTokenProxy(op: TestOp) {
       if (mode === "sub-nul") claims.sub = `${claims.sub}\u0000x`;
       if (mode === "sub-surrogate") claims.sub = `${claims.sub}\ud800`;
       if (mode === "name-nul") Object.assign(claims, { name: "Mallory\u0000", preferred_username: "mal\u0000lory", picture: "https://pic.example/\u0000", email: `${claims.sub}@example.com`, email_verified: true });
-      if (mode === "name-surrogate") Object.assign(claims, { name: "Mallory\udfff", preferred_username: "\ud800mal", email: `${claims.sub}@example.com`, email_verified: true });
+      if (mode === "name-surrogate") Object.assign(claims, { name: "Mallory\udfff", preferred_username: "\ud800mal", picture: "javascript:alert(document.domain)", email: `${claims.sub}@example.com`, email_verified: true });
       if (mode === "email-nul") Object.assign(claims, { email: `${claims.sub}\u0000@example.com`, email_verified: true });
       body.id_token = await new SignJWT(claims)
         .setProtectedHeader({ alg: "RS256", kid: "test-key-1" })

@@ -216,6 +216,11 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
 const storable = (v: unknown): v is string => typeof v === "string" && v.length > 0 && isPgText(v);
 /** A profile field we keep, or undefined: an unusable display field is dropped rather than failing the sign-in. */
 const text = (v: unknown) => (storable(v) && v.length <= 512 ? v : undefined);
+/** Only an https picture URL: apps put it in `src`/`href`, where `javascript:` or `data:` would be script. */
+const pictureUrl = (v: unknown) => {
+  const value = text(v);
+  return value && URL.canParse(value) && new URL(value).protocol === "https:" ? value : undefined;
+};
 
 async function oidcProfile(server: client.Configuration, tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): Promise<OAuthProfile> {
   const claims = tokens.claims();
@@ -234,7 +239,7 @@ async function oidcProfile(server: client.Configuration, tokens: client.TokenEnd
     verifiedEmail: email && merged.email_verified === true ? email.toLowerCase() : null,
     name: text(merged.name),
     username: text(merged.preferred_username),
-    picture: text(merged.picture),
+    picture: pictureUrl(merged.picture),
   };
 }
 
@@ -253,5 +258,5 @@ async function oauth2Profile(server: client.Configuration, config: OAuth2Config,
   }
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(profile.subject)) throw oauthErrors.create("ERR_OAUTH_PROFILE_INVALID", { detail: "subject" });
   const email = text(profile.verifiedEmail);
-  return { subject: profile.subject, verifiedEmail: email ? email.toLowerCase() : null, name: text(profile.name), username: text(profile.username), picture: text(profile.picture) };
+  return { subject: profile.subject, verifiedEmail: email ? email.toLowerCase() : null, name: text(profile.name), username: text(profile.username), picture: pictureUrl(profile.picture) };
 }

@@ -270,7 +270,7 @@ for (const engine of engines()) {
         }
       });
 
-      it("(review) profile claims with NUL or lone surrogates are dropped, the sign-in works", async () => {
+      it("(review) profile claims with NUL or lone surrogates, or a picture that is not https, are dropped; the sign-in works", async () => {
         for (const [mode, login] of [["name-nul", "nulname"], ["name-surrogate", "surrogatename"], ["email-nul", "nulmail"]] as const) {
           proxy.setMode(mode);
           try {
