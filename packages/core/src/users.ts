@@ -122,7 +122,11 @@ export function createUserStore(db: Database, registry: SourceTypeRegistry, rand
       });
     },
 
-    /** Lets a deactivated user sign in again. Sessions revoked at deactivation stay revoked. */
+    /**
+     * Lets a deactivated user sign in again. Sessions revoked at deactivation stay revoked (the user
+     * signs in anew); credentials that providers check against `is_active`, such as API keys, work
+     * again at once: revoke those first if they should not.
+     */
     reactivateUser(id: string): Promise<UserReference> {
       return setActive(db, id, true);
     },
