@@ -171,6 +171,11 @@ export interface KafkaCacheConsumerOptions extends KafkaClientOptions {
   restartDelay?: number;
   /** kafkajs consumer options: `sessionTimeout`, `heartbeatInterval`, `rebalanceTimeout`, … */
   consumer?: { sessionTimeout?: number; heartbeatInterval?: number; rebalanceTimeout?: number; maxWaitTimeInMs?: number; maxBytesPerPartition?: number };
+  /**
+   * Partitions applied at the same time, each still in order (they hold disjoint references), default 4:
+   * one at a time, a consumer lagged a second behind 1,000 changes/s in the benchmark.
+   */
+  partitionsConcurrently?: number;
 }
 
 export interface KafkaConsumerStats {
@@ -242,6 +247,7 @@ export function kafkaCacheConsumer(options: KafkaCacheConsumerOptions) {
       await current.subscribe({ topic: options.topic, fromBeginning: true });
       await current.run({
         autoCommit: false,
+        partitionsConsumedConcurrently: options.partitionsConcurrently ?? 4,
         eachBatchAutoResolve: false,
         eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
           const last = batch.messages.at(-1);
