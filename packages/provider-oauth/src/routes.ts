@@ -1,6 +1,7 @@
-import { AuthError, sendProblem, type ProviderContext } from "@erebus/core";
+import { AuthError, describeRoute, sendProblem, signInResultSchema, type ProviderContext, type RouteDoc } from "@erebus/core";
 import { parse as parseCookies, serialize as serializeCookie } from "cookie";
 import type { Request, Response, Router } from "express";
+import * as z from "zod";
 import { oauthErrors } from "./errors.js";
 import { createFlow, safeReturnTo } from "./flow.js";
 import type { ResolvedOAuthOptions } from "./options.js";
@@ -13,6 +14,44 @@ const MAX_BINDINGS = 4;
 
 /** API clients (Accept: application/json, no HTML) get problem+json; browsers get a redirect. */
 const wantsJson = (req: Request) => Boolean(req.accepts(["text/html", "application/json"]) === "application/json");
+
+const callbackErrors = [
+  "ERR_OAUTH_PROVIDER_UNKNOWN",
+  "ERR_OAUTH_STATE_MISSING",
+  "ERR_OAUTH_BROWSER_MISMATCH",
+  "ERR_OAUTH_STATE_INVALID",
+  "ERR_OAUTH_STATE_USED",
+  "ERR_OAUTH_STATE_EXPIRED",
+  "ERR_OAUTH_DENIED",
+  "ERR_OAUTH_CODE_INVALID",
+  "ERR_OAUTH_ID_TOKEN_INVALID",
+  "ERR_OAUTH_PROFILE_INVALID",
+  "ERR_OAUTH_PROVIDER_UNAVAILABLE",
+  "ERR_OAUTH_ENDPOINT_INSECURE",
+  "ERR_USER_DEACTIVATED",
+  "ERR_IDENTITY_INVALID",
+];
+const docs = {
+  start: {
+    summary: "OAuth / OpenID Connect: go to the provider",
+    description: "302 to the provider with PKCE (S256), state and, for OIDC, nonce; a binding cookie ties the attempt to this browser.",
+    query: z.object({ returnTo: z.string().optional().describe("a path on this site to land on after sign-in (default /)") }),
+    responses: { 302: { description: "to the provider's authorization endpoint" } },
+    errors: ["ERR_OAUTH_PROVIDER_UNKNOWN", "ERR_OAUTH_RETURN_TO_INVALID", "ERR_OAUTH_PROVIDER_UNAVAILABLE", "ERR_OAUTH_ENDPOINT_INSECURE"],
+  },
+  callback: {
+    summary: "OAuth / OpenID Connect: the provider's redirect back",
+    description:
+      "Checks state, browser binding, code (PKCE) and ID token, then starts a session. A browser is redirected (to returnTo, or to errorRedirect?error=ERR_…); a client that asks for JSON gets the sign-in result or a problem document.",
+    query: z.looseObject({ code: z.string().optional(), state: z.string().optional(), error: z.string().optional() }),
+    responses: { 200: { description: "signed in (Accept: application/json)", schema: signInResultSchema }, 302: { description: "signed in, or an error, as a redirect" } },
+    errors: callbackErrors,
+  },
+  list: {
+    summary: "The configured OAuth / OpenID Connect providers",
+    responses: { 200: { description: "for drawing sign-in buttons", schema: z.object({ providers: z.array(z.object({ id: z.string(), label: z.string(), url: z.string() })) }) } },
+  },
+} satisfies Record<string, RouteDoc>;
 
 export function oauthRoutes(router: Router, ctx: ProviderContext, options: ResolvedOAuthOptions) {
   const flows = new Map(Object.entries(options.providers).map(([id, config]) => [id, createFlow(ctx, id, config, options)]));
@@ -54,7 +93,7 @@ export function oauthRoutes(router: Router, ctx: ProviderContext, options: Resol
   }
 
   // Start: 302 to the provider. The binding cookie ties the attempt to this browser.
-  router.get("/oauth/:provider", startLimit.middleware(), async (req, res) => {
+  router.get("/oauth/:provider", describeRoute(docs.start), startLimit.middleware(), async (req, res) => {
     const flow = flowOf(req);
     const returnTo = safeReturnTo(req.query.returnTo);
     if (!returnTo) throw oauthErrors.create("ERR_OAUTH_RETURN_TO_INVALID");
@@ -74,7 +113,7 @@ export function oauthRoutes(router: Router, ctx: ProviderContext, options: Resol
     res.redirect(302, url.href);
   });
 
-  router.get("/oauth/:provider/callback", async (req, res) => {
+  router.get("/oauth/:provider/callback", describeRoute(docs.callback), async (req, res) => {
     try {
       const flow = flowOf(req);
       const id = String(req.params.provider);
@@ -107,7 +146,7 @@ export function oauthRoutes(router: Router, ctx: ProviderContext, options: Resol
   });
 
   // Which providers exist, for a sign-in page to draw its buttons.
-  router.get("/oauth", (_req, res) => {
+  router.get("/oauth", describeRoute(docs.list), (_req, res) => {
     res.json({ providers: Object.entries(options.providers).map(([id, config]) => ({ id, label: config.label ?? id, url: `${cookiePath}/${id}` })) });
   });
 
