@@ -1,0 +1,68 @@
+// The sign-in load generator, its own process (so its CPU is not the server's): `concurrency` clients,
+// each looping nonce → sign (EIP-191, real secp256k1 keys) → verify for `seconds`, over a fixed set
+// of wallets that all signed in once before the timed part (mostly returning wallets, as in real use).
+// Signs with native libsecp256k1 for both servers alike, so the client costs each side the same and little.
+//   node --import tsx bench/signin-client.ts <erebus|better-auth> <base url> <seconds> <concurrency>
+import { randomBytes } from "node:crypto";
+import secp256k1 from "secp256k1";
+import { createSiweMessage } from "viem/siwe";
+import { bytesToHex, hashMessage, hexToBytes } from "viem";
+import { privateKeyToAddress } from "viem/accounts";
+
+const [kind, base, secondsArg, concurrencyArg] = process.argv.slice(2) as [string, string, string, string];
+const seconds = Number(secondsArg);
+const concurrency = Number(concurrencyArg);
+const ORIGIN = "http://127.0.0.1";
+
+const wallets = Array.from({ length: 40 }, () => {
+  const key = randomBytes(32);
+  return { key: new Uint8Array(key), address: privateKeyToAddress(bytesToHex(key)) };
+});
+
+function sign(key: Uint8Array, message: string): string {
+  const { signature, recid } = secp256k1.ecdsaSign(hexToBytes(hashMessage(message)), key);
+  return `${bytesToHex(signature)}${(27 + recid).toString(16)}`;
+}
+
+const post = async (path: string, body: unknown) => {
+  const res = await fetch(`${base}${path}`, { method: "POST", headers: { "content-type": "application/json", origin: ORIGIN }, body: JSON.stringify(body) });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${path} ${res.status} ${text.slice(0, 200)}`);
+  return JSON.parse(text) as Record<string, unknown>;
+};
+
+async function signInOnce(wallet: (typeof wallets)[number]): Promise<void> {
+  if (kind === "erebus") {
+    const { message } = (await post("/auth/siwe/nonce", { address: wallet.address, chainId: 1 })) as { message: string };
+    await post("/auth/siwe/verify", { message, signature: sign(wallet.key, message) });
+  } else {
+    const { nonce } = (await post("/api/auth/siwe/nonce", {})) as { nonce: string };
+    const message = createSiweMessage({ domain: "127.0.0.1", address: wallet.address, statement: "Sign in to 127.0.0.1", uri: ORIGIN, version: "1", chainId: 1, nonce });
+    await post("/api/auth/siwe/verify", { message, signature: sign(wallet.key, message) });
+  }
+}
+
+// Every wallet signs in once first: the timed part is returning wallets.
+for (const wallet of wallets) await signInOnce(wallet);
+let count = 0;
+let errors = 0;
+let firstError: string | undefined;
+const start = performance.now();
+const end = start + seconds * 1000;
+await Promise.all(
+  Array.from({ length: concurrency }, async (_, worker) => {
+    let i = worker;
+    while (performance.now() < end) {
+      try {
+        await signInOnce(wallets[i % wallets.length]!);
+        count++;
+      } catch (error) {
+        errors++;
+        firstError ??= (error as Error).message;
+      }
+      i += concurrency;
+    }
+  }),
+);
+const elapsed = (performance.now() - start) / 1000;
+process.stdout.write(`${JSON.stringify({ count, errors, seconds: elapsed, rate: count / elapsed, firstError })}\n`);
