@@ -12,8 +12,8 @@ export const referenceRowSchema = z.looseObject({
   metadata: z.record(z.string(), z.unknown()).nullable(),
   preferences: z.record(z.string(), z.unknown()).nullable(),
   is_active: z.boolean().nullable(),
-  created_at: z.string(),
-  updated_at: z.string(),
+  created_at: z.iso.datetime({ offset: true }),
+  updated_at: z.iso.datetime({ offset: true }),
 });
 
 /**
@@ -32,7 +32,7 @@ export const envelopeSchema = z.strictObject({
   reference_id: z.uuid(),
   version: z.number().int().positive(),
   high_water: z.number().int().positive().optional(),
-  occurred_at: z.string(),
+  occurred_at: z.iso.datetime({ offset: true }),
   row: referenceRowSchema,
 });
 
@@ -56,7 +56,34 @@ export function parseEnvelope(text: string | Buffer): ChangeEnvelope {
     const issue = result.error.issues[0]!;
     throw new TypeError(`change envelope ${issue.path.join(".") || "(root)"}: ${issue.message}`);
   }
+  const bad = unstorable(result.data, "");
+  if (bad) throw new TypeError(`change envelope ${bad}: contains U+0000 or an unpaired surrogate, which PostgreSQL cannot store`);
   return result.data;
+}
+
+// What PostgreSQL refuses in text and jsonb: NUL, and UTF-16 surrogates without their pair. An
+// envelope carrying one would fail in the cache's transaction on every retry and stop the partition.
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** The path of the first string (value or key) PostgreSQL cannot store, or undefined. */
+function unstorable(value: unknown, path: string): string | undefined {
+  if (typeof value === "string") return UNSTORABLE.test(value) ? path || "(root)" : undefined;
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) {
+      const found = unstorable(item, `${path}.${i}`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (value && typeof value === "object") {
+    for (const [key, item] of Object.entries(value)) {
+      const where = path ? `${path}.${key}` : key;
+      if (UNSTORABLE.test(key)) return where;
+      const found = unstorable(item, where);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }
 
 /** Where events go. `deliver` gets them in outbox order (per reference ascending) and resolves once they are durably applied or sent. */

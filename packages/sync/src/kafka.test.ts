@@ -87,6 +87,34 @@ describe("change envelopes and Kafka records (no broker needed)", () => {
     expect(envelopesOf([{ offset: "5", value: Buffer.from(good.value), headers: good.headers }], ["new-secret-0123456789abc", SECRET]).envelopes).toHaveLength(1);
   });
 
+  it("an envelope with NUL or a lone surrogate in any string, or a bad timestamp, is malformed: skipped, never applied", () => {
+    const base = captured[0]!;
+    const variants: [string, (bad: string) => unknown][] = [
+      ["source_identifier", (bad) => ({ ...base, row: { ...base.row, source_identifier: `a${bad}b` } })],
+      ["network", (bad) => ({ ...base, row: { ...base.row, network: bad } })],
+      ["user_type", (bad) => ({ ...base, row: { ...base.row, user_type: bad } })],
+      ["email", (bad) => ({ ...base, row: { ...base.row, email: `x${bad}@y.z` } })],
+      ["source_type value", (bad) => ({ ...base, row: { ...base.row, source_type: { type: bad } } })],
+      ["metadata key", (bad) => ({ ...base, row: { ...base.row, metadata: { [`k${bad}`]: 1 } } })],
+      ["preferences array", (bad) => ({ ...base, row: { ...base.row, preferences: { list: ["ok", bad] } } })],
+      ["an extra row field", (bad) => ({ ...base, row: { ...base.row, extra: bad } })],
+      ["created_at", (bad) => ({ ...base, row: { ...base.row, created_at: `2026-01-01T00:00:00Z${bad}` } })],
+      ["occurred_at", (bad) => ({ ...base, occurred_at: bad })],
+    ];
+    for (const [field, make] of variants) {
+      for (const bad of ["\u0000", "\ud800", "\udfff"]) {
+        const value = JSON.stringify(make(bad));
+        const signed = { offset: "1", value: Buffer.from(value), headers: { [SIGNATURE_HEADER]: signEnvelope(value, SECRET) } };
+        const { envelopes, skipped } = envelopesOf([signed], [SECRET]);
+        expect(envelopes, `${field} with ${JSON.stringify(bad)}`).toEqual([]);
+        expect(skipped[0]?.reason, field).toBe("malformed");
+      }
+    }
+    expect(() => parseEnvelope(JSON.stringify({ ...base, row: { ...base.row, updated_at: "yesterday" } }))).toThrow(/row\.updated_at/);
+    // A surrogate pair (an emoji) is fine.
+    expect(parseEnvelope(JSON.stringify({ ...base, row: { ...base.row, email: "\ud83d\ude00@x.test" } })).row.email).toBe("😀@x.test");
+  });
+
   it("finding 1: the consumer takes the producer's client options: with ssl it speaks TLS", async () => {
     // A TCP server that records the first bytes each connection sends: a TLS ClientHello starts with 0x16.
     const first: number[] = [];
@@ -365,6 +393,8 @@ describe.skipIf(!canRun)(`Kafka: relay → topic → consumers → caches (${rea
     const forged = { v: 1, id: "999999999999", op: "update", reference_id: victim, version: 999_999_999_999, high_water: 999_999_999_999, occurred_at: new Date().toISOString(), row: { ...row, email: "attacker@x.test" } };
     const forgedValue = JSON.stringify(forged);
     const future = JSON.stringify({ ...forged, version: hw[0]!.v + 1000, high_water: hw[0]!.v, id: String(hw[0]!.v + 1000) });
+    // Valid as an envelope, refused by PostgreSQL (there is no year 0): skipped, the partition goes on.
+    const yearZero = JSON.stringify({ ...forged, version: hw[0]!.v, high_water: hw[0]!.v, id: String(hw[0]!.v), row: { ...row, created_at: "0000-01-01T00:00:00Z" } });
     const producer = new Kafka({ brokers: cluster.brokers(), logLevel: logLevel.NOTHING }).producer({ idempotent: false });
     cleanups.push(() => producer.disconnect());
     await producer.connect();
@@ -376,13 +406,15 @@ describe.skipIf(!canRun)(`Kafka: relay → topic → consumers → caches (${rea
         { key: victim, value: forgedValue },
         { key: victim, value: forgedValue, headers: { [SIGNATURE_HEADER]: signEnvelope(forgedValue, "guessed-secret-0123456789") } },
         { key: victim, value: future, headers: { [SIGNATURE_HEADER]: signEnvelope(future, SECRET) } },
+        { key: victim, value: yearZero, headers: { [SIGNATURE_HEADER]: signEnvelope(yearZero, SECRET) } },
       ],
     });
     await source.query("UPDATE user_references SET email = 'real@x.test' WHERE id = $1", [victim]); // a real change after them
-    await expect.poll(() => consumer.stats(), { timeout: 15_000, interval: 100 }).toMatchObject({ skipped: 3, refused: 1 });
+    await expect.poll(() => consumer.stats(), { timeout: 15_000, interval: 100 }).toMatchObject({ skipped: 4, refused: 1 });
     await sameAsSource(cache, source);
     expect((await cache.query<{ email: string }>("SELECT email FROM user_references_cache WHERE id = $1", [victim])).rows[0]!.email).toBe("real@x.test");
-    expect(warnings.filter((w) => w.message === "sync consumer: skipped a message").map((w) => w.reason)).toEqual(["malformed", "unsigned", "bad-signature"]);
+    expect(warnings.filter((w) => w.message === "sync consumer: skipped a message").map((w) => w.reason)).toEqual(["malformed", "unsigned", "bad-signature", "malformed"]);
+    expect(warnings.some((w) => String(w.detail).includes("the database refused it"))).toBe(true);
     expect(warnings.some((w) => String(w.message).includes("high-water"))).toBe(true);
   });
 });

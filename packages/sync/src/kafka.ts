@@ -1,6 +1,6 @@
 import { consoleLogger, type Database, type Logger } from "@erebus/core";
 import { Kafka, logLevel, type Consumer, type KafkaConfig, type KafkaMessage, type Producer } from "kafkajs";
-import { applyEvents } from "./cache-sink.js";
+import { applyEvents, type ApplyResult } from "./cache-sink.js";
 import { parseEnvelope, serializeEnvelope, signEnvelope, verifyEnvelopeSignature, type ChangeEnvelope, type SyncSink } from "./envelope.js";
 
 // kafkajs is the one place this file touches a Kafka client: it has had no release since 2023, so
@@ -129,8 +129,9 @@ export type SkipReason = "unsigned" | "bad-signature" | "malformed";
 export function envelopesOf(
   messages: readonly Pick<KafkaMessage, "value" | "offset" | "headers">[],
   secrets: readonly string[] = [],
-): { envelopes: ChangeEnvelope[]; skipped: { offset: string; reason: SkipReason; detail: string }[] } {
+): { envelopes: ChangeEnvelope[]; offsets: string[]; skipped: { offset: string; reason: SkipReason; detail: string }[] } {
   const envelopes: ChangeEnvelope[] = [];
+  const offsets: string[] = [];
   const skipped: { offset: string; reason: SkipReason; detail: string }[] = [];
   for (const message of messages) {
     const value = message.value;
@@ -152,12 +153,18 @@ export function envelopesOf(
     }
     try {
       envelopes.push(parseEnvelope(value));
+      offsets.push(message.offset);
     } catch (error) {
       skipped.push({ offset: message.offset, reason: "malformed", detail: (error as Error).message });
     }
   }
-  return { envelopes, skipped };
+  return { envelopes, offsets, skipped };
 }
+
+// SQLSTATE classes 22 (data exception) and 23 (integrity constraint): the event itself is what the
+// database refuses, and it would be refused again on every retry. Anything else (the database is
+// away, a deadlock) is retried.
+const refusedByDatabase = (error: unknown) => /^2[23]/.test(String((error as { code?: unknown }).code ?? ""));
 
 export interface KafkaCacheConsumerOptions extends KafkaClientOptions {
   topic: string;
@@ -252,8 +259,25 @@ export function kafkaCacheConsumer(options: KafkaCacheConsumerOptions) {
         eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
           const last = batch.messages.at(-1);
           if (!last) return;
-          const { envelopes, skipped } = envelopesOf(batch.messages, secrets);
-          const result = await options.target.transaction((tx) => applyEvents(tx, envelopes));
+          const { envelopes, offsets, skipped } = envelopesOf(batch.messages, secrets);
+          let result: ApplyResult;
+          try {
+            result = await options.target.transaction((tx) => applyEvents(tx, envelopes));
+          } catch (error) {
+            if (!refusedByDatabase(error)) throw error;
+            // One event the database refuses must not stop the partition: apply one at a time, skip what it refuses.
+            result = { accepted: 0, refused: [] };
+            for (const [i, envelope] of envelopes.entries()) {
+              try {
+                const one = await options.target.transaction((tx) => applyEvents(tx, [envelope]));
+                result.accepted += one.accepted;
+                result.refused.push(...one.refused);
+              } catch (failure) {
+                if (!refusedByDatabase(failure)) throw failure;
+                skipped.push({ offset: offsets[i]!, reason: "malformed", detail: `the database refused it: ${(failure as Error).message}` });
+              }
+            }
+          }
           for (const skip of skipped) {
             logger.warn("sync consumer: skipped a message", { topic: batch.topic, partition: batch.partition, offset: skip.offset, reason: skip.reason, detail: skip.detail });
           }
