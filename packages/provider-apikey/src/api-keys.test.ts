@@ -436,8 +436,8 @@ for (const engine of engines()) {
       const retryAfter = Number(limited!.headers.get("retry-after"));
       expect(retryAfter).toBeGreaterThan(0);
       expect(retryAfter).toBeLessThanOrEqual(60);
-      // While limited, even the right key is refused from this address: otherwise the limit would not limit guessing.
-      expect((await call(l.a, "GET", "/api/me", l.as({ "x-api-key": created.body.key }))).status).toBe(429);
+      // While limited, the right key this instance already knows still works (see the review test below); guesses do not.
+      expect((await call(l.a, "GET", "/api/me", l.as({ "x-api-key": created.body.key }))).status).toBe(200);
       // The count is shared by every instance (core's Postgres limiter): the other instance refuses the next failure.
       const elsewhere = await call(l.b, "GET", "/api/me", l.as({ "x-api-key": formatKey({ prefix: "erb", id: "Elsewhere000", secret: parsed.secret }) }));
       expect([elsewhere.status, elsewhere.body.code]).toEqual([429, "ERR_RATE_LIMITED"]);
@@ -473,6 +473,35 @@ for (const engine of engines()) {
       // The instance that created it, at once; the other one as soon as the NOTIFY arrives (not after the 300 s TTL).
       expect((await call(l.a, "GET", "/api/me", l.as({ "x-api-key": key }))).status).toBe(200);
       await expect.poll(async () => (await call(l.b, "GET", "/api/me", l.as({ "x-api-key": key }))).status, { timeout: 2000, interval: 20 }).toBe(200);
+    });
+
+    it("review: a client that keeps failing (an old secret after rotate-now) does not lock out the right keys this instance already knows at the same address", async () => {
+      const l = await lab({ maxFailedVerifications: 5 });
+      const owner = await session("shared_nat_owner");
+      const make = async (name: string) => (await call(l.a, "POST", "/auth/api-keys", l.as(owner), { name })).body as { key: string; id: string };
+      const [good, stale, unseen] = [await make("good"), await make("stale"), await make("unseen")];
+      // Both clients behind one address (a NAT, a rolling deploy): the right key has been used here before.
+      expect((await call(l.a, "GET", "/api/me", l.as({ "x-api-key": good.key }))).status).toBe(200);
+      expect((await call(l.a, "POST", `/auth/api-keys/${stale.id}/rotate`, l.as(owner), { gracePeriodSeconds: 0 })).status).toBe(200);
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) statuses.push((await call(l.a, "GET", "/api/me", l.as({ "x-api-key": stale.key }))).status);
+      expect(statuses).toEqual([401, 401, 401, 401, 401, 429, 429, 429]);
+
+      const before = l.seen.length;
+      // The right key still works (its check costs no query), past the cache TTL too (one look-up).
+      expect((await call(l.a, "GET", "/api/me", l.as({ "x-api-key": good.key }))).status).toBe(200);
+      now = new Date(now.getTime() + 11_000);
+      expect((await call(l.a, "GET", "/api/me", l.as({ "x-api-key": good.key }))).status).toBe(200);
+      // Wrong secrets for a known id and ids this instance never looked up stay 429, without counting or looking up.
+      const wrongSecret = formatKey({ prefix: "erb", id: good.id, secret: "w".repeat(22) });
+      for (const key of [wrongSecret, unseen.key, formatKey({ prefix: "erb", id: "MadeUp000000", secret: "m".repeat(22) })]) {
+        const res = await call(l.a, "GET", "/api/me", l.as({ "x-api-key": key }));
+        expect([res.status, res.body.code]).toEqual([429, "ERR_RATE_LIMITED"]);
+      }
+      const queries = l.seen.slice(before);
+      expect(queries.filter((sql) => sql.includes("FROM erebus_api_keys k"))).toHaveLength(1);
+      expect(queries.filter((sql) => sql.includes("erebus_rate_limits"))).toEqual([]);
+      now = new Date(now.getTime() + 61_000);
     });
 
     it("finding 12: 20 concurrent creates at maxKeysPerUser never make more than the maximum", async () => {

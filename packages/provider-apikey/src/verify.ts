@@ -230,14 +230,29 @@ export function createVerifier(ctx: ProviderContext, store: KeyStore, options: R
       const credential = credentialOf(req, options.prefix);
       if (credential === null) return null;
       const client = req.ip ?? "unknown";
+      const parsed = parseKey(credential, options.prefix);
       const blockedUntil = blocked.get(client);
       if (blockedUntil !== undefined) {
         const left = blockedUntil - ctx.clock().getTime();
-        // Even a right key: otherwise the limit would not limit guessing.
-        if (left > 0) throw AuthError.of("ERR_RATE_LIMITED", { retryAfter: Math.ceil(left / 1000) });
+        if (left > 0) {
+          const limited = AuthError.of("ERR_RATE_LIMITED", { retryAfter: Math.ceil(left / 1000) });
+          // The address is shared by every client behind it (a NAT, the old and new pods of a deploy
+          // after a rotate-now): one that keeps failing must not stop the right keys. A key this
+          // instance has looked up before is still checked, costing no query (at most one per
+          // cacheTtl per real key id); its secret is 131 bits, so that is no guessing channel. A
+          // failure there is not counted, and any other key is refused without a query.
+          if (typeof parsed !== "string" && cache.has(parsed.id)) {
+            try {
+              return await verify(parsed);
+            } catch (error) {
+              if (error instanceof AuthError && COUNTED_FAILURES.has(error.code)) throw limited;
+              throw error;
+            }
+          }
+          throw limited;
+        }
         blocked.delete(client);
       }
-      const parsed = parseKey(credential, options.prefix);
       if (parsed === "malformed") throw apiKeyErrors.create("ERR_APIKEY_MALFORMED");
       // A wrong checksum is a typo or a made-up key: refused before any database work, and not
       // counted (it costs nothing and can never be a right key).
