@@ -78,11 +78,12 @@ function parseFieldBlock(lines: string[]): Partial<SiwsFields> | undefined {
  * What no field may hold. SIWS follows EIP-4361, whose grammar has no control characters in any
  * field; a CR or TAB at the end of `URI:` is dropped by WHATWG URL parsing, so the text a wallet
  * showed and the value checked would differ. Beyond C0/C1 controls: line and paragraph separators
- * and bidirectional controls, which change how a wallet lays the text out, and lone surrogates,
+ * and every bidirectional control (Unicode's Bidi_Control: the marks U+061C, U+200E, U+200F too),
+ * which change how a wallet lays the text out, the invisible U+FEFF, and lone surrogates,
  * which are not text (the wallet signs their UTF-8 replacement, U+FFFD, so two strings would carry
  * one signature).
  */
-const FORBIDDEN = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const FORBIDDEN = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** Parses a SIWS message; undefined when it is not one (or holds a character {@link FORBIDDEN} names). */
 export function parseSiwsMessage(text: string): SiwsFields | undefined {

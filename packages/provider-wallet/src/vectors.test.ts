@@ -206,6 +206,21 @@ describe("SIWS vectors", () => {
     expect(codeOf(() => checkSiwsMessage(spaced, full.input.address!, policy(full)))).toBe("ERR_SIWS_MESSAGE_MALFORMED");
   });
 
+  it("review: parseSiwsMessage refuses the bidirectional marks too (U+061C, U+200E, U+200F: Bidi_Control like U+202A-202E), and U+FEFF", () => {
+    const [, full] = generated.find(([n]) => n === "full fields with statement and resources")!;
+    const lines = full.message.split("\n");
+    const accepted: string[] = [];
+    lines.forEach((line, index) => {
+      if (line === "") return;
+      for (const char of ["\u061c", "\u200e", "\u200f", "\ufeff"]) {
+        const edited = [...lines];
+        edited[index] = line + char;
+        if (parseSiwsMessage(edited.join("\n"))) accepted.push(`line ${index} ${JSON.stringify(line)}: ${JSON.stringify(char)}`);
+      }
+    });
+    expect(accepted).toEqual([]);
+  });
+
   it("decodes signatures strictly", () => {
     expect(hexToBytes("0x0")).toBeUndefined();
     expect(hexToBytes("0xzz")).toBeUndefined();
