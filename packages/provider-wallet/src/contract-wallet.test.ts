@@ -230,6 +230,31 @@ describe("smart-contract wallets (EIP-1271, ERC-6492) against a local EVM node",
     }
   });
 
+  it("review: a contract sign-in is not bound to a chain whose configured RPC serves another chain, even when that RPC accepts the signature", async () => {
+    // A copy-paste slip: the URL given for OTHER_CHAIN is CHAIN's node, where the owner's wallet lives.
+    const misconfigured = await make(rpcUrl, { [OTHER_CHAIN]: rpcUrl });
+    try {
+      const salt = keccak256(toHex("erebus-review-rpc-chain"));
+      const counterfactual = getContractAddress({
+        opcode: "CREATE2",
+        from: factoryAddress,
+        salt,
+        bytecode: `${contracts.wallet.bytecode}${owner.address.slice(2).toLowerCase().padStart(64, "0")}` as Hex,
+      });
+      const factoryData = encodeFunctionData({ abi: contracts.factory.abi, functionName: "deploy", args: [owner.address, salt] });
+      const sign = async (message: string) => serializeErc6492Signature({ address: factoryAddress, data: factoryData, signature: await owner.sign(message) });
+      const before = await rowCounts(db);
+      const res = await signIn(misconfigured, counterfactual, sign, OTHER_CHAIN);
+      expect([res.status, res.body.code]).toEqual([503, "ERR_SIWE_RPC_UNAVAILABLE"]);
+      expect(await rowCounts(db)).toEqual(before);
+      // The chain that RPC really serves still signs in, and is the one recorded.
+      const right = await signIn(misconfigured, counterfactual, sign, CHAIN);
+      expect([right.status, right.body.user?.source_type.metadata]).toEqual([200, { chain_id: CHAIN, signer: "contract" }]);
+    } finally {
+      await misconfigured.close();
+    }
+  });
+
   it("finding 10: an ordinary (EOA) wallet stays one identity on every chain", async () => {
     const eoa = ethereumWallet();
     const a = await signIn(multiServer, eoa.address, eoa.sign, CHAIN);

@@ -117,6 +117,8 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
   if (options.ethereum) {
     const ethereum = options.ethereum;
     const rpc = createRpcClients(ethereum.rpc, ethereum.rpcTimeoutMs);
+    /** Chains whose RPC has answered eth_chainId with that chain (verifySiweSignature). */
+    const confirmedChains = new Set<number>();
 
     router.post("/siwe/nonce", describeRoute(docs.siweNonce), nonceLimit.middleware(), async (req, res) => {
       const body = ctx.parse(siweNonceBody, isEmpty(req.body) ? undefined : req.body);
@@ -147,7 +149,7 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
       const parsed = checkSiweMessage(body.message, policy(ethereum.chains));
       // EIP-4361: the nonce is consumed before the signature is checked, so each nonce gets one try.
       await consumeNonce("SIWE", "ethereum", parsed.nonce);
-      const signer = await verifySiweSignature(parsed, body.message, signature, body.signature as `0x${string}`, rpc, ethereum.rpcTimeoutMs);
+      const signer = await verifySiweSignature(parsed, body.message, signature, body.signature as `0x${string}`, rpc, ethereum.rpcTimeoutMs, confirmedChains);
       const sourceType: WalletSourceType = {
         type: "web3_wallet",
         provider: body.provider ?? "unknown",

@@ -110,6 +110,7 @@ export async function verifySiweSignature(
   signatureHex: `0x${string}`,
   rpc: RpcClients,
   timeoutMs: number,
+  confirmedChains: Set<number>,
 ): Promise<"account" | "contract"> {
   if (recoverPersonalSigner(message, signature) === parsed.address) return "account";
   const client = rpc.get(parsed.chainId);
@@ -124,9 +125,11 @@ export async function verifySiweSignature(
   } catch (error) {
     throw unavailable(error);
   }
-  if (!valid) {
-    // viem answers `false` both for a refused signature and for an RPC it could not reach; a cheap
-    // eth_chainId tells them apart, and catches an RPC that serves another chain than configured.
+  // viem answers `false` both for a refused signature and for an RPC it could not reach; a cheap
+  // eth_chainId tells them apart, and catches an RPC that serves another chain than configured.
+  // A `true` needs it as much: the identity is then bound to parsed.chainId (contract-chains.ts),
+  // which only holds if that is the chain the signature was checked on. Once per chain and process.
+  if (!valid || !confirmedChains.has(parsed.chainId)) {
     let served: number;
     try {
       served = await withTimeout(client.getChainId(), timeoutMs);
@@ -134,8 +137,9 @@ export async function verifySiweSignature(
       throw unavailable(error);
     }
     if (served !== parsed.chainId) throw unavailable(new Error(`the RPC for chain ${parsed.chainId} serves chain ${served}`));
-    throw fail("SIWE", "SIGNATURE_INVALID");
+    confirmedChains.add(parsed.chainId);
   }
+  if (!valid) throw fail("SIWE", "SIGNATURE_INVALID");
   return "contract";
 }
 
