@@ -1,14 +1,25 @@
-// The example page: asks the server who is signed in, and drives the sign-in forms.
-const $ = (id) => document.getElementById(id);
+// The example page, on @erebus/client (the package's dist, served at /vendor/erebus-client/):
+// asks the server who is signed in, and drives the sign-in forms.
+import { createErebusClient, ErebusError } from "/vendor/erebus-client/index.js";
+import { chainIdOf, eip1193Signer } from "/vendor/erebus-client/ethereum.js";
+import { base58Encode, formatSiwsMessage } from "/vendor/erebus-client/solana.js";
+import { signInWithStandardWallet, watchSolanaWallets } from "/vendor/erebus-client/wallet-standard.js";
 
-async function api(path, init = {}) {
-  const res = await fetch(path, {
-    credentials: "same-origin",
-    ...init,
-    headers: { ...(init.body ? { "content-type": "application/json" } : {}), ...init.headers },
-  });
-  const body = res.status === 204 ? null : await res.json().catch(() => null);
-  return { res, body };
+const $ = (id) => document.getElementById(id);
+// This page's origin; the session is an HttpOnly cookie.
+const client = createErebusClient();
+
+/** Runs a client call: shows its ErebusError on the page (and answers undefined), or clears the error. */
+async function attempt(call) {
+  try {
+    const value = await call();
+    showError(null);
+    return value;
+  } catch (error) {
+    if (!(error instanceof ErebusError)) throw error;
+    showError(error.problem);
+    return undefined;
+  }
 }
 
 function showError(problem) {
@@ -18,8 +29,8 @@ function showError(problem) {
 }
 
 async function refresh() {
-  const { res, body } = await api("/auth/session");
-  const signedIn = res.ok;
+  const body = await client.session().catch(() => null);
+  const signedIn = body !== null;
   $("status").textContent = signedIn
     ? `Signed in as ${body.user.network}:${body.user.source_identifier} (${body.user.user_type})`
     : "Not signed in.";
@@ -66,9 +77,9 @@ function rotatedNote(graceSeconds, body) {
 }
 
 async function loadKeys() {
-  const { res, body } = await api("/auth/api-keys");
-  if (!res.ok) return showError(body);
-  const rows = body.keys.map((key) => {
+  const keys = await attempt(() => client.apiKeys.list());
+  if (!keys) return;
+  const rows = keys.map((key) => {
     const tr = document.createElement("tr");
     tr.dataset.keyId = key.id;
     const gone = key.revokedAt !== null;
@@ -87,9 +98,8 @@ async function loadKeys() {
         rotate.title = title;
         rotate.className = className;
         rotate.addEventListener("click", async () => {
-          const { res, body } = await api(`/auth/api-keys/${key.id}/rotate`, { method: "POST", body: JSON.stringify({ gracePeriodSeconds: graceSeconds }) });
-          showError(res.ok ? null : body);
-          if (res.ok) showNewKey(body, rotatedNote(graceSeconds, body));
+          const rotated = await attempt(() => client.apiKeys.rotate(key.id, { gracePeriodSeconds: graceSeconds }));
+          if (rotated) showNewKey(rotated, rotatedNote(graceSeconds, rotated));
           await loadKeys();
         });
         return rotate;
@@ -98,8 +108,7 @@ async function loadKeys() {
       revoke.textContent = "Revoke";
       revoke.className = "revoke";
       revoke.addEventListener("click", async () => {
-        const { res, body } = await api(`/auth/api-keys/${key.id}`, { method: "DELETE" });
-        showError(res.ok ? null : body);
+        await attempt(() => client.apiKeys.revoke(key.id));
         await loadKeys();
       });
       actions.append(rotations[0], " ", rotations[1], " ", revoke);
@@ -114,21 +123,16 @@ $("new-key").addEventListener("submit", async (event) => {
   event.preventDefault();
   const scopes = [...document.querySelectorAll("input[name=scope]:checked")].map((box) => box.value);
   const days = $("key-expiry").value;
-  const { res, body } = await api("/auth/api-keys", {
-    method: "POST",
-    body: JSON.stringify({ name: $("key-name").value, scopes, ...(days ? { expiresInDays: Number(days) } : {}) }),
-  });
-  showError(res.ok ? null : body);
-  if (res.ok) {
-    showNewKey(body);
+  const created = await attempt(() => client.apiKeys.create({ name: $("key-name").value, scopes, ...(days ? { expiresInDays: Number(days) } : {}) }));
+  if (created) {
+    showNewKey(created);
     $("key-name").value = "";
   }
   await loadKeys();
 });
 
 $("sign-out").addEventListener("click", async () => {
-  await api("/auth/sign-out", { method: "POST" });
-  showError(null);
+  await attempt(() => client.signOut());
   await refresh();
 });
 
@@ -136,8 +140,8 @@ const devForm = $("dev-sign-in");
 if (devForm) {
   devForm.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const { res, body } = await api("/auth/test/sign-in", { method: "POST", body: JSON.stringify({ handle: $("handle").value }) });
-    showError(res.ok ? null : body);
+    // Core's development sign-in (testProvider), only mounted in development: not a client method.
+    await attempt(() => client.json("/auth/test/sign-in", { method: "POST", body: JSON.stringify({ handle: $("handle").value }) }));
     await refresh();
   });
 }
@@ -145,12 +149,11 @@ if (devForm) {
 // ---- OAuth / OpenID Connect --------------------------------------------------------------------
 
 async function loadOAuthButtons() {
-  const { res, body } = await api("/auth/oauth");
-  if (!res.ok) return;
-  const links = body.providers.map((provider) => {
+  const providers = await client.oauth.providers().catch(() => []);
+  const links = providers.map((provider) => {
     const a = document.createElement("a");
     a.className = "button";
-    a.href = `${provider.url}?returnTo=${encodeURIComponent("/")}`;
+    a.href = client.oauth.startURL(provider.id, { returnTo: "/" });
     a.textContent = `Sign in with ${provider.label}`;
     a.dataset.provider = provider.id;
     return a;
@@ -168,17 +171,15 @@ loadOAuthButtons();
 $("email-start").addEventListener("submit", async (event) => {
   event.preventDefault();
   const mode = $("email-mode").value;
-  const { res, body } = await api("/auth/email/start", { method: "POST", body: JSON.stringify({ email: $("email").value, mode }) });
-  showError(res.ok ? null : body);
-  $("email-status").hidden = !res.ok;
-  $("email-code").hidden = !(res.ok && mode === "code");
+  const started = await attempt(() => client.email.start({ email: $("email").value, mode }));
+  $("email-status").hidden = !started;
+  $("email-code").hidden = !(started && mode === "code");
 });
 
 $("email-code").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const { res, body } = await api("/auth/email/verify", { method: "POST", body: JSON.stringify({ email: $("email").value, code: $("code").value }) });
-  showError(res.ok ? null : body);
-  if (res.ok) {
+  const signedIn = await attempt(() => client.email.verify({ email: $("email").value, code: $("code").value }));
+  if (signedIn) {
     $("email-code").hidden = true;
     $("email-status").hidden = true;
   }
@@ -191,24 +192,6 @@ const walletStatus = (text) => {
   $("wallet-status").textContent = text;
 };
 
-const toHex = (text) => "0x" + Array.from(new TextEncoder().encode(text), (b) => b.toString(16).padStart(2, "0")).join("");
-
-const BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-function base58(bytes) {
-  let n = 0n;
-  for (const b of bytes) n = n * 256n + BigInt(b);
-  let out = "";
-  while (n > 0n) {
-    out = BASE58[Number(n % 58n)] + out;
-    n /= 58n;
-  }
-  for (const b of bytes) {
-    if (b !== 0) break;
-    out = "1" + out;
-  }
-  return out;
-}
-
 function ethereumWalletName(ethereum) {
   if (ethereum.isMetaMask) return "metamask";
   if (ethereum.isCoinbaseWallet) return "coinbase";
@@ -217,7 +200,18 @@ function ethereumWalletName(ethereum) {
   return "unknown";
 }
 
-// EIP-4361 with an EIP-1193 wallet: the server prepares the message (EIP-55 address included), the wallet signs it.
+/** What a wallet threw, for the status line: an ErebusError is shown as the page's error instead. */
+function walletFailed(error) {
+  if (error instanceof ErebusError) {
+    showError(error.problem);
+    walletStatus(error.code === "ERR_SIWE_CHAIN_NOT_ALLOWED" ? "Switch your wallet to an allowed network and try again." : "Sign-in failed.");
+  } else {
+    walletStatus(`The wallet said: ${error?.message ?? error}`);
+  }
+}
+
+// EIP-4361 with an EIP-1193 wallet: the server prepares the message (EIP-55 address included), the
+// client checks it names this site, the wallet signs it.
 $("siwe").addEventListener("click", async () => {
   const ethereum = window.ethereum;
   if (!ethereum) {
@@ -226,54 +220,20 @@ $("siwe").addEventListener("click", async () => {
   }
   try {
     walletStatus("Waiting for your wallet…");
-    const [address] = await ethereum.request({ method: "eth_requestAccounts" });
-    const chainId = Number.parseInt(await ethereum.request({ method: "eth_chainId" }), 16);
-    const nonce = await api("/auth/siwe/nonce", { method: "POST", body: JSON.stringify({ address, chainId }) });
-    if (!nonce.res.ok) {
-      showError(nonce.body);
-      walletStatus(nonce.body?.code === "ERR_SIWE_CHAIN_NOT_ALLOWED" ? "Switch your wallet to an allowed network and try again." : "");
-      return;
-    }
+    const signer = await eip1193Signer(ethereum);
+    const chainId = await chainIdOf(ethereum);
     walletStatus("Sign the message in your wallet…");
-    const signature = await ethereum.request({ method: "personal_sign", params: [toHex(nonce.body.message), address] });
-    const { res, body } = await api("/auth/siwe/verify", {
-      method: "POST",
-      body: JSON.stringify({ message: nonce.body.message, signature, provider: ethereumWalletName(ethereum) }),
-    });
-    showError(res.ok ? null : body);
-    walletStatus(res.ok ? "" : "Sign-in failed.");
-    await refresh();
+    await client.signInWithEthereum(signer, { chainId, provider: ethereumWalletName(ethereum) });
+    showError(null);
+    walletStatus("");
   } catch (error) {
-    walletStatus(`The wallet said: ${error?.message ?? error}`);
+    walletFailed(error);
   }
+  await refresh();
 });
 
-// Wallet Standard (https://github.com/wallet-standard/wallet-standard): wallets announce themselves
-// through window events; keep the ones that can sign in with Solana.
-const standardWallets = [];
-function registerStandardWallets(...wallets) {
-  for (const wallet of wallets) {
-    if (wallet?.features?.["solana:signIn"] && !standardWallets.includes(wallet)) standardWallets.push(wallet);
-  }
-  return () => {};
-}
-window.addEventListener("wallet-standard:register-wallet", (event) => event.detail?.({ register: registerStandardWallets }));
-window.dispatchEvent(new CustomEvent("wallet-standard:app-ready", { detail: { register: registerStandardWallets } }));
-
-/** A Wallet Standard wallet with solana:signIn first; else an injected provider (Phantom & co). */
-function solanaWallet() {
-  const standard = standardWallets[0];
-  if (standard) {
-    return {
-      name: standard.name,
-      async signIn(input) {
-        const [output] = await standard.features["solana:signIn"].signIn(input);
-        return { address: output.account.address, signedMessage: output.signedMessage, signature: output.signature };
-      },
-    };
-  }
-  return window.phantom?.solana ?? window.solflare ?? window.backpack ?? window.solana;
-}
+// Wallet Standard (https://github.com/wallet-standard/wallet-standard) wallets that can sign in with Solana.
+const standardWallets = watchSolanaWallets();
 
 function solanaWalletName(wallet) {
   const named = String(wallet.name ?? "").toLowerCase().replace(/[^a-z0-9_.-]/g, "").slice(0, 32);
@@ -284,48 +244,41 @@ function solanaWalletName(wallet) {
   return "unknown";
 }
 
-function siwsText(input, address) {
-  let text = `${input.domain} wants you to sign in with your Solana account:\n${address}`;
-  if (input.statement) text += `\n\n${input.statement}`;
-  const labels = [["uri", "URI"], ["version", "Version"], ["chainId", "Chain ID"], ["nonce", "Nonce"], ["issuedAt", "Issued At"]];
-  const fields = labels.filter(([key]) => input[key]).map(([key, label]) => `${label}: ${input[key]}`);
-  return fields.length ? `${text}\n\n${fields.join("\n")}` : text;
-}
-
-// Sign In With Solana: the wallet's signIn (Phantom and Wallet Standard wallets) signs the server's input as is;
-// older wallets get the same text through signMessage.
+// Sign In With Solana: a Wallet Standard wallet's solana:signIn first; else an injected provider
+// (Phantom & co) through its signIn, or signMessage of the same text for older wallets.
 $("siws").addEventListener("click", async () => {
-  const wallet = solanaWallet();
-  if (!wallet) {
+  const standard = standardWallets.wallets()[0];
+  const injected = window.phantom?.solana ?? window.solflare ?? window.backpack ?? window.solana;
+  if (!standard && !injected) {
     walletStatus("No Solana wallet found. Install a browser wallet such as Phantom, then reload this page.");
     return;
   }
   try {
-    const nonce = await api("/auth/siws/nonce", { method: "POST" });
-    if (!nonce.res.ok) return showError(nonce.body);
     walletStatus("Sign in with your wallet…");
-    let address, message, signature;
-    if (typeof wallet.signIn === "function") {
-      const output = await wallet.signIn(nonce.body.input);
-      address = typeof output.address === "string" ? output.address : (output.address?.toBase58?.() ?? output.account?.address);
-      message = new TextDecoder().decode(output.signedMessage);
-      signature = base58(output.signature);
+    if (standard) {
+      await signInWithStandardWallet(client, standard, { provider: solanaWalletName(standard) });
     } else {
-      const { publicKey } = await wallet.connect();
-      address = publicKey.toBase58();
-      message = siwsText(nonce.body.input, address);
-      signature = base58((await wallet.signMessage(new TextEncoder().encode(message), "utf8")).signature);
+      const issued = await client.siws.nonce();
+      let address, message, signature;
+      if (typeof injected.signIn === "function") {
+        const output = await injected.signIn(issued.input);
+        address = typeof output.address === "string" ? output.address : (output.address?.toBase58?.() ?? output.account?.address);
+        message = new TextDecoder().decode(output.signedMessage);
+        signature = base58Encode(output.signature);
+      } else {
+        const { publicKey } = await injected.connect();
+        address = publicKey.toBase58();
+        message = formatSiwsMessage(issued.input, address);
+        signature = base58Encode((await injected.signMessage(new TextEncoder().encode(message), "utf8")).signature);
+      }
+      await client.siws.verify({ message, signature, address, provider: solanaWalletName(injected) });
     }
-    const { res, body } = await api("/auth/siws/verify", {
-      method: "POST",
-      body: JSON.stringify({ message, signature, address, provider: solanaWalletName(wallet) }),
-    });
-    showError(res.ok ? null : body);
-    walletStatus(res.ok ? "" : "Sign-in failed.");
-    await refresh();
+    showError(null);
+    walletStatus("");
   } catch (error) {
-    walletStatus(`The wallet said: ${error?.message ?? error}`);
+    walletFailed(error);
   }
+  await refresh();
 });
 
 refresh();

@@ -164,6 +164,32 @@ describe("example app", () => {
     expect(manifest.scripts.start).toMatch(/NODE_ENV=\$\{NODE_ENV:-development\}/);
   });
 
+  it("finding 14: a second app on the same embedded database exits with one line saying what to do, not a stack", async () => {
+    const { connectDatabase } = await import("@erebus/core");
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "erebus-example-lock-"));
+    const holder = await connectDatabase(`pglite://${dir}`); // the running app
+    try {
+      const server = fileURLToPath(new URL("./server.ts", import.meta.url));
+      const env = { PATH: process.env.PATH, NODE_ENV: "development", HOST: "127.0.0.1", PORT: "0", DATABASE_URL: `pglite://${dir}`, SYNC: "off" };
+      const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        execFile(process.execPath, ["--conditions=erebus-source", "--import", "tsx", server], { env, timeout: 60_000 }, (error, _stdout, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stderr }),
+        );
+      });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/ERR_DATABASE_UNAVAILABLE/);
+      expect(result.stderr).not.toMatch(/\n\s+at /);
+      // Core's structured log line, then the app's one line for the person at the terminal.
+      expect(result.stderr).toMatch(/^Erebus example app: ERR_DATABASE_UNAVAILABLE: the embedded database .* is in use by process \d+/m);
+    } finally {
+      await holder.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("keeps the agents database in sync in-process and shows it at /dev/agents-cache", async () => {
     const signIn = await fetch(`${appUrl}/auth/test/sign-in`, {
       method: "POST",
@@ -428,6 +454,39 @@ describe("example app", () => {
       await expect.poll(() => page.textContent("#wallet-status")).toContain("No Ethereum wallet found");
       await page.click("#siws");
       await expect.poll(() => page.textContent("#wallet-status")).toContain("No Solana wallet found");
+      await page.close();
+    });
+
+    it("runs the page on @erebus/client, loaded from the package's built modules", async () => {
+      const page = await browser.newPage();
+      const loaded: string[] = [];
+      page.on("response", (response) => {
+        if (response.url().includes("/vendor/erebus-client/")) loaded.push(`${response.status()} ${new URL(response.url()).pathname}`);
+      });
+      const errors: string[] = [];
+      page.on("pageerror", (error) => errors.push(String(error)));
+      await page.goto(appUrl);
+      await expect.poll(() => page.textContent("#status")).toBe("Not signed in.");
+      expect(loaded).toEqual(expect.arrayContaining(["200 /vendor/erebus-client/index.js", "200 /vendor/erebus-client/client.js", "200 /vendor/erebus-client/wallet-standard.js"]));
+      expect(errors).toEqual([]);
+      await page.close();
+    });
+
+    it("serves an API reference of GET /auth/openapi.json in development (Scalar, loaded from the app, not a CDN)", async () => {
+      const page = await browser.newPage();
+      const offsite: string[] = [];
+      page.on("request", (request) => {
+        const url = new URL(request.url());
+        if (url.origin !== new URL(appUrl).origin && url.protocol.startsWith("http")) offsite.push(url.origin);
+      });
+      await page.goto(`${appUrl}/dev/api`);
+      await page.getByText("Who is signed in").first().waitFor({ timeout: 30_000 });
+      // Each provider's routes under its own tag, with the summaries written next to the routes.
+      for (const [tag, summary] of [["wallet", "Sign-In with Ethereum: verify the signed message and start a session"], ["apikey", "Create an API key"]] as const) {
+        await page.getByText(tag, { exact: true }).first().click();
+        await page.getByText(summary).first().waitFor();
+      }
+      expect(offsite.filter((origin) => origin.includes("jsdelivr"))).toEqual([]);
       await page.close();
     });
 

@@ -1,13 +1,21 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import express, { type Express } from "express";
 import { connectDatabase, createAuth, type ErebusAuth, type Logger } from "@erebus/core";
 import { escapeHtml } from "@erebus/provider-email";
+import { apiReference } from "@scalar/express-api-reference";
 import { createSyncRelay, postgresCacheSink, type SyncRelay } from "@erebus/sync";
 import { assertSafeToServe, type AppConfig } from "./config.js";
 import { createDevIdp } from "./dev-idp.js";
 import { providersFor } from "./providers.js";
 
 const page = (name: string) => readFileSync(new URL(`../public/${name}`, import.meta.url), "utf8");
+const require = createRequire(import.meta.url);
+/** The page runs on @erebus/client: its built ES modules, served as they are (no bundler). */
+const clientDist = join(dirname(require.resolve("@erebus/client/package.json")), "dist");
+/** Scalar's API reference, from its package: the page loads nothing from a CDN. */
+const scalarScript = require.resolve("@scalar/api-reference/browser/standalone.js");
 
 /**
  * The example app: Erebus mounted at /auth, `GET /api/me` for signed-in callers, and a page at `/`
@@ -52,6 +60,11 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
   app.disable("x-powered-by");
   // Mounted before the page's security headers: it serves its own login pages.
   if (devIdp) app.use("/dev/oidc", createDevIdp(devIdp));
+  if (config.development) {
+    // The API reference of GET /auth/openapi.json (Scalar), before the page's CSP: it runs inline scripts.
+    app.get("/dev/api/standalone.js", (_req, res) => res.sendFile(scalarScript));
+    app.get("/dev/api", apiReference({ url: "/auth/openapi.json", cdn: "/dev/api/standalone.js", pageTitle: "Erebus API reference" }));
+  }
   app.use((_req, res, next) => {
     res.setHeader("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
     res.setHeader("X-Content-Type-Options", "nosniff");
@@ -59,6 +72,8 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
     next();
   });
 
+  if (!existsSync(join(clientDist, "index.js"))) throw new Error(`@erebus/client is not built (${clientDist}): run npm run build`);
+  app.use("/vendor/erebus-client", express.static(clientDist, { index: false, fallthrough: false }));
   app.use("/auth", auth.router);
   app.use(auth.middleware);
 

@@ -1,3 +1,4 @@
+import { AuthError } from "@erebus/core";
 import { createApp } from "./app.js";
 import { configFromEnv, type AppConfig } from "./config.js";
 
@@ -7,7 +8,13 @@ try {
   config = configFromEnv();
   started = await createApp(config);
 } catch (error) {
-  // Configuration mistakes are TypeErrors with a message that says how to fix them: print that line, not a stack.
+  // Configuration mistakes are TypeErrors with a message that says how to fix them, and a database
+  // that cannot be opened (locked by another process, damaged) is ERR_DATABASE_UNAVAILABLE with a
+  // one-line reason: print that line, not a stack.
+  if (error instanceof AuthError && error.code === "ERR_DATABASE_UNAVAILABLE") {
+    console.error(`Erebus example app: ${error.code}: ${error.detail ?? error.title}`);
+    process.exit(1);
+  }
   if (!(error instanceof TypeError)) throw error;
   console.error(`Erebus example app: ${error.message}`);
   process.exit(1);

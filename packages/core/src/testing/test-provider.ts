@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { defineErrors } from "../errors.js";
+import { describeRoute, signInResultSchema } from "../openapi.js";
 import type { ErebusProvider } from "../provider.js";
 import { defineSourceType } from "../source-types.js";
 
@@ -56,7 +57,13 @@ export function testProvider(options: TestProviderOptions = {}) {
     ],
     routes(router, ctx) {
       const limit = ctx.rateLimit({ name: "test-sign-in", points: options.signInsPerMinute ?? 1000, duration: 60 });
-      router.post("/test/sign-in", limit.middleware(), async (req, res) => {
+      const doc = describeRoute({
+        summary: "Development sign-in as any handle (never in production)",
+        body: signInBody,
+        responses: { 200: { description: "signed in", schema: signInResultSchema } },
+        errors: ["ERR_USER_DEACTIVATED"],
+      });
+      router.post("/test/sign-in", doc, limit.middleware(), async (req, res) => {
         const body = ctx.parse(signInBody, req.body);
         const user = await ctx.resolveIdentity({
           network: "test",
