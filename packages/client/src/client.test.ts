@@ -173,6 +173,30 @@ describe.each(engines())("@erebus/client against a real app ($name)", (engine) =
     await expect(replay.json("/api/me")).rejects.toMatchObject({ status: 401 });
   });
 
+  it("never follows a redirect with its credential (X-API-Key would cross origins)", async () => {
+    const { createServer } = await import("node:http");
+    const received: (string | undefined)[] = [];
+    const elsewhere = createServer((req, res) => {
+      received.push(req.headers["x-api-key"] as string | undefined);
+      res.end("{}");
+    });
+    await new Promise<void>((r) => elsewhere.listen(0, "127.0.0.1", () => r()));
+    const target = `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}/steal`;
+    const redirector = createServer((_req, res) => {
+      res.writeHead(302, { location: target });
+      res.end();
+    });
+    await new Promise<void>((r) => redirector.listen(0, "127.0.0.1", () => r()));
+    try {
+      const client = createErebusClient({ baseURL: `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`, apiKey: "erebus_secret_key" });
+      await expect(client.json("/api/me")).rejects.toMatchObject({ name: "ErebusError", status: 302 });
+      expect(received).toEqual([]);
+    } finally {
+      await new Promise((r) => elsewhere.close(r));
+      await new Promise((r) => redirector.close(r));
+    }
+  });
+
   it("never sends its credential to another origin", async () => {
     const client = createErebusClient({ baseURL: app.url, apiKey: "erebus_x" });
     await expect(client.request("https://elsewhere.example/api")).rejects.toThrow(/refusing to send credentials/);

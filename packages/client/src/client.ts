@@ -125,7 +125,10 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
       if (token && !headers.has("authorization")) headers.set("authorization", `Bearer ${token}`);
     }
     try {
-      return await doFetch(url, { ...init, headers, credentials: mode === "cookie" ? "include" : "omit" });
+      // A redirect is never followed with a credential in the headers: fetch keeps custom headers
+      // (X-API-Key) across origins, so a 30x to another site would hand it the key.
+      const carriesCredential = headers.has("authorization") || headers.has("x-api-key");
+      return await doFetch(url, { ...init, headers, credentials: mode === "cookie" ? "include" : "omit", ...(carriesCredential ? { redirect: "manual" as const } : {}) });
     } catch (error) {
       throw new ErebusError({ code: "ERR_CLIENT_NETWORK", title: "The server could not be reached", status: 0, detail: String((error as Error)?.message ?? error) }, { cause: error });
     }
