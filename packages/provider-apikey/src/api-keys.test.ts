@@ -559,7 +559,21 @@ for (const engine of engines()) {
       expect(logs.join("\n")).toContain(made.body.id);
       const { rows } = await raw.query<{ pepper_fingerprint: string }>("SELECT pepper_fingerprint FROM erebus_api_keys WHERE id = $1", [made.body.id]);
       expect(rows[0]!.pepper_fingerprint).toMatch(/^[0-9a-f]{16}$/);
-      expect(made.body.pepperFingerprint).toBe(rows[0]!.pepper_fingerprint);
+    });
+
+    it("review: the pepper fingerprint (an offline oracle for guesses of the pepper) is in no HTTP answer, only in the database and the CLI", async () => {
+      const owner = await session("fingerprint_owner");
+      const made = await newKey(owner);
+      const { rows } = await raw.query<{ pepper_fingerprint: string }>("SELECT pepper_fingerprint FROM erebus_api_keys WHERE id = $1", [made.id]);
+      const fingerprint = rows[0]!.pepper_fingerprint;
+      expect(fingerprint).toMatch(/^[0-9a-f]{16}$/);
+      const answers = [
+        made,
+        (await call(server, "GET", "/auth/api-keys", owner)).body,
+        (await call(server, "POST", `/auth/api-keys/${made.id}/rotate`, owner, { gracePeriodSeconds: 0 })).body,
+      ];
+      for (const answer of answers) expect(JSON.stringify(answer)).not.toContain(fingerprint);
+      expect((await call(server, "GET", "/auth/api-keys", owner)).body.keys[0]).not.toHaveProperty("pepperFingerprint");
     });
 
     it("finding 14: a legacy key (no pepper fingerprint) still verifies", async () => {

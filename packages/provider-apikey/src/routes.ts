@@ -5,7 +5,7 @@ import { apiKeyErrors } from "./errors.js";
 import { ID_LENGTH } from "./key.js";
 import type { ResolvedApiKeyOptions } from "./options.js";
 import { scopeSchema } from "./source-type.js";
-import { MAX_GRACE_SECONDS, type KeyStore } from "./store.js";
+import { MAX_GRACE_SECONDS, type ApiKeyInfo, type KeyStore } from "./store.js";
 import type { createVerifier } from "./verify.js";
 
 const keyId = z.string().regex(new RegExp(`^[0-9A-Za-z]{${ID_LENGTH}}$`));
@@ -50,6 +50,12 @@ const docs = (createBody: z.ZodType, rotateBody: z.ZodType) =>
     },
   }) satisfies Record<string, RouteDoc>;
 
+/**
+ * A key as a web user sees it: without the pepper fingerprint, which is an offline oracle for
+ * guesses of the pepper and of no use to the key's owner (operators see it in the CLI's listing).
+ */
+const forWeb = ({ pepperFingerprint: _fingerprint, ...info }: ApiKeyInfo) => info;
+
 export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeyStore, verifier: ReturnType<typeof createVerifier>, options: ResolvedApiKeyOptions): void {
   const scopes = z
     .array(options.allowedScopes ? z.enum(options.allowedScopes as [string, ...string[]]) : scopeSchema)
@@ -83,13 +89,13 @@ export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeySto
     const { key, info } = await store.create({ ...body, ownerId: auth.user.id, createdBy: `user:${auth.user.id}` });
     verifier.forgetMiss(info.id); // a remembered miss of this id, here at once (NOTIFY tells the other instances)
     res.setHeader("Cache-Control", "no-store");
-    res.status(201).json({ key, ...info });
+    res.status(201).json({ key, ...forWeb(info) });
   });
 
   router.get("/api-keys", describeRoute(doc.list), async (req, res) => {
     const auth = await owner(req, res);
     res.setHeader("Cache-Control", "no-store");
-    res.json({ keys: await store.list({ ownerId: auth.user.id }) });
+    res.json({ keys: (await store.list({ ownerId: auth.user.id })).map(forWeb) });
   });
 
   router.delete("/api-keys/:id", describeRoute(doc.revoke), async (req, res) => {
@@ -107,6 +113,6 @@ export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeySto
     const { key, info } = await store.rotate(id, auth.user.id, body.gracePeriodSeconds ?? options.rotationGracePeriod);
     verifier.forget(id);
     res.setHeader("Cache-Control", "no-store");
-    res.json({ key, ...info });
+    res.json({ key, ...forWeb(info) });
   });
 }
