@@ -25,8 +25,9 @@ export const emailOptionsSchema = z.strictObject({
   /** Seconds over which `maxCodeFailures` counts, from the first wrong code. */
   codeFailureWindow: z.number().int().min(60).max(30 * 86_400).default(86_400),
   /**
-   * Links per address that work at once. A new link never ends one already sent (someone else can
-   * ask for links to your address); using any link ends the others.
+   * Links per address that work at once: a new link ends only links beyond the newest this many
+   * (someone else can ask for links to your address, and every such link is in your mailbox);
+   * using any link ends the others.
    */
   maxLiveLinks: z.number().int().min(1).max(20).default(5),
   /** Where the browser goes after signing in through the confirm page (a same-origin path). */
