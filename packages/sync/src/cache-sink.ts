@@ -84,9 +84,30 @@ export const cachePrivilegesMigration = {
     FOR EACH STATEMENT EXECUTE FUNCTION erebus_sync_cache_owner_only();`,
 };
 
+/**
+ * The owner-only trigger read `pg_class` and called `pg_has_role` through the writing session's
+ * search_path, so a role granted a write by hand could put a temporary `pg_class` (its own
+ * temporary schema, which PUBLIC may use) in front of the catalog, name itself the owner and
+ * write (second review of finding 1). The function now names the catalog and runs with a fixed
+ * search_path, temporary schema last.
+ */
+export const cacheTriggerSearchPathMigration = {
+  id: "0003_cache_trigger_search_path",
+  sql: `CREATE OR REPLACE FUNCTION erebus_sync_cache_owner_only() RETURNS TRIGGER LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
+  BEGIN
+    IF NOT pg_catalog.pg_has_role(current_user, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID), 'USAGE') THEN
+      RAISE EXCEPTION '% is a read-only copy kept by the Erebus sync (only its owner writes it)', TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NULL;
+  END
+  $$;`,
+};
+
 /** Creates (or brings up to date) the cache tables in the target database, owned by the role that runs this. */
 export function migrateCache(target: Database) {
-  return runMigrations(target, [{ owner: "sync-cache", migrations: [cacheMigration, cachePrivilegesMigration] }]);
+  return runMigrations(target, [{ owner: "sync-cache", migrations: [cacheMigration, cachePrivilegesMigration, cacheTriggerSearchPathMigration] }]);
 }
 
 // A PostgreSQL role name as `grant-reader` accepts it: what needs no quoting, and nothing a shell or
@@ -100,13 +121,17 @@ const ROLE_NAME = /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/;
  */
 export async function grantCacheReader(target: Queryable, role: string): Promise<void> {
   if (!ROLE_NAME.test(role)) throw new TypeError(`grant-reader: "${role}" is not a role name (letters, digits, _ $ -; at most 63)`);
-  const { rows } = await target.query<{ exists: boolean }>("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS exists", [role]);
+  const { rows } = await target.query<{ exists: boolean }>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1) AS exists", [role]);
   if (!rows[0]!.exists) throw new TypeError(`grant-reader: there is no role "${role}" (CREATE ROLE ${role} LOGIN PASSWORD '…' first)`);
+  // Every function named with its schema: this runs as the owner or a superuser, and an unqualified
+  // unnest(text[]) or format(text, name, text) that a reader created in a schema it may write to
+  // (public, on databases from PostgreSQL 14 and older) wins over pg_catalog's polymorphic and
+  // variadic ones, and would run with those rights.
   const { rows: statements } = await target.query<{ sql: string }>(
-    `SELECT unnest(ARRAY[
-       format('GRANT USAGE ON SCHEMA %I TO %I', current_schema(), $1::text),
-       format('REVOKE ALL ON user_references_cache, erebus_sync_tombstones FROM %I', $1::text),
-       format('GRANT SELECT ON user_references_cache, erebus_sync_tombstones TO %I', $1::text)
+    `SELECT pg_catalog.unnest(ARRAY[
+       pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %I', pg_catalog.current_schema(), $1::text),
+       pg_catalog.format('REVOKE ALL ON user_references_cache, erebus_sync_tombstones FROM %I', $1::text),
+       pg_catalog.format('GRANT SELECT ON user_references_cache, erebus_sync_tombstones TO %I', $1::text)
      ]) AS sql`,
     [role],
   );
