@@ -12,7 +12,7 @@ export interface BenchPostgres {
   adminUrl: string;
   /** A new empty database; returns its URL. */
   createDatabase(name: string): Promise<string>;
-  /** utime+stime (clock ticks) of every server process: the postmaster's children and itself. */
+  /** utime+stime (clock ticks) of every server process: the postmaster, its live children and those it reaped. */
   cpuTicks(): number;
   /** Statement counts in one database since the last reset. */
   statements(database: string): Promise<{ calls: number; writes: number; commits: number; top: { query: string; calls: number }[] }>;
@@ -33,11 +33,12 @@ const freePort = async () => {
 };
 
 /** utime + stime of a pid from /proc (clock ticks, 100/s on Linux), 0 when it is gone. */
-export function procTicks(pid: number): number {
+export function procTicks(pid: number, reapedChildren = false): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[11]) + Number(fields[12]);
+    // cutime/cstime: children that exited and were waited for (a backend whose connection closed).
+    return Number(fields[11]) + Number(fields[12]) + (reapedChildren ? Number(fields[13]) + Number(fields[14]) : 0);
   } catch {
     return 0;
   }
@@ -90,7 +91,7 @@ export async function startBenchPostgres(): Promise<BenchPostgres> {
       url.pathname = `/${name}`;
       return url.toString();
     },
-    cpuTicks: () => procTicks(postmaster) + childrenOf(postmaster).reduce((sum, pid) => sum + procTicks(pid), 0),
+    cpuTicks: () => procTicks(postmaster, true) + childrenOf(postmaster).reduce((sum, pid) => sum + procTicks(pid), 0),
     async statements(database) {
       const { rows } = await admin.query<{ query: string; calls: string }>(
         `SELECT s.query, s.calls::text FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid

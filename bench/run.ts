@@ -87,11 +87,20 @@ function wrk(url: string, headers: Record<string, string>): { rate: number; requ
   return { rate, requests, p99ms, errors };
 }
 
-async function measure(pgs: BenchPostgres, database: string, pid: number, run: () => Promise<{ rate: number; requests: number; p99ms?: number; errors: number }>): Promise<Sample> {
-  await pgs.resetStatements();
-  const node0 = procTicks(pid);
-  const pg0 = pgs.cpuTicks();
-  const r = await run();
+async function measure(
+  pgs: BenchPostgres,
+  database: string,
+  pid: number,
+  run: (begin: () => Promise<void>) => Promise<{ rate: number; requests: number; p99ms?: number; errors: number }>,
+): Promise<Sample> {
+  let node0 = 0;
+  let pg0 = 0;
+  const begin = async () => {
+    await pgs.resetStatements();
+    node0 = procTicks(pid);
+    pg0 = pgs.cpuTicks();
+  };
+  const r = await run(begin);
   const node1 = procTicks(pid);
   const pg1 = pgs.cpuTicks();
   const stats = await pgs.statements(database);
@@ -107,12 +116,20 @@ async function measure(pgs: BenchPostgres, database: string, pid: number, run: (
   };
 }
 
-function signInClient(kind: string, url: string): Promise<{ rate: number; requests: number; errors: number; firstError?: string }> {
+/** Runs the sign-in client; `onWarm` runs once its untimed warm-up is done, before the timed part starts. */
+function signInClient(kind: string, url: string, onWarm: () => Promise<void>): Promise<{ rate: number; requests: number; errors: number; firstError?: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(tsx[0]!, [...tsx.slice(1), join(here, "signin-client.ts"), kind, url, String(SECONDS + 2), String(CONNECTIONS)], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
-    child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+    let warm = false;
+    child.stdout!.on("data", (c: Buffer) => {
+      out += c.toString();
+      if (!warm && out.includes("WARM\n")) {
+        warm = true;
+        void onWarm().then(() => child.kill("SIGUSR2"), reject);
+      }
+    });
     child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
     child.once("exit", (code) => {
       if (code !== 0) return reject(new Error(`sign-in client exited ${code}: ${err.slice(-1500)}`));
@@ -195,11 +212,19 @@ try {
     servers.set(scenario, { pid: child.pid!, ready, database });
     console.log(`  started ${scenario} on :${ready.port}`);
   }
+  // Warm-up, not measured: JIT, connection pools, caches.
+  for (const { id } of HTTP_SCENARIOS.filter((s) => wanted(s.id))) {
+    const server = servers.get(id)!;
+    spawnSync("wrk", ["-t1", `-c${CONNECTIONS}`, "-d1s", ...Object.entries(server.ready.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]), `http://127.0.0.1:${server.ready.port}${server.ready.path}`]);
+  }
   for (let round = 0; round < ROUNDS; round++) {
     console.log(`round ${round + 1}/${ROUNDS}`);
     for (const { id } of HTTP_SCENARIOS.filter((s) => wanted(s.id))) {
       const server = servers.get(id)!;
-      const sample = await measure(pgs, server.database, server.pid, async () => wrk(`http://127.0.0.1:${server.ready.port}${server.ready.path}`, server.ready.headers));
+      const sample = await measure(pgs, server.database, server.pid, async (begin) => {
+        await begin();
+        return wrk(`http://127.0.0.1:${server.ready.port}${server.ready.path}`, server.ready.headers);
+      });
       if (round === 0) statementsSeen[id] = (await pgs.statements(server.database)).top;
       (http[id] ??= []).push(sample);
       console.log(`  ${id.padEnd(34)} ${sample.rate.toFixed(0).padStart(7)} req/s  node ${sample.nodeUs.toFixed(0).padStart(5)} µs  pg ${sample.pgUs.toFixed(0).padStart(5)} µs  ${sample.statements.toFixed(2)} stmt  ${sample.writes.toFixed(2)} writes  p99 ${sample.p99ms?.toFixed(1)} ms${sample.errors ? `  ERRORS ${sample.errors}` : ""}`);
@@ -207,8 +232,8 @@ try {
     for (const { id, client } of SIGNIN_SCENARIOS.filter((s) => wanted(s.id))) {
       const server = servers.get(id)!;
       let firstError: string | undefined;
-      const sample = await measure(pgs, server.database, server.pid, async () => {
-        const r = await signInClient(client, `http://127.0.0.1:${server.ready.port}`);
+      const sample = await measure(pgs, server.database, server.pid, async (begin) => {
+        const r = await signInClient(client, `http://127.0.0.1:${server.ready.port}`, begin);
         firstError = r.firstError;
         return r;
       });
