@@ -6,7 +6,7 @@ import { connectDatabase, createAuth, type ErebusAuth, type Logger } from "@ereb
 import { escapeHtml } from "@erebus/provider-email";
 import { apiReference } from "@scalar/express-api-reference";
 import { createSyncRelay, postgresCacheSink, type SyncRelay } from "@erebus/sync";
-import { assertSafeToServe, type AppConfig } from "./config.js";
+import { assertSafeToServe, isLoopbackHostHeader, type AppConfig } from "./config.js";
 import { createDevIdp } from "./dev-idp.js";
 import { providersFor } from "./providers.js";
 
@@ -58,6 +58,18 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
 
   const app = express();
   app.disable("x-powered-by");
+  if (config.development) {
+    // Loopback binding keeps other machines out, not a page in the developer's own browser: DNS
+    // rebinding points attacker.example at 127.0.0.1, and its script would read /dev/mailbox.json
+    // or sign in as anyone with X-Test-Key. Such requests (and a local reverse proxy's) name
+    // another host; development helpers answer only requests addressed to a loopback name.
+    app.use((req, res, next) => {
+      if (isLoopbackHostHeader(req.headers.host)) return next();
+      res.status(421).type("application/problem+json").send(
+        JSON.stringify({ type: "about:blank", title: "Development helpers answer only on localhost", status: 421, code: "ERR_HOST_NOT_LOOPBACK" }),
+      );
+    });
+  }
   // Mounted before the page's security headers: it serves its own login pages.
   if (devIdp) app.use("/dev/oidc", createDevIdp(devIdp));
   if (config.development) {

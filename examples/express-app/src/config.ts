@@ -96,6 +96,20 @@ function isLoopback(host: string): boolean {
 }
 
 /**
+ * Whether a request's `Host` header names this machine by a loopback name (`localhost`,
+ * 127.0.0.0/8, `[::1]`, with or without a port). Parsed as a URL authority, so userinfo or a path
+ * smuggled into the header does not pass.
+ */
+export function isLoopbackHostHeader(host: string | undefined): boolean {
+  if (!host || !/^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host)) return false;
+  try {
+    return isLoopback(new URL(`http://${host}`).hostname);
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Start-up checks that concern serving (the app calls it first; the CLI, which serves nothing, does
  * not). Development helpers let anyone sign in as anyone and read everyone's sign-in mail, so they
  * run only where nobody else can reach them; outside development sign-in mail needs a real server.
