@@ -60,7 +60,9 @@ describe.skipIf(!available)("sync survives PostgreSQL restarts mid-stream", () =
       targetServer!.restart();
       await new Promise((r) => setTimeout(r, 500));
       sourceServer!.restart();
-      await new Promise((r) => setTimeout(r, 500));
+      // Changes keep streaming after the restarts: a count, not a time (a busy machine writes slowly).
+      const afterRestart = writes;
+      await expect.poll(() => writes - afterRestart, { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(20);
       writing = false;
       await writer;
       await expect.poll(async () => (await relay.status().catch(() => ({ pending: -1 }))).pending, { timeout: 20_000, interval: 100 }).toBe(0);
@@ -68,7 +70,7 @@ describe.skipIf(!available)("sync survives PostgreSQL restarts mid-stream", () =
       writing = false;
       await relay.stop();
     }
-    expect(writes).toBeGreaterThan(50);
+    expect(writes).toBeGreaterThanOrEqual(20);
     // Both servers really restarted (the writer may or may not have hit the gap, so writeErrors is not asserted).
     expect(await started(source)).toBeGreaterThan(sourceStart);
     expect(await started(target)).toBeGreaterThan(targetStart);
