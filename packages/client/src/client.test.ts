@@ -134,6 +134,23 @@ describe.each(engines())("@erebus/client against a real app ($name)", (engine) =
     expect(await rowCounts(db)).toEqual(before);
   });
 
+  it("a statement line cannot shadow the URI the message really carries", async () => {
+    const account = privateKeyToAccount(generatePrivateKey());
+    let signed = 0;
+    const signer = { address: account.address, signMessage: async (args: { message: string }) => { signed++; return account.signMessage(args); } };
+    // The relay keeps the first line, puts a convincing "URI:" in the statement, and points the real URI elsewhere.
+    const relay: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      if (!String(input).endsWith("/siwe/nonce")) return response;
+      const body = (await response.json()) as { message: string };
+      body.message = body.message.replace(/\n\n(Sign in to [^\n]*)\n\nURI: ([^\n]+)/, (_m, statement, uri) => `\n\n${statement}\nURI: ${uri}\n\nURI: https://bank.example`);
+      return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
+    };
+    const client = createErebusClient({ baseURL: app.url, fetch: relay });
+    await expect(client.signInWithEthereum(signer)).rejects.toMatchObject({ code: "ERR_CLIENT_MESSAGE_MISMATCH" });
+    expect(signed).toBe(0);
+  });
+
   it("email code sign-in, API keys (create, list, rotate now, revoke) and a program acting with its key", async () => {
     const client = createErebusClient({ baseURL: app.url, tokenStore: memoryTokenStore() });
     const address = `bot-${engine.name}@example.com`;

@@ -48,7 +48,8 @@ export function checkSignInMessage(message: string, expected: { host: string; or
   const lines = message.split("\n");
   const header = `${expected.host} wants you to sign in with your ${expected.family} account:`;
   if (lines[0] !== header) throw refuse(`expected the first line ${JSON.stringify(header)}, got ${JSON.stringify(lines[0])}`);
-  const field = (label: string) => lines.find((line) => line.startsWith(`${label}: `))?.slice(label.length + 2);
+  // The last such line: a statement (which comes before the fields) cannot shadow the real field.
+  const field = (label: string) => [...lines].reverse().find((line) => line.startsWith(`${label}: `))?.slice(label.length + 2);
   const uri = field("URI");
   let uriOrigin: string | undefined;
   try {
