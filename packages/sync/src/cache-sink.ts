@@ -105,9 +105,29 @@ export const cacheTriggerSearchPathMigration = {
   $$;`,
 };
 
+/**
+ * The resync floor: the source's high-water mark at the last resync. Every row the resync copied
+ * carries that version, so an event at or below it is older than the copy; but a reference deleted
+ * before the resync has neither a row nor a tombstone in a cache the resync built, and an old insert
+ * replayed from a topic (its HMAC still valid) would bring it back (second review of finding 1).
+ * Upserts at or below the floor are ignored.
+ */
+export const cacheFloorMigration = {
+  id: "0004_cache_resync_floor",
+  sql: `CREATE TABLE erebus_sync_floor (
+    one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one),
+    erebus_version BIGINT NOT NULL
+  );
+  REVOKE ALL ON erebus_sync_floor FROM PUBLIC;
+  CREATE TRIGGER erebus_sync_floor_owner_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON erebus_sync_floor
+    FOR EACH STATEMENT EXECUTE FUNCTION erebus_sync_cache_owner_only();`,
+};
+
 /** Creates (or brings up to date) the cache tables in the target database, owned by the role that runs this. */
 export function migrateCache(target: Database) {
-  return runMigrations(target, [{ owner: "sync-cache", migrations: [cacheMigration, cachePrivilegesMigration, cacheTriggerSearchPathMigration] }]);
+  return runMigrations(target, [
+    { owner: "sync-cache", migrations: [cacheMigration, cachePrivilegesMigration, cacheTriggerSearchPathMigration, cacheFloorMigration] },
+  ]);
 }
 
 // A PostgreSQL role name as `grant-reader` accepts it: what needs no quoting, and nothing a shell or
@@ -139,8 +159,9 @@ export async function grantCacheReader(target: Queryable, role: string): Promise
 }
 
 /**
- * Writes whole rows into the cache at the given versions. Normally only over an older version (and
- * never over a newer tombstone); `overwrite` (the resync) replaces whatever is there.
+ * Writes whole rows into the cache at the given versions. Normally only over an older version, never
+ * over a newer tombstone, and never at or below the resync floor; `overwrite` (the resync) replaces
+ * whatever is there.
  */
 async function upsertRows(q: Queryable, rows: readonly { row: unknown; version: number }[], overwrite: boolean): Promise<void> {
   await q.query(
@@ -150,7 +171,8 @@ async function upsertRows(q: Queryable, rows: readonly { row: unknown; version: 
             NULLIF(r->'metadata', 'null'::jsonb), NULLIF(r->'preferences', 'null'::jsonb), (r->>'is_active')::boolean,
             (r->>'created_at')::timestamptz, (r->>'updated_at')::timestamptz, v, clock_timestamp()
      FROM (SELECT e->'row' AS r, (e->>'version')::bigint AS v FROM jsonb_array_elements($1::jsonb) AS x(e)) AS events
-     WHERE $2::boolean OR NOT EXISTS (SELECT 1 FROM erebus_sync_tombstones t WHERE t.id = (r->>'id')::uuid AND t.erebus_version >= v)
+     WHERE $2::boolean OR (NOT EXISTS (SELECT 1 FROM erebus_sync_tombstones t WHERE t.id = (r->>'id')::uuid AND t.erebus_version >= v)
+                           AND v > coalesce((SELECT f.erebus_version FROM erebus_sync_floor f), 0))
      ON CONFLICT (id) DO UPDATE SET
        source_identifier = EXCLUDED.source_identifier, network = EXCLUDED.network, user_type = EXCLUDED.user_type,
        source_type = EXCLUDED.source_type, email = EXCLUDED.email, metadata = EXCLUDED.metadata,
@@ -237,6 +259,13 @@ export async function resyncCache(source: Database, target: Database): Promise<R
     const ids = rows.map(({ r }) => r.id);
     return target.transaction(async (tx) => {
       const { rows: ahead } = await tx.query<{ n: number }>("SELECT count(*)::int AS n FROM user_references_cache WHERE erebus_version > $1", [highWater]);
+      // The copy is the state up to highWater: older events (a reference deleted before it has no
+      // row and no tombstone here) must not apply afterwards. Set, not raised: a source restored
+      // from a backup issues lower versions again.
+      await tx.query(
+        "INSERT INTO erebus_sync_floor (one, erebus_version) VALUES (true, $1) ON CONFLICT (one) DO UPDATE SET erebus_version = EXCLUDED.erebus_version",
+        [highWater],
+      );
       await tx.query("DELETE FROM erebus_sync_tombstones WHERE erebus_version > $1 OR id = ANY($2::uuid[])", [highWater, ids]);
       for (let i = 0; i < rows.length; i += 1000) {
         await upsertRows(tx, rows.slice(i, i + 1000).map(({ r }) => ({ row: r, version: highWater })), true);

@@ -37,6 +37,9 @@ export interface SyncStatus {
   running: boolean;
 }
 
+// Gives back this relay's own claims (never another relay's) on events not yet delivered.
+const RELEASE_OWN = "UPDATE erebus_outbox SET claimed_by = NULL, claim_until = NULL WHERE seq = ANY($1::bigint[]) AND claimed_by = $2 AND delivered_at IS NULL";
+
 // Namespace of the advisory locks that give one relay at a time a reference's events.
 const LOCK_NAMESPACE = 0x45524253; // "ERBS"
 
@@ -88,6 +91,8 @@ export function createSyncRelay(options: SyncRelayOptions) {
   let delivered = 0;
   let lastError: string | null = null;
   let lastPrune = 0;
+  // Sequence numbers this relay claimed and failed to give back (the source went away mid-batch).
+  let stranded: number[] = [];
 
   const toEnvelope = (row: OutboxRow, highWater: number): ChangeEnvelope =>
     envelopeSchema.parse({
@@ -149,6 +154,12 @@ export function createSyncRelay(options: SyncRelayOptions) {
   async function runOnce(): Promise<number> {
     let seqs: number[] = [];
     try {
+      if (stranded.length > 0) {
+        // Claims this relay could not give back (the source was away): given back now, so that their
+        // events are not held off for the rest of claimTimeout by a relay that is no longer delivering them.
+        await source.query(RELEASE_OWN, [stranded, relayId]);
+        stranded = [];
+      }
       const { rows, highWater } = await claim();
       if (rows.length === 0) return 0;
       seqs = rows.map((r) => Number(r.seq));
@@ -164,12 +175,13 @@ export function createSyncRelay(options: SyncRelayOptions) {
       lastError = `${sink.name}: ${(error as Error).message}`;
       if (seqs.length > 0) {
         // Gives the claim back at once, so the retry (by this relay or another) need not wait for it to expire.
+        const failed = seqs;
         await source
           .query(
             "UPDATE erebus_outbox SET attempts = attempts + 1, last_error = $2, claimed_by = NULL, claim_until = NULL WHERE seq = ANY($1::bigint[]) AND claimed_by = $3",
-            [seqs, lastError.slice(0, 1000), relayId],
+            [failed, lastError.slice(0, 1000), relayId],
           )
-          .catch(() => undefined);
+          .catch(() => void stranded.push(...failed));
       }
       throw error;
     }
