@@ -51,6 +51,15 @@ describe("pgText", () => {
     expect(findPgUnsafeString({ a: [1, { b: "x\ud800" }] })).toEqual(["a", 1, "b"]);
     expect(findPgUnsafeString({ a: ["fine"], b: null, c: 3 })).toBeUndefined();
   });
+
+  it("review: a deeply nested body ([[[[…]]]]) is walked once, not once per level (the old walk copied the path at every level: quadratic)", () => {
+    // 300,000 levels: linear is milliseconds; the old walk made ~4.5·10¹⁰ path copies (minutes, past the test's timeout).
+    let body: unknown = "bad\u0000";
+    for (let i = 0; i < 300_000; i++) body = [body];
+    const path = findPgUnsafeString(body);
+    expect(path).toHaveLength(300_000);
+    expect(path!.every((key) => key === 0)).toBe(true);
+  });
 });
 
 for (const engine of engines()) {

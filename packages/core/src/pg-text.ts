@@ -31,23 +31,32 @@ export function pgText(message: string = PG_TEXT_MESSAGE) {
  * `undefined` when there is none. Iterative, so a deeply nested body cannot overflow the stack.
  */
 export function findPgUnsafeString(value: unknown): PropertyKey[] | undefined {
-  const stack: { value: unknown; path: PropertyKey[] }[] = [{ value, path: [] }];
+  // Each entry links to its parent instead of carrying its path: copying paths made a deeply nested
+  // body ([[[[…]]]]) cost time quadratic in its depth. The path is built only for what is reported.
+  interface Entry { value: unknown; key: PropertyKey | undefined; parent: Entry | undefined }
+  const pathOf = (entry: Entry) => {
+    const path: PropertyKey[] = [];
+    for (let at: Entry | undefined = entry; at?.parent; at = at.parent) path.push(at.key!);
+    return path.reverse();
+  };
+  const stack: Entry[] = [{ value, key: undefined, parent: undefined }];
   const seen = new Set<object>();
   while (stack.length) {
-    const { value: current, path } = stack.pop()!;
+    const entry = stack.pop()!;
+    const current = entry.value;
     if (typeof current === "string") {
-      if (!isPgText(current)) return path;
+      if (!isPgText(current)) return pathOf(entry);
       continue;
     }
     if (typeof current !== "object" || current === null || seen.has(current)) continue;
     seen.add(current);
-    const entries = Array.isArray(current) ? current.map((item, index) => [index, item] as const) : Object.entries(current);
+    const keys: PropertyKey[] = Array.isArray(current) ? current.map((_item, index) => index) : Object.keys(current);
     // Reversed so the first field in document order is the one reported.
-    for (let i = entries.length - 1; i >= 0; i--) {
-      const [key, item] = entries[i]!;
-      stack.push({ value: item, path: [...path, key] });
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const key = keys[i]!;
+      stack.push({ value: (current as Record<PropertyKey, unknown>)[key], key, parent: entry });
       // An object key is stored too (jsonb): checked just before its value.
-      if (typeof key === "string") stack.push({ value: key, path: [...path, key] });
+      if (typeof key === "string") stack.push({ value: key, key, parent: entry });
     }
   }
   return undefined;
