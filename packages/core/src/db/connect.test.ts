@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -74,6 +74,30 @@ describe("connectDatabase on a PGlite directory", () => {
     writeFileSync(join(dir, LOCK_FILE), `${JSON.stringify({ pid: process.ppid, host: (await import("node:os")).hostname(), since: "2026-01-01T00:00:00.000Z" })}\n`);
     expect(await refusal(connectDatabase(`pglite://${dir}`))).toContain(`in use by process ${process.ppid}`);
     rmSync(join(dir, LOCK_FILE));
+  });
+
+  it("review: a lock left by a killed container is taken over (our own PID from an earlier process; another host's lock nobody touches), a live one is not", async () => {
+    const os = await import("node:os");
+    const lock = join(dir, LOCK_FILE);
+    // A container restarted after a kill: the same PID (1, say) as the process that left the lock.
+    writeFileSync(lock, `${JSON.stringify({ pid: process.pid, host: os.hostname(), since: "2026-01-01T00:00:00.000Z" })}\n`);
+    let db = await connectDatabase(`pglite://${dir}`);
+    await db.close();
+    expect(existsSync(lock)).toBe(false);
+
+    // Another host name (a new container): a lock untouched for over a minute is stale, a fresh one is held.
+    writeFileSync(lock, `${JSON.stringify({ pid: 4242, host: "old-container-7f3a", since: "2026-01-01T00:00:00.000Z" })}\n`);
+    expect(await refusal(connectDatabase(`pglite://${dir}`))).toContain("in use by process 4242 on old-container-7f3a");
+    const longAgo = new Date(Date.now() - 5 * 60_000);
+    utimesSync(lock, longAgo, longAgo);
+    db = await connectDatabase(`pglite://${dir}`);
+    try {
+      expect(JSON.parse(readFileSync(lock, "utf8"))).toMatchObject({ pid: process.pid });
+      // While this process holds it, a second open in this same process is still refused.
+      expect(await refusal(connectDatabase(`pglite://${dir}`))).toContain(`in use by process ${process.pid}`);
+    } finally {
+      await db.close();
+    }
   });
 
   it("finding 14: a corrupted data directory is ERR_DATABASE_UNAVAILABLE with a one-line reason", async () => {

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, utimesSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { AuthError } from "../errors.js";
@@ -36,6 +36,31 @@ function readLock(file: string): LockContent | undefined {
     // unreadable or half-written: treated as held (below), never silently taken over
   }
   return undefined;
+}
+
+/**
+ * A holder touches its lock file this often. A lock nobody has touched for STALE_AFTER_MS is taken
+ * over whoever holds it: that is how a lock left by a container that was killed (its host name and
+ * PID namespace gone with it, so neither can be checked) stops blocking the next one.
+ */
+const HEARTBEAT_MS = 10_000;
+const STALE_AFTER_MS = 60_000;
+/** Lock files this process holds: a lock naming our own PID that is not among them was left by an earlier process that had our PID (a container's PID 1). */
+const heldHere = new Set<string>();
+
+function untouchedFor(file: string): number {
+  try {
+    return Date.now() - statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function isStale(file: string, holder: LockContent | undefined, mine: LockContent): boolean {
+  if (holder === undefined) return untouchedFor(file) > STALE_AFTER_MS; // half-written by a crash
+  if (holder.pid === process.pid && holder.host === mine.host) return !heldHere.has(file);
+  if (holder.host === mine.host && !isAlive(holder.pid)) return true;
+  return untouchedFor(file) > STALE_AFTER_MS;
 }
 
 function isAlive(pid: number): boolean {
@@ -86,14 +111,14 @@ export function lockDataDirectory(dir: string): DirectoryLock {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw unavailable(`cannot create the lock file ${file}: ${(error as Error).message}`, error);
       const holder = readLock(file);
-      const stale = holder !== undefined && holder.host === mine.host && holder.pid !== process.pid && !isAlive(holder.pid);
+      const stale = isStale(file, holder, mine);
       if (!stale || attempt >= 2) {
         const who = holder ? `process ${holder.pid}${holder.host === mine.host ? "" : ` on ${holder.host}`} since ${holder.since}` : "another process";
         throw unavailable(`the embedded database ${dir} is in use by ${who} (lock file ${file}). ${WHAT_TO_DO}`);
       }
       // Take over only the stale lock we read: a lock someone else just took is left alone.
       try {
-        if (readLock(file)?.pid === holder.pid) unlinkSync(file);
+        if (readLock(file)?.pid === holder?.pid) unlinkSync(file);
       } catch {
         // already gone: the next attempt creates it
       }
@@ -107,9 +132,20 @@ export function lockDataDirectory(dir: string): DirectoryLock {
     break;
   }
   let held = true;
+  heldHere.add(file);
+  const heartbeat = setInterval(() => {
+    try {
+      utimesSync(file, new Date(), new Date());
+    } catch {
+      // the directory went away
+    }
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
   const release = () => {
     if (!held) return;
     held = false;
+    heldHere.delete(file);
+    clearInterval(heartbeat);
     process.off("exit", release);
     try {
       if (readLock(file)?.pid === process.pid) unlinkSync(file);
