@@ -3,6 +3,7 @@ import type { Server } from "node:http";
 import { Keypair } from "@solana/web3.js";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import express from "express";
+import * as z from "zod";
 import { privateKeyToAccount, generatePrivateKey } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuth, type ErebusAuth } from "@erebus/core";
@@ -177,6 +178,29 @@ describe("the OpenAPI document (GET /auth/openapi.json)", () => {
 });
 
 describe("route documentation is enforced", () => {
+  it("review: a body schema whose preprocess throws on a missing body is documented as required, not a crash of createAuth", async () => {
+    const { describeRoute } = await import("@erebus/core");
+    const trimmed = z.preprocess((value) => (value as { name: string }).name.trim(), z.string());
+    const provider = {
+      id: "odd",
+      emits: [],
+      routes(router: express.Router) {
+        router.post("/odd", describeRoute({ summary: "odd", body: trimmed, responses: { 200: { description: "ok" } } }), (_req, res) => res.end());
+      },
+    };
+    const auth = createAuth({ database: "pglite://memory", baseURL: "http://localhost:3000", providers: [provider] });
+    try {
+      const document = await new Promise<Record<string, unknown>>((resolve) => {
+        const res = { type: () => res, send: (body: string) => resolve(JSON.parse(body) as Record<string, unknown>), setHeader: () => undefined };
+        const layer = (auth.router as unknown as { stack: { route?: { path: string; stack: { handle: (req: unknown, res: unknown, next: () => void) => void }[] } }[] }).stack.find((l) => l.route?.path === "/openapi.json")!;
+        layer.route!.stack.at(-1)!.handle({}, res, () => undefined);
+      });
+      expect((document as { paths: Record<string, { post: { requestBody: { required: boolean } } }> }).paths["/auth/odd"]!.post.requestBody.required).toBe(true);
+    } finally {
+      await auth.close();
+    }
+  });
+
   it("a route that documents a code in no errors table fails createAuth with a TypeError naming it", async () => {
     const { describeRoute } = await import("@erebus/core");
     const provider = {

@@ -102,6 +102,15 @@ const jsonSchema = (schema: z.ZodType) => {
   return rest;
 };
 
+/** Whether a body schema accepts no body at all; a schema whose preprocess or refinement throws on `undefined` needs one. */
+function acceptsNothing(schema: z.ZodType): boolean {
+  try {
+    return schema.safeParse(undefined).success;
+  } catch {
+    return false;
+  }
+}
+
 /** Every code a route documents, with its status; throws a TypeError naming the route for a code in no table. */
 export function routeErrors(route: CollectedRoute, tables: Readonly<Record<string, ErrorTable>>): Map<string, { status: number; title: string }> {
   const table: ErrorTable = { ...coreErrors, ...(tables[route.owner] ?? {}) };
@@ -167,7 +176,7 @@ export function buildOpenApiDocument(input: OpenApiInput): Record<string, unknow
       ...(body
         ? {
             requestBody: {
-              required: !(doc?.body?.safeParse(undefined).success ?? false),
+              required: !acceptsNothing(doc!.body!),
               content: { "application/json": { schema: body }, ...(doc?.form ? { "application/x-www-form-urlencoded": { schema: body } } : {}) },
             },
           }

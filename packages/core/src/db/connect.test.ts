@@ -100,6 +100,11 @@ describe("connectDatabase on a PGlite directory", () => {
     }
   });
 
+  it("review: pglite:// with an empty path is refused, not silently an in-memory database that loses every write", async () => {
+    await expect(connectDatabase("pglite://")).rejects.toThrow(TypeError);
+    await expect(connectDatabase("pglite://")).rejects.toThrow(/pglite:\/\/memory/);
+  });
+
   it("finding 14: a corrupted data directory is ERR_DATABASE_UNAVAILABLE with a one-line reason", async () => {
     // Not a data directory at all.
     const garbage = join(root, "garbage");

@@ -112,5 +112,8 @@ export async function connectDatabase(url: string, options: ConnectOptions = {})
 /** The absolute data directory of a `pglite://` URL, or undefined for `pglite://memory`. */
 export function pgliteDirectory(url: string, cwd = process.cwd()): string | undefined {
   const where = url.slice("pglite://".length);
-  return where === "memory" || where === "" ? undefined : resolve(cwd, where);
+  // Only the word "memory" means memory: an empty path is a missing variable (`pglite://${DIR}`),
+  // and opening memory then would lose every write at the next restart without a word.
+  if (where === "") throw new TypeError('a pglite:// URL needs a directory ("pglite://.data/erebus") or "pglite://memory"');
+  return where === "memory" ? undefined : resolve(cwd, where);
 }
