@@ -134,6 +134,47 @@ describe.each(engines())("@erebus/client against a real app ($name)", (engine) =
     expect(await rowCounts(db)).toEqual(before);
   });
 
+  it("review: refuses a message for another chain or another account than the signer's, and a sign-in redirected to another origin", async () => {
+    const account = privateKeyToAccount(generatePrivateKey());
+    let signed = 0;
+    const signer = { address: account.address, signMessage: async (args: { message: string }) => { signed++; return account.signMessage(args); } };
+    const rewrite = (change: (message: string) => string): typeof fetch => async (input, init) => {
+      const response = await fetch(input, init);
+      if (!String(input).endsWith("/siwe/nonce")) return response;
+      const body = (await response.json()) as { message: string };
+      body.message = change(body.message);
+      return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
+    };
+    const otherChain = createErebusClient({ baseURL: app.url, fetch: rewrite((m) => m.replace(/\nChain ID: \d+/, "\nChain ID: 8453")) });
+    await expect(otherChain.signInWithEthereum(signer, { chainId: 1 })).rejects.toMatchObject({ code: "ERR_CLIENT_MESSAGE_MISMATCH" });
+    const victim = privateKeyToAccount(generatePrivateKey()).address;
+    const otherAccount = createErebusClient({ baseURL: app.url, fetch: rewrite((m) => m.replace(/\n0x[0-9a-fA-F]{40}\n/, `\n${victim}\n`)) });
+    await expect(otherAccount.signInWithEthereum(signer, { chainId: 1 })).rejects.toMatchObject({ code: "ERR_CLIENT_MESSAGE_MISMATCH" });
+    expect(signed).toBe(0);
+
+    // A 307 on the verify POST would carry the signed message to another site: not followed.
+    const { createServer } = await import("node:http");
+    const received: string[] = [];
+    const elsewhere = createServer((req, res) => { received.push(req.url ?? ""); res.end("{}"); });
+    await new Promise<void>((r) => elsewhere.listen(0, "127.0.0.1", () => r()));
+    const redirecting: typeof fetch = async (input, init) =>
+      String(input).endsWith("/siwe/verify")
+        ? new Response(null, { status: 307, headers: { location: `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}/steal` } })
+        : fetch(input, init);
+    try {
+      const client = createErebusClient({ baseURL: app.url, fetch: async (input, init) => {
+        // A real redirect answer, as fetch with redirect "manual" gives it back.
+        const response = await redirecting(input, init);
+        if (response.status === 307 && (init as RequestInit | undefined)?.redirect !== "manual") return fetch(response.headers.get("location")!, init);
+        return response;
+      } });
+      await expect(client.signInWithEthereum(account)).rejects.toMatchObject({ name: "ErebusError", status: 307 });
+      expect(received).toEqual([]);
+    } finally {
+      await new Promise((r) => elsewhere.close(r));
+    }
+  });
+
   it("a statement line cannot shadow the URI the message really carries", async () => {
     const account = privateKeyToAccount(generatePrivateKey());
     let signed = 0;

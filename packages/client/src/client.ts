@@ -125,10 +125,10 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
       if (token && !headers.has("authorization")) headers.set("authorization", `Bearer ${token}`);
     }
     try {
-      // A redirect is never followed with a credential in the headers: fetch keeps custom headers
-      // (X-API-Key) across origins, so a 30x to another site would hand it the key.
-      const carriesCredential = headers.has("authorization") || headers.has("x-api-key");
-      return await doFetch(url, { ...init, headers, credentials: mode === "cookie" ? "include" : "omit", ...(carriesCredential ? { redirect: "manual" as const } : {}) });
+      // Never follow a redirect: fetch keeps custom headers (X-API-Key) across origins, so a 30x to
+      // another site would hand it the key, and a sign-in POST redirected there would hand it the
+      // signed message and take back a session of its choosing. The routes never redirect JSON calls.
+      return await doFetch(url, { ...init, headers, credentials: mode === "cookie" ? "include" : "omit", redirect: "manual" });
     } catch (error) {
       throw new ErebusError({ code: "ERR_CLIENT_NETWORK", title: "The server could not be reached", status: 0, detail: String((error as Error)?.message ?? error) }, { cause: error });
     }
@@ -204,9 +204,10 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
       if (typeof signer?.address !== "string" || typeof signer.signMessage !== "function") {
         throw new TypeError("signInWithEthereum: the signer must be { address, signMessage({ message }) } (a viem account is one)");
       }
-      const issued = await siwe.nonce({ address: signer.address, chainId: input.chainId ?? 1 });
+      const chainId = input.chainId ?? 1;
+      const issued = await siwe.nonce({ address: signer.address, chainId });
       if (!issued.message) throw new ErebusError({ code: "ERR_CLIENT_UNEXPECTED_RESPONSE", title: "Unexpected response", status: 200, detail: "no message in the nonce answer" });
-      checkSignInMessage(issued.message, { host: base.host, origin: base.origin, nonce: issued.nonce, family: "Ethereum" });
+      checkSignInMessage(issued.message, { host: base.host, origin: base.origin, nonce: issued.nonce, family: "Ethereum", address: signer.address, chainId: String(chainId) });
       const signature = await signer.signMessage({ message: issued.message });
       return siwe.verify({ message: issued.message, signature, ...(input.provider ? { provider: input.provider } : {}) });
     },
@@ -218,7 +219,7 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
       const signer = toSolanaSigner(signerInput);
       const issued = await siws.nonce();
       const message = formatSiwsMessage(issued.input, signer.address);
-      checkSignInMessage(message, { host: base.host, origin: base.origin, nonce: issued.nonce, family: "Solana" });
+      checkSignInMessage(message, { host: base.host, origin: base.origin, nonce: issued.nonce, family: "Solana", address: signer.address });
       const signature = await signer.signMessage(new TextEncoder().encode(message));
       return siws.verify({ message, signature: base58Encode(signature), address: signer.address, ...(input.provider ? { provider: input.provider } : {}) });
     },

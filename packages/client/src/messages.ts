@@ -44,7 +44,10 @@ const refuse = (detail: string) =>
  * a message for another domain is trying to borrow the signature (a phishing relay), so the client
  * checks the message before the key ever sees it.
  */
-export function checkSignInMessage(message: string, expected: { host: string; origin: string; nonce: string; family: "Ethereum" | "Solana" }): void {
+export function checkSignInMessage(
+  message: string,
+  expected: { host: string; origin: string; nonce: string; family: "Ethereum" | "Solana"; address?: string; chainId?: string },
+): void {
   const lines = message.split("\n");
   const header = `${expected.host} wants you to sign in with your ${expected.family} account:`;
   if (lines[0] !== header) throw refuse(`expected the first line ${JSON.stringify(header)}, got ${JSON.stringify(lines[0])}`);
@@ -59,4 +62,8 @@ export function checkSignInMessage(message: string, expected: { host: string; or
   }
   if (uriOrigin !== expected.origin) throw refuse(`expected URI at ${expected.origin}, got ${JSON.stringify(uri)}`);
   if (field("Nonce") !== expected.nonce) throw refuse("the nonce in the message is not the one issued");
+  // The account line is the signer's (EIP-55 case aside), and the chain is the one asked for.
+  const sameAccount = expected.family === "Ethereum" ? lines[1]?.toLowerCase() === expected.address?.toLowerCase() : lines[1] === expected.address;
+  if (expected.address !== undefined && !sameAccount) throw refuse(`the message names the account ${JSON.stringify(lines[1])}, not the signer's`);
+  if (expected.chainId !== undefined && field("Chain ID") !== expected.chainId) throw refuse(`the message is for chain ${JSON.stringify(field("Chain ID"))}, not ${expected.chainId}`);
 }

@@ -49,7 +49,7 @@ export async function signInWithStandardWallet(client: ErebusClient, wallet: Sta
   const [output] = await feature.signIn(issued.input);
   if (!output) throw new ErebusError({ code: "ERR_CLIENT_WALLET_REFUSED", title: "The wallet returned nothing", status: 0 });
   const message = new TextDecoder().decode(output.signedMessage);
-  checkSignInMessage(message, { host: client.baseURL.host, origin: client.baseURL.origin, nonce: issued.nonce, family: "Solana" });
+  checkSignInMessage(message, { host: client.baseURL.host, origin: client.baseURL.origin, nonce: issued.nonce, family: "Solana", address: output.account.address });
   const provider = input.provider ?? (wallet.name.toLowerCase().replace(/[^a-z0-9_.-]/g, "").slice(0, 32) || "unknown");
   return client.siws.verify({ message, signature: base58Encode(output.signature), address: output.account.address, provider });
 }
