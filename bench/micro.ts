@@ -7,7 +7,7 @@ import pg from "pg";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { recoverMessageAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { createAuth, silentLogger } from "@erebus/core";
+import { createAuth, silentLogger, toChecksumAddress } from "@erebus/core";
 import { walletProvider } from "@erebus/provider-wallet";
 import { formatSiweMessage } from "../packages/provider-wallet/src/siwe-message.js";
 import { Ed25519KeyCache, hexToBytes, recoverPersonalSigner, verifyEd25519 } from "../packages/provider-wallet/src/signature.js";
@@ -31,7 +31,7 @@ const push = (k: string, v: number) => (out[k] ??= []).push(v);
 const auth = createAuth({ database: databaseUrl, baseURL: "http://127.0.0.1", providers: [walletProvider()], migrate: true, logger: silentLogger, production: false });
 await auth.ready;
 const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
-const addresses = Array.from({ length: 100 }, (_, i) => `0x${(i + 1).toString(16).padStart(40, "0")}`);
+const addresses = Array.from({ length: 100 }, (_, i) => toChecksumAddress(`0x${(i + 1).toString(16).padStart(40, "a")}`));
 const identity = (i: number) => ({
   network: "ethereum",
   sourceIdentifier: addresses[i % addresses.length]!,

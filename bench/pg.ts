@@ -76,7 +76,7 @@ export async function startBenchPostgres(): Promise<BenchPostgres> {
   const serverOptions = [
     `-p ${port} -k ${dataDir} -c listen_addresses=127.0.0.1 -c max_connections=300`,
     "-c fsync=on -c synchronous_commit=on",
-    "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all",
+    "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top",
   ].join(" ");
   run("pg_ctl", ["-D", dataDir, "-o", serverOptions, "-l", join(dataDir, "server.log"), "-w", "-t", "60", "start"]);
   const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;

@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import express from "express";
 import { createAuth, silentLogger } from "@erebus/core";
 import { apiKeyProvider } from "@erebus/provider-apikey";
+import { walletProvider } from "@erebus/provider-wallet";
 import { startBenchPostgres } from "./pg.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -20,12 +21,16 @@ const pgs = await startBenchPostgres();
 try {
   const url = await pgs.createDatabase("profile");
   const keys = apiKeyProvider({ pepper: "bench-pepper-0123456789abcdef0123456789" });
-  const auth = createAuth({ database: url, baseURL: "http://127.0.0.1", providers: [keys], migrate: true, logger: silentLogger, production: false });
+  const wallet = walletProvider({ rateLimit: { nonce: 1_000_000, verify: 1_000_000 } });
+  const auth = createAuth({ database: url, baseURL: "http://127.0.0.1", providers: kind === "wallet" ? [wallet] : [keys], migrate: true, logger: silentLogger, production: false });
   await auth.ready;
   const app = express();
   app.disable("x-powered-by");
   let headers: Record<string, string> = {};
-  if (kind === "bare") {
+  if (kind === "wallet") {
+    app.use("/auth", auth.router);
+    app.get("/api/data", (_req, res) => res.json({ ok: true }));
+  } else if (kind === "bare") {
     app.get("/api/data", (_req, res) => res.json({ ok: true, user: "nobody" }));
   } else {
     app.get("/api/data", auth.requireUser(), (req, res) => res.json({ ok: true, user: req.auth!.user.id }));
@@ -44,10 +49,18 @@ try {
   if (check.status !== 200) throw new Error(`probe ${check.status}`);
   const wrkArgs = (d: number) => ["-t1", "-c10", `-d${d}s`, ...Object.entries(headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]), target];
   // wrk runs as a child; spawnSync would block this process (the server), so run it async.
-  const runWrk = (d: number) =>
+  const { execFile } = await import("node:child_process");
+  // Sign-ins: bench/signin-client.ts (its warm-up, then SIGUSR2 from here); the output mimics wrk's count line.
+  const runSignIns = (d: number) =>
     new Promise<string>((resolve) => {
-      import("node:child_process").then(({ execFile }) => execFile("wrk", wrkArgs(d), (_e, stdout) => resolve(stdout)));
+      const child = execFile(process.execPath, ["--import", "tsx", join(here, "signin-client.ts"), "erebus", target.replace("/api/data", ""), String(d), "10"], (_e, stdout) => {
+        const r = JSON.parse(stdout.trim().split("\n").pop()!) as { count: number };
+        resolve(`${r.count} requests in ${d}s`);
+      });
+      child.stdout!.on("data", (c: Buffer) => String(c).includes("WARM") && child.kill("SIGUSR2"));
     });
+  const runWrk = (d: number) =>
+    kind === "wallet" ? runSignIns(d) : new Promise<string>((resolve) => execFile("wrk", wrkArgs(d), (_e, stdout) => resolve(stdout)));
   await runWrk(2); // warm-up
   const inspector = new Session();
   inspector.connect();

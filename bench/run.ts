@@ -253,7 +253,11 @@ try {
   }
   if (wanted("micro")) {
     const url = await pgs.createDatabase("bench_micro");
-    microResults = micro(url);
+    try {
+      microResults = micro(url);
+    } catch (error) {
+      console.error((error as Error).message);
+    }
   }
 } finally {
   cleanup();
