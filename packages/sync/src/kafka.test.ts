@@ -115,6 +115,19 @@ describe("change envelopes and Kafka records (no broker needed)", () => {
     expect(parseEnvelope(JSON.stringify({ ...base, row: { ...base.row, email: "\ud83d\ude00@x.test" } })).row.email).toBe("😀@x.test");
   });
 
+  it("review: a sink or consumer without a secret says so (anyone who can produce to the topic writes every cache)", async () => {
+    const warnings: string[] = [];
+    const logger: Logger = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
+    const brokers = ["127.0.0.1:9"];
+    const unsigned = [kafkaSink({ brokers, topic: "t", idempotent: false, logger }), kafkaCacheConsumer({ brokers, topic: "t", groupId: "g", target, logger })];
+    expect(warnings).toEqual([expect.stringMatching(/^kafkaSink: no secret/), expect.stringMatching(/^kafkaCacheConsumer: no secret/)]);
+    warnings.length = 0;
+    const secret = "a-shared-secret-of-32-characters";
+    const signed = [kafkaSink({ brokers, topic: "t", idempotent: false, secret, logger }), kafkaCacheConsumer({ brokers, topic: "t", groupId: "g", target, secret, logger })];
+    expect(warnings).toEqual([]);
+    await Promise.all([unsigned[0]!.close(), signed[0]!.close(), unsigned[1]!.stop(), signed[1]!.stop()]);
+  });
+
   it("finding 1: the consumer takes the producer's client options: with ssl it speaks TLS", async () => {
     // A TCP server that records the first bytes each connection sends: a TLS ClientHello starts with 0x16.
     const first: number[] = [];

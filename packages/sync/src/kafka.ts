@@ -87,6 +87,8 @@ export function kafkaSink(options: KafkaSinkOptions): SyncSink & { close(): Prom
     throw new TypeError('kafkaSink: option "secret" must be a string of at least 16 characters');
   }
   const logger = options.logger ?? consoleLogger();
+  // Unsigned, anyone who can produce to the topic writes every consumer's cache (and its high_water).
+  if (options.secret === undefined) logger.warn("kafkaSink: no secret: envelopes are unsigned, so consumers cannot tell them from forged ones (set secret)", { topic: options.topic });
   const idempotent = options.idempotent ?? true;
   if (idempotent && options.kafka?.retry?.retries === 0) {
     throw new TypeError('kafkaSink: an idempotent producer needs retries (kafka.retry.retries > 0), or set idempotent: false');
@@ -213,6 +215,7 @@ export function kafkaCacheConsumer(options: KafkaCacheConsumerOptions) {
   const secrets = options.secret === undefined ? [] : typeof options.secret === "string" ? [options.secret] : [...options.secret];
   if (secrets.some((s) => typeof s !== "string" || s.length < 16)) throw new TypeError('kafkaCacheConsumer: option "secret" must be strings of at least 16 characters');
   const logger = options.logger ?? consoleLogger();
+  if (secrets.length === 0) logger.warn("kafkaCacheConsumer: no secret: every well-formed message on the topic is applied, forged ones too (set secret)", { topic: options.topic });
   const restartDelay = options.restartDelay ?? 1000;
   const stats: KafkaConsumerStats = { applied: 0, skipped: 0, refused: 0, restarts: 0, partitions: [] };
   let consumer: Consumer | undefined;
