@@ -189,7 +189,9 @@ for (const engine of engines()) {
           source.query("UPDATE user_references SET email = 'during@x.test' WHERE id = $1", [id]),
           insertAgent(source, "during-delivery"),
         ]).then(() => "done");
-        expect(await Promise.race([writes, new Promise((r) => setTimeout(() => r("waited for the delivery"), 2000))])).toBe("done");
+        // Blocked writes would wait for the release below, forever: the bound only turns that hang into a
+        // failure, generous enough that a busy machine's slow writes never trip it.
+        expect(await Promise.race([writes, new Promise((r) => setTimeout(() => r("waited for the delivery"), 20_000))])).toBe("done");
         if (engine.name === "postgres") {
           const { rows: open } = await source.query<{ n: number }>(
             "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
@@ -327,14 +329,16 @@ describe.skipIf(!server)("sync on a PostgreSQL server: concurrency and crashes",
         await new Promise(() => undefined);
       },
     };
-    const doomed = createSyncRelay({ source, sink: dying, batchSize: 100, claimTimeout: 500, logger: silentLogger });
+    // A claim far longer than the test: it "expires" below by moving claim_until into the past, so no
+    // step depends on how fast a busy machine runs (a 500 ms claim could lapse before the first check).
+    const doomed = createSyncRelay({ source, sink: dying, batchSize: 100, claimTimeout: 600_000, logger: silentLogger });
     void doomed.runOnce();
     await inside;
     expect((await source.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_outbox WHERE delivered_at IS NULL AND claimed_by IS NOT NULL")).rows[0]!.n).toBeGreaterThanOrEqual(30);
     const base = log.length;
     const next = createSyncRelay({ source, sink: goodSink, logger: silentLogger });
     expect(await next.drain()).toBe(0); // the claim is live: nobody else delivers those references meanwhile
-    await new Promise((r) => setTimeout(r, 600));
+    await source.query("UPDATE erebus_outbox SET claim_until = clock_timestamp() - interval '1 second' WHERE delivered_at IS NULL AND claimed_by IS NOT NULL");
     expect(await next.drain()).toBeGreaterThanOrEqual(30);
     expectOrderedPerReference(log.slice(base));
     expect(await cacheRows(target)).toEqual(await sourceRows(source));
