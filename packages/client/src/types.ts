@@ -59,6 +59,8 @@ export interface ApiKeyInfo {
   lastUsedAt: string | null;
   revokedAt: string | null;
   rotatedAt: string | null;
+  /** Until when the secret replaced by the last rotation keeps working (`null`: never rotated). */
+  previousValidUntil: string | null;
   [more: string]: unknown;
 }
 

@@ -24,6 +24,7 @@ const keyInfo = z.looseObject({
   lastUsedAt: z.string().nullable(),
   revokedAt: z.string().nullable(),
   rotatedAt: z.string().nullable(),
+  previousValidUntil: z.string().nullable().describe("until when the secret replaced by the last rotation keeps working (null: never rotated)"),
 });
 const newKey = keyInfo.extend({ key: z.string().describe("the secret, shown this once") });
 /** A key presented on a management route is checked (and refused: a session is needed) like anywhere else. */
