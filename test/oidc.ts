@@ -244,7 +244,8 @@ export async function startDiscoveryProxy(op: TestOp, overrides: Record<string, 
 
 /**
  * A self-signed certificate (openssl) for `names`, for https servers on loopback that a browser
- * launched with `ignoreHTTPSErrors` talks to; undefined when openssl is not installed.
+ * launched with `ignoreHTTPSErrors` talks to; undefined when openssl is not installed (the caller
+ * then skips), which CI=true never lets happen: .ci/run installs openssl for this.
  */
 export function selfSignedCertificate(names: string[]): { key: string; cert: string } | undefined {
   const dir = mkdtempSync(join(tmpdir(), "erebus-tls-"));
@@ -255,7 +256,8 @@ export function selfSignedCertificate(names: string[]): { key: string; cert: str
       "-subj", `/CN=${names[0]}`, "-addext", `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`,
     ], { stdio: "ignore" });
     return { key: readFileSync(join(dir, "key.pem"), "utf8"), cert: readFileSync(join(dir, "cert.pem"), "utf8") };
-  } catch {
+  } catch (error) {
+    if (process.env.CI === "true") throw new Error("CI=true: openssl could not make a test certificate (apt-get install -y openssl)", { cause: error });
     return undefined;
   } finally {
     rmSync(dir, { recursive: true, force: true });
