@@ -30,7 +30,7 @@ describe("examples/agent against the example app", () => {
     await close?.();
   });
 
-  it("signs in with a Solana Keypair and a viem account, calls /api/me with the bearer session, trades with an API key", async () => {
+  it("signs in with a Solana Keypair and a viem account, calls /api/me with each bearer session, trades with an API key", async () => {
     const keypair = Keypair.generate();
     const lines: string[] = [];
     const report = await runAgent({ baseURL, solanaKeypair: keypair, log: (line) => lines.push(line) });

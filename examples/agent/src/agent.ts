@@ -26,8 +26,9 @@ export async function runAgent(options: { baseURL: string; solanaKeypair?: Keypa
   // 2. Ethereum: a viem account, in one call.
   const account = privateKeyToAccount(options.ethereumKey ?? generatePrivateKey());
   const ethereumBot = createErebusClient({ baseURL: options.baseURL });
-  const ethereum = await ethereumBot.signInWithEthereum(account, { chainId: 1, provider: "agent" });
-  log(`signed in with Ethereum as ${account.address} (user ${ethereum.user.id})`);
+  await ethereumBot.signInWithEthereum(account, { chainId: 1, provider: "agent" });
+  const ethereumMe = await ethereumBot.json<{ user: { id: string } }>("/api/me");
+  log(`signed in with Ethereum as ${account.address} (user ${ethereumMe.user.id})`);
 
   // 3. An API key: minted with the Solana session, scoped to trading, then used on its own.
   const key = await solanaBot.apiKeys.create({ name: "agent trading key", scopes: ["trade"], expiresInDays: 1 });
@@ -35,11 +36,11 @@ export async function runAgent(options: { baseURL: string; solanaKeypair?: Keypa
   const trade = await trader.json("/api/trade", { method: "POST", body: JSON.stringify({ pair: "SOL/USDC", side: "buy", amount: 1 }) });
   log(`traded with API key ${key.id}: ${JSON.stringify(trade)}`);
 
-  // The Ethereum session has no `trade` scope: a session is a person, a scope belongs to a key.
+  // Done: the key revoked, both sessions ended on the server.
   await ethereumBot.signOut();
   await solanaBot.apiKeys.revoke(key.id);
   await solanaBot.signOut();
-  return { solana: { address: keypair.publicKey.toBase58(), userId: solana.user.id }, ethereum: { address: account.address, userId: ethereum.user.id }, trade };
+  return { solana: { address: keypair.publicKey.toBase58(), userId: solana.user.id }, ethereum: { address: account.address, userId: ethereumMe.user.id }, trade };
 }
 
 const isMain = import.meta.url === `file://${process.argv[1]}`;
