@@ -36,6 +36,7 @@ async function startApp(db: Awaited<ReturnType<ReturnType<typeof engines>[number
   app.use(auth.middleware);
   app.get("/api/me", auth.requireUser(), (req, res) => res.json({ id: req.auth!.user.id, via: req.auth!.via }));
   app.post("/api/trade", auth.requireScope("trade"), (req, res) => res.json({ ok: true, by: req.auth!.user.id }));
+  app.get("/page", (_req, res) => res.type("html").send("<p>a page, not JSON</p>"));
   app.use(auth.errorHandler);
   return {
     url,
@@ -253,6 +254,13 @@ describe.each(engines())("@erebus/client against a real app ($name)", (engine) =
       await new Promise((r) => elsewhere.close(r));
       await new Promise((r) => redirector.close(r));
     }
+  });
+
+  it("review: a 2xx answer that is not JSON is an ErebusError (ERR_CLIENT_UNEXPECTED_RESPONSE), not a SyntaxError", async () => {
+    const client = createErebusClient({ baseURL: app.url });
+    const error = await client.json("/page").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ErebusError);
+    expect(error).toMatchObject({ code: "ERR_CLIENT_UNEXPECTED_RESPONSE", status: 200 });
   });
 
   it("never sends its credential to another origin", async () => {

@@ -140,7 +140,13 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
     if (!response.ok) throw await errorFromResponse(response);
     if (response.status === 204) return undefined as T;
     const text = await response.text();
-    return (text ? JSON.parse(text) : undefined) as T;
+    if (!text) return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch (error) {
+      // A page, a proxy's HTML: still an ErebusError, as every failure of a call is.
+      throw new ErebusError({ code: "ERR_CLIENT_UNEXPECTED_RESPONSE", title: "Unexpected response", status: response.status, detail: `HTTP ${response.status} with a body that is not JSON` }, { cause: error });
+    }
   }
 
   const call = <T>(method: string, path: string, body?: Json) =>
