@@ -1,0 +1,167 @@
+import { createHash } from "node:crypto";
+import { AuthError, describeRoute, signInResultSchema, type ProviderContext, type RouteDoc, type SignInResult, type UserReference } from "@erebus/core";
+import type { Request, Response, Router } from "express";
+import { telegramErrors } from "./errors.js";
+import type { ResolvedTelegramOptions } from "./options.js";
+import { TELEGRAM_NETWORK, type TelegramSourceType } from "./source-type.js";
+import { secretKeyOf, telegramAuthDataSchema, verifyTelegramAuthData, type TelegramAuthData } from "./verify.js";
+
+const loginErrors = ["ERR_TELEGRAM_HASH_INVALID", "ERR_TELEGRAM_AUTH_EXPIRED", "ERR_TELEGRAM_AUTH_DATE_FUTURE", "ERR_TELEGRAM_AUTH_USED"];
+const docs = {
+  callback: {
+    summary: "Telegram login: the page the widget's redirect (data-auth-url) opens",
+    description:
+      "Checks the signed data and shows who it signs in as, with a button that POSTs it to /telegram/verify. Never signs in by itself: a GET cannot tell the widget's redirect from a cross-site link carrying someone else's login (login CSRF). problem+json on failure, or an HTML page when the browser asks for HTML.",
+    query: telegramAuthDataSchema,
+    responses: { 200: { description: "the confirm page", contentType: "text/html" } },
+    errors: loginErrors,
+  },
+  verify: {
+    summary: "Telegram login: check the widget's signed data and start a session",
+    description: "JSON (the widget's data-onauth callback object, as it is) or an HTML form (the confirm page). Each signed login works once.",
+    body: telegramAuthDataSchema,
+    form: true,
+    responses: { 200: { description: "signed in", schema: signInResultSchema }, 303: { description: "signed in from the confirm page's form" } },
+    errors: [...loginErrors, "ERR_USER_DEACTIVATED"],
+  },
+} satisfies Record<string, RouteDoc>;
+
+const USED_TABLE = "erebus_telegram_used_logins";
+
+export const telegramUsedLoginsMigration = {
+  id: "0001_used_logins",
+  // The SHA-256 of each hash that signed in, kept until its auth_date is past maxAge (then the date
+  // check refuses it anyway). The hash is not a secret once used, but the table need not hold it.
+  sql: `CREATE TABLE ${USED_TABLE} (
+          hash_sha256 TEXT PRIMARY KEY,
+          auth_date TIMESTAMPTZ NOT NULL,
+          used_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE INDEX ${USED_TABLE}_auth_date_idx ON ${USED_TABLE} (auth_date);`,
+};
+
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** A small self-contained page: no scripts, no third-party anything, never framed, never cached. */
+function page(res: Response, status: number, title: string, body: string): void {
+  res
+    .status(status)
+    .set({
+      "Content-Type": "text/html; charset=utf-8",
+      // The URL carries the signed login: it must not leak to another site through Referer.
+      "Referrer-Policy": "no-referrer",
+      "Cache-Control": "no-store",
+      "Content-Security-Policy": "default-src 'none'; img-src https:; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      "X-Content-Type-Options": "nosniff",
+    })
+    .send(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex"><title>${escapeHtml(title)}</title>
+<style>body{font-family:system-ui,sans-serif;color:#1d1d24;background:#f6f5f2;max-width:28rem;margin:4rem auto;padding:0 1rem}
+button{font:inherit;padding:.6rem 1.4rem;cursor:pointer}img{border-radius:50%;width:64px;height:64px}</style></head><body>${body}</body></html>`);
+}
+
+/** A browser navigating here asks for HTML first; fetch and programs (Accept: * / * or JSON) get problem+json. */
+const wantsHtml = (req: Request) => req.accepts(["application/json", "application/problem+json", "text/html"]) === "text/html";
+
+const sha256 = (value: string) => createHash("sha256").update(value).digest("hex");
+
+export function telegramRoutes(router: Router, ctx: ProviderContext, options: ResolvedTelegramOptions): void {
+  const secretKey = secretKeyOf(options.botToken);
+  const limit = ctx.rateLimit({ name: "telegram-client", points: options.perClient, duration: 60 });
+  const verifyPath = `${ctx.basePath === "/" ? "" : ctx.basePath}/telegram/verify`;
+  // This instance's last prune: state kept in the closure core calls once per createAuth, not a global.
+  let lastPrune = 0;
+
+  const verify = (data: TelegramAuthData) => verifyTelegramAuthData(data, { secretKey, maxAge: options.maxAge, clockSkew: options.clockSkew, now: ctx.clock() });
+
+  /** Deletes used logins the date check refuses anyway, at most once a minute per instance. */
+  async function prune(now: Date): Promise<void> {
+    if (now.getTime() - lastPrune < 60_000) return;
+    lastPrune = now.getTime();
+    await ctx.db.query(`DELETE FROM ${USED_TABLE} WHERE auth_date < $1`, [new Date(now.getTime() - (options.maxAge + 1) * 1000)]);
+  }
+
+  async function signIn(req: Request, res: Response, data: TelegramAuthData): Promise<SignInResult> {
+    const login = verify(data);
+    const now = ctx.clock();
+    await prune(now);
+    const f = login.fields;
+    const sourceType: TelegramSourceType = {
+      type: "telegram",
+      user_id: login.id,
+      first_name: f.first_name!,
+      ...(f.last_name === undefined ? {} : { last_name: f.last_name }),
+      ...(f.username === undefined ? {} : { username: f.username }),
+      ...(f.photo_url === undefined ? {} : { photo_url: f.photo_url }),
+      metadata: { last_login: now.toISOString(), auth_date: login.authDate.toISOString() },
+    };
+    const user = await ctx.db.transaction(async (tx) => {
+      // Single use, atomically: of concurrent requests with one login, one inserts, the rest wait
+      // for it and find the row. In the identity's transaction, so a refused identity (deactivated)
+      // leaves the login unused.
+      const claimed = await tx.query(`INSERT INTO ${USED_TABLE} (hash_sha256, auth_date, used_at) VALUES ($1, $2, $3) ON CONFLICT (hash_sha256) DO NOTHING RETURNING 1`, [
+        sha256(login.hash),
+        login.authDate,
+        now,
+      ]);
+      if (claimed.rows.length === 0) throw telegramErrors.create("ERR_TELEGRAM_AUTH_USED");
+      return ctx.resolveIdentity({ network: TELEGRAM_NETWORK, sourceIdentifier: `telegram:${login.id}`, sourceType }, { db: tx });
+    });
+    return ctx.signIn(req, res, user);
+  }
+
+  function failurePage(res: Response, error: AuthError): void {
+    page(res, error.status, "Sign-in failed", `<h1>Sign-in with Telegram failed</h1><p>${escapeHtml(error.title)}.</p><p><code>${escapeHtml(error.code)}</code></p><p><a href="${escapeHtml(options.successRedirect)}">Back</a></p>`);
+  }
+
+  function confirmPage(res: Response, data: TelegramAuthData, current: UserReference | null): void {
+    const name = [data.first_name, data.last_name].filter(Boolean).join(" ");
+    const who = `<strong>${escapeHtml(name)}</strong>${data.username ? ` (@${escapeHtml(data.username)})` : ""}`;
+    const hidden = Object.entries(data)
+      .filter(([, value]) => value !== undefined)
+      .map(([key, value]) => `<input type="hidden" name="${escapeHtml(key)}" value="${escapeHtml(String(value))}">`)
+      .join("");
+    const other =
+      current && !(current.network === TELEGRAM_NETWORK && current.source_identifier === `telegram:${data.id}`)
+        ? `<p>This browser is signed in as <strong>${escapeHtml(current.email ?? `${current.network} ${current.source_identifier}`)}</strong>; continuing signs you out of it. If you did not just sign in with Telegram yourself, stop here: someone may be trying to sign you into their account.</p>`
+        : "";
+    page(
+      res,
+      200,
+      `Sign in to ${options.appName}`,
+      `<h1>Sign in to ${escapeHtml(options.appName)}</h1>${data.photo_url ? `<img alt="" src="${escapeHtml(data.photo_url)}">` : ""}<p>Telegram says you are ${who}.</p>${other}
+<form method="post" action="${escapeHtml(verifyPath)}">${hidden}<button type="submit">Continue as ${escapeHtml(data.first_name)}</button></form>
+<p><a href="${escapeHtml(options.successRedirect)}">Cancel</a></p>`,
+    );
+  }
+
+  // The widget's redirect style (data-auth-url) lands here, as a cross-site top-level GET. It only
+  // shows the page; the button's POST is same-origin and passes core's cross-site check.
+  router.get("/telegram/callback", describeRoute(docs.callback), limit.middleware(), async (req, res) => {
+    try {
+      const data = ctx.parse(telegramAuthDataSchema, req.query, "query");
+      const login = verify(data);
+      const used = await ctx.db.query(`SELECT 1 FROM ${USED_TABLE} WHERE hash_sha256 = $1`, [sha256(login.hash)]);
+      if (used.rows.length > 0) throw telegramErrors.create("ERR_TELEGRAM_AUTH_USED");
+      const auth = await ctx.authenticate(req, res).catch(() => null);
+      confirmPage(res, data, auth?.via === "session" ? auth.user : null);
+    } catch (error) {
+      if (!wantsHtml(req) || !(error instanceof AuthError) || error.status >= 500) throw error;
+      failurePage(res, error);
+    }
+  });
+
+  router.post("/telegram/verify", describeRoute(docs.verify), limit.middleware(), async (req, res) => {
+    const isForm = Boolean(req.is("application/x-www-form-urlencoded"));
+    try {
+      const result = await signIn(req, res, ctx.parse(telegramAuthDataSchema, req.body));
+      if (isForm) return res.redirect(303, options.successRedirect);
+      res.json(result);
+    } catch (error) {
+      if (!isForm || !wantsHtml(req) || !(error instanceof AuthError) || error.status >= 500) throw error;
+      failurePage(res, error);
+    }
+  });
+}
