@@ -144,6 +144,8 @@ describe("the OpenAPI document (GET /auth/openapi.json)", () => {
     await call("/auth/session");
     await call("/auth/sign-out", { method: "POST", headers: { origin: "https://evil.example" } });
     await call("/auth/siwe/nonce", { method: "POST", headers: { "content-type": "text/plain" }, body: "x" });
+    // Core's body parsers run for every route: one that takes no body still answers 415 to a non-JSON one.
+    await call("/auth/sign-out", { method: "POST", headers: { "content-type": "text/plain" }, body: "x" });
     await call("/auth/oauth/nope");
     await call("/auth/oauth/dev/callback?state=x&code=y", { headers: { accept: "application/json" } });
 

@@ -79,9 +79,20 @@ export function collectRoutes(router: Router, owner: string): CollectedRoute[] {
   return out;
 }
 
-/** Codes every route can answer with, whatever it does. */
-const COMMON_ERRORS = ["ERR_ORIGIN_FORBIDDEN", "ERR_RATE_LIMITED", "ERR_DATABASE_UNAVAILABLE", "ERR_INTERNAL"] as const;
-const BODY_ERRORS = ["ERR_BODY_MALFORMED", "ERR_BODY_INVALID", "ERR_BODY_TOO_LARGE", "ERR_UNSUPPORTED_MEDIA_TYPE"] as const;
+/**
+ * Codes every route can answer with, whatever it does. The router's body parsers and its JSON-only
+ * check run before any route, so a route that takes no body still refuses a malformed, oversized or
+ * non-JSON one.
+ */
+const COMMON_ERRORS = [
+  "ERR_ORIGIN_FORBIDDEN",
+  "ERR_RATE_LIMITED",
+  "ERR_DATABASE_UNAVAILABLE",
+  "ERR_INTERNAL",
+  "ERR_BODY_MALFORMED",
+  "ERR_BODY_TOO_LARGE",
+  "ERR_UNSUPPORTED_MEDIA_TYPE",
+] as const;
 const AUTH_ERRORS = ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_CREDENTIAL_INVALID", "ERR_USER_DEACTIVATED"] as const;
 
 type ErrorTable = Readonly<Record<string, { status: number; title: string }>>;
@@ -116,7 +127,7 @@ export function routeErrors(route: CollectedRoute, tables: Readonly<Record<strin
   const table: ErrorTable = { ...coreErrors, ...(tables[route.owner] ?? {}) };
   const codes = new Set<string>(COMMON_ERRORS);
   const doc = route.doc;
-  if (doc?.body || doc?.query) for (const code of BODY_ERRORS) codes.add(code);
+  if (doc?.body) codes.add("ERR_BODY_INVALID");
   if (doc?.query) codes.add("ERR_QUERY_INVALID");
   if (doc?.auth?.length) for (const code of AUTH_ERRORS) codes.add(code);
   for (const code of doc?.errors ?? []) codes.add(code);
