@@ -191,11 +191,15 @@ export async function loginAndConsent(client: ReturnType<typeof browser>, author
   return url;
 }
 
-/** The first non-loopback IPv4 address of this machine (a "remote" host that tests can still reach), or undefined. */
+/**
+ * The first non-loopback IPv4 address of this machine (a "remote" host that tests can still reach),
+ * or undefined (the caller then skips), which CI=true never lets happen.
+ */
 export function nonLoopbackAddress(): string | undefined {
   for (const list of Object.values(networkInterfaces())) {
     for (const entry of list ?? []) if (entry.family === "IPv4" && !entry.internal) return entry.address;
   }
+  if (process.env.CI === "true") throw new Error("CI=true: no non-loopback IPv4 address, which the OAuth https-enforcement tests need as a remote host");
   return undefined;
 }
 
