@@ -1,5 +1,6 @@
 import type { TestProject } from "vitest/node";
-import { startPostgres, type RunningPostgres } from "./postgres-server.js";
+// By path, not by package name: the global setup is loaded without the erebus-source condition.
+import { findPostgres } from "../packages/core/src/testing/postgres-server.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -8,27 +9,20 @@ declare module "vitest" {
   }
 }
 
-let server: RunningPostgres | undefined;
+let stop: (() => Promise<void>) | undefined;
 
 /**
- * Finds a real PostgreSQL server for the suite: DATABASE_URL when it is a postgres:// URL, else a
- * throwaway server started from the PostgreSQL binaries when they are installed. Under CI=true a
- * missing server fails the run instead of skipping the server tests.
+ * Finds a real PostgreSQL server for the suite (`findPostgres` of @erebus/core/testing): DATABASE_URL
+ * when it is a postgres:// URL, else a throwaway server started from the PostgreSQL binaries when
+ * they are installed. Under CI=true a missing server fails the run instead of skipping the server tests.
  */
 export async function setup(project: TestProject) {
-  const fromEnv = process.env.DATABASE_URL;
-  let url: string | null = fromEnv && /^postgres(ql)?:\/\//.test(fromEnv) ? fromEnv : null;
-  if (!url) {
-    server = await startPostgres();
-    url = server?.url ?? null;
-  }
-  if (!url && process.env.CI === "true") {
-    throw new Error("CI=true: no PostgreSQL server (set DATABASE_URL=postgres://… or install postgresql-15)");
-  }
-  if (!url) console.warn("[erebus tests] no PostgreSQL server: the server half of the suite is skipped (PGlite runs)");
-  project.provide("postgresUrl", url);
+  const postgres = await findPostgres({ required: process.env.CI === "true" });
+  stop = postgres.stop;
+  if (!postgres.url) console.warn("[erebus tests] no PostgreSQL server: the server half of the suite is skipped (PGlite runs)");
+  project.provide("postgresUrl", postgres.url);
 }
 
 export async function teardown() {
-  await server?.stop();
+  await stop?.();
 }

@@ -1,0 +1,94 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface RunningPostgres {
+  url: string;
+  dataDir: string;
+  stop(): Promise<void>;
+  /** pg_ctl restart (fast shutdown): every open connection is dropped. */
+  restart(): void;
+}
+
+const CANDIDATE_BIN_DIRS = ["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin", "/usr/local/pgsql/bin"];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Where PostgreSQL's server binaries are (`PG_BIN_DIR`, or the usual install directories), or undefined. */
+export const postgresBinDir = () => process.env.PG_BIN_DIR ?? CANDIDATE_BIN_DIRS.find((dir) => existsSync(join(dir, "initdb")));
+
+/**
+ * Starts a throwaway PostgreSQL server on 127.0.0.1 from the installed binaries (initdb + pg_ctl),
+ * or returns undefined when there are none. As root, the server runs as the `postgres` user
+ * (PostgreSQL refuses to run as root), with its data directory under the system temp dir.
+ * fsync is off: the data is thrown away with the server.
+ *
+ * @example
+ * const server = await startPostgres();
+ * if (server) { console.log(server.url); await server.stop(); }
+ */
+export async function startPostgres(): Promise<RunningPostgres | undefined> {
+  const binDir = postgresBinDir();
+  if (!binDir) return undefined;
+  const asRoot = process.getuid?.() === 0;
+  const run = (cmd: string, args: string[]) => {
+    const [file, argv] = asRoot ? ["runuser", ["-u", "postgres", "--", join(binDir, cmd), ...args]] : [join(binDir, cmd), args];
+    const result = spawnSync(file, argv, { encoding: "utf8" });
+    if (result.status !== 0) throw new Error(`${cmd} failed: ${result.stderr || result.stdout}`);
+  };
+  const dataDir = mkdtempSync(join(tmpdir(), "erebus-pg-"));
+  chmodSync(dataDir, 0o700);
+  if (asRoot) execFileSync("chown", ["postgres:postgres", dataDir]);
+  const port = await freePort();
+  run("initdb", ["-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
+  const serverOptions = `-p ${port} -k ${dataDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+  run("pg_ctl", ["-D", dataDir, "-o", serverOptions, "-l", join(dataDir, "server.log"), "-w", "-t", "60", "start"]);
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    dataDir,
+    restart() {
+      run("pg_ctl", ["-D", dataDir, "-o", serverOptions, "-l", join(dataDir, "server.log"), "-m", "fast", "-w", "-t", "60", "restart"]);
+    },
+    async stop() {
+      try {
+        run("pg_ctl", ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+/**
+ * Finds a PostgreSQL server for a test run (a vitest `globalSetup` calls it once): `DATABASE_URL`
+ * when it is a `postgres://` URL, else a throwaway server from the binaries, else `url: null`
+ * (tests then run on PGlite only). With `required` (the repo passes `CI === "true"`), no server is an error.
+ *
+ * @example
+ * // vitest global setup
+ * export async function setup(project) {
+ *   const postgres = await findPostgres({ required: process.env.CI === "true" });
+ *   project.provide("postgresUrl", postgres.url);
+ *   return () => postgres.stop();
+ * }
+ */
+export async function findPostgres(options: { required?: boolean } = {}): Promise<{ url: string | null; stop(): Promise<void> }> {
+  const fromEnv = process.env.DATABASE_URL;
+  if (fromEnv && /^postgres(ql)?:\/\//.test(fromEnv)) return { url: fromEnv, stop: async () => undefined };
+  const server = await startPostgres();
+  if (!server && options.required) {
+    throw new Error("no PostgreSQL server: set DATABASE_URL=postgres://… or install the PostgreSQL server binaries (PG_BIN_DIR)");
+  }
+  return { url: server?.url ?? null, stop: async () => server?.stop() };
+}
