@@ -70,8 +70,12 @@ describe("connectDatabase on a PGlite directory", () => {
     }
     expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
 
-    // A lock whose holder is alive (here: this process's parent) is not taken over.
+    // A lock whose holder is alive (here: this process's parent) is not taken over, even when it has
+    // not been touched for long (a paused or suspended holder).
     writeFileSync(join(dir, LOCK_FILE), `${JSON.stringify({ pid: process.ppid, host: (await import("node:os")).hostname(), since: "2026-01-01T00:00:00.000Z" })}\n`);
+    expect(await refusal(connectDatabase(`pglite://${dir}`))).toContain(`in use by process ${process.ppid}`);
+    const longAgo = new Date(Date.now() - 5 * 60_000);
+    utimesSync(join(dir, LOCK_FILE), longAgo, longAgo);
     expect(await refusal(connectDatabase(`pglite://${dir}`))).toContain(`in use by process ${process.ppid}`);
     rmSync(join(dir, LOCK_FILE));
   });

@@ -39,9 +39,9 @@ function readLock(file: string): LockContent | undefined {
 }
 
 /**
- * A holder touches its lock file this often. A lock nobody has touched for STALE_AFTER_MS is taken
- * over whoever holds it: that is how a lock left by a container that was killed (its host name and
- * PID namespace gone with it, so neither can be checked) stops blocking the next one.
+ * A holder touches its lock file this often. A lock naming another host that nobody has touched for
+ * STALE_AFTER_MS is taken over: that is how a lock left by a container that was killed (its host
+ * name and PID namespace gone with it, so neither can be checked) stops blocking the next one.
  */
 const HEARTBEAT_MS = 10_000;
 const STALE_AFTER_MS = 60_000;
@@ -58,8 +58,14 @@ function untouchedFor(file: string): number {
 
 function isStale(file: string, holder: LockContent | undefined, mine: LockContent): boolean {
   if (holder === undefined) return untouchedFor(file) > STALE_AFTER_MS; // half-written by a crash
-  if (holder.pid === process.pid && holder.host === mine.host) return !heldHere.has(file);
-  if (holder.host === mine.host && !isAlive(holder.pid)) return true;
+  if (holder.host === mine.host) {
+    // On this host the PID says it all: a live holder keeps its lock however long it has not
+    // touched it (paused, stopped in a debugger, a suspended laptop).
+    if (holder.pid === process.pid) return !heldHere.has(file);
+    return !isAlive(holder.pid);
+  }
+  // Another host name: a container that is gone, or another machine on a shared disk. Only the
+  // heartbeat can tell.
   return untouchedFor(file) > STALE_AFTER_MS;
 }
 
