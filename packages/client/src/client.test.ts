@@ -228,8 +228,12 @@ describe.each(engines())("@erebus/client against a real app ($name)", (engine) =
     expect(await store.get()).toBeNull();
     expect(await client.session()).toBeNull();
     // The old token is dead on the server too, not just forgotten here.
-    const replay = createErebusClient({ baseURL: app.url, tokenStore: memoryTokenStore(token) });
+    const deadStore = memoryTokenStore(token);
+    const replay = createErebusClient({ baseURL: app.url, tokenStore: deadStore });
     await expect(replay.json("/api/me")).rejects.toMatchObject({ status: 401 });
+    // session() finds it dead and forgets it.
+    expect(await replay.session()).toBeNull();
+    expect(await deadStore.get()).toBeNull();
   });
 
   it("never follows a redirect with its credential (X-API-Key would cross origins)", async () => {

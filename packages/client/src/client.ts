@@ -188,8 +188,10 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
       try {
         return await call<SessionInfo>("GET", "/session");
       } catch (error) {
-        if (error instanceof ErebusError && error.status === 401) return null;
-        throw error;
+        if (!(error instanceof ErebusError) || error.status !== 401) throw error;
+        // The token is dead (revoked, expired): forget it rather than send it again.
+        if (mode === "bearer" && apiKey === undefined) await tokens.set(null);
+        return null;
       }
     },
     /** Ends the session on the server and forgets the token. */
