@@ -3,9 +3,12 @@ import rateLimiterFlexible from "rate-limiter-flexible";
 import { createHash } from "node:crypto";
 import { AuthError } from "./errors.js";
 import { isPgText } from "./pg-text.js";
-import type { Database } from "./db/types.js";
+import type { Database, Queryable } from "./db/types.js";
 
 const { RateLimiterPostgres, RateLimiterRes } = rateLimiterFlexible;
+
+/** Most client keys one limit counts in memory per process (past it the oldest window is forgotten). */
+const LOCAL_KEYS = 10_000;
 
 export interface RateLimitRule {
   /** Distinguishes this limit's counters from others' (`siwe-verify`). */
@@ -19,6 +22,18 @@ export interface RateLimitRule {
 export interface RateLimiter {
   /** Counts one hit for `key`; throws 429 `ERR_RATE_LIMITED` (with Retry-After) past the limit. */
   consume(key: string, points?: number): Promise<void>;
+  /**
+   * Counts one hit for `key` inside the caller's transaction, on the same counter as `consume`: the
+   * hit commits with the caller's own writes (one fsync instead of two). Throws 429
+   * `ERR_RATE_LIMITED` past the limit, which rolls the caller's transaction back.
+   */
+  consumeIn(q: Queryable, key: string, points?: number): Promise<void>;
+  /**
+   * Counts one hit for `key` in this process only (no query): a first line of defence before costly
+   * work, with the shared counter (`consumeIn`) written later in the caller's commit. Throws 429
+   * `ERR_RATE_LIMITED` past the limit.
+   */
+  consumeLocal(key: string, points?: number): void;
   /** Express middleware counting one hit per client (by `req.ip`, or `keyOf(req)`). */
   middleware(keyOf?: (req: Request) => string | undefined): RequestHandler;
 }
@@ -68,8 +83,40 @@ export function createRateLimiterFactory(db: Database, options: { enabled: boole
         throw rejection;
       }
     }
+    // rate-limiter-flexible's own upsert (RateLimiterPostgres._upsert), so both paths share each counter.
+    const upsert = `INSERT INTO erebus_rate_limits VALUES ($1, $2, $3)
+      ON CONFLICT(key) DO UPDATE SET
+        points = CASE WHEN erebus_rate_limits.expire <= $4 THEN $2 ELSE erebus_rate_limits.points + ($2) END,
+        expire = CASE WHEN erebus_rate_limits.expire <= $4 THEN $3 ELSE erebus_rate_limits.expire END
+      RETURNING points, expire`;
+    const local = new Map<string, { points: number; resetAt: number }>();
+    function consumeLocal(key: string, points = 1): void {
+      if (!options.enabled) return;
+      const now = Date.now();
+      let entry = local.get(key);
+      if (!entry || entry.resetAt <= now) {
+        entry = { points: 0, resetAt: now + rule.duration * 1000 };
+        local.delete(key);
+        local.set(key, entry);
+        // Bounded: the oldest window goes first (it is the first to end anyway).
+        if (local.size > LOCAL_KEYS) local.delete(local.keys().next().value!);
+      }
+      entry.points += points;
+      if (entry.points > rule.points) throw AuthError.of("ERR_RATE_LIMITED", { retryAfter: Math.max(1, Math.ceil((entry.resetAt - now) / 1000)) });
+    }
+    async function consumeIn(q: Queryable, key: string, points = 1): Promise<void> {
+      if (!options.enabled) return;
+      const now = Date.now();
+      const { rows } = await q.query<{ points: number; expire: number }>(upsert, [`erebus:${rule.name}:${storedKey(key)}`, points, now + rule.duration * 1000, now]);
+      const row = rows[0]!;
+      if (row.points > rule.points) {
+        throw AuthError.of("ERR_RATE_LIMITED", { retryAfter: Math.max(1, Math.ceil((Number(row.expire) - now) / 1000)) });
+      }
+    }
     return {
       consume,
+      consumeIn,
+      consumeLocal,
       middleware(keyOf) {
         return async function erebusRateLimit(req, _res, next) {
           await consume(keyOf?.(req) ?? req.ip ?? "unknown");

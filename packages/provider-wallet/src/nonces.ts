@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { ProviderContext } from "@erebus/core";
+import type { ProviderContext, Queryable } from "@erebus/core";
 
 export type NonceFamily = "ethereum" | "solana";
 export type ConsumeResult = "ok" | "unknown" | "used" | "expired";
@@ -26,37 +26,37 @@ function newNonce(random: (n: number) => Buffer): string {
 /** Server-side, single-use, expiring nonces in the provider's own table, shared by every app instance. */
 export function createNonceStore(ctx: ProviderContext, ttlSeconds: number) {
   return {
-    async issue(family: NonceFamily): Promise<{ nonce: string; issuedAt: Date; expiresAt: Date }> {
+    /** Issues a nonce, on `q` (a transaction of the caller's, e.g. with its rate-limit hit: one commit). */
+    async issue(family: NonceFamily, q: Queryable = ctx.db): Promise<{ nonce: string; issuedAt: Date; expiresAt: Date }> {
       const nonce = newNonce(ctx.random);
       const issuedAt = ctx.clock();
       const expiresAt = new Date(issuedAt.getTime() + ttlSeconds * 1000);
-      await ctx.db.query(
-        "INSERT INTO erebus_wallet_nonces (nonce_hash, family, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        [hash(nonce), family, issuedAt, expiresAt],
-      );
-      // Housekeeping, bounded: drop a few rows that expired a day ago.
-      await ctx.db.query(
-        `DELETE FROM erebus_wallet_nonces WHERE nonce_hash IN (
-           SELECT nonce_hash FROM erebus_wallet_nonces WHERE expires_at < $1 LIMIT 20)`,
-        [new Date(issuedAt.getTime() - 86_400_000)],
+      // One statement: the insert, and housekeeping, bounded (a few rows that expired a day ago).
+      await q.query(
+        `WITH housekeeping AS (
+           DELETE FROM erebus_wallet_nonces WHERE nonce_hash IN (
+             SELECT nonce_hash FROM erebus_wallet_nonces WHERE expires_at < $5 LIMIT 20))
+         INSERT INTO erebus_wallet_nonces (nonce_hash, family, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
+        [hash(nonce), family, issuedAt, expiresAt, new Date(issuedAt.getTime() - 86_400_000)],
       );
       return { nonce, issuedAt, expiresAt };
     },
 
     /**
      * Marks the nonce used, atomically: of any number of concurrent attempts on any instance, one
-     * gets "ok". Called before the signature is checked, so a failed attempt burns the nonce too.
+     * gets "ok". On `q` (the sign-in's transaction, see `ctx.signInOnce`): a failed attempt burns
+     * the nonce too, in a commit of its own.
      */
-    async consume(family: NonceFamily, nonce: string): Promise<ConsumeResult> {
+    async consume(family: NonceFamily, nonce: string, q: Queryable = ctx.db): Promise<ConsumeResult> {
       const now = ctx.clock();
-      const { rows } = await ctx.db.query(
+      const { rows } = await q.query(
         `UPDATE erebus_wallet_nonces SET consumed_at = $3
          WHERE nonce_hash = $1 AND family = $2 AND consumed_at IS NULL AND expires_at > $3
          RETURNING nonce_hash`,
         [hash(nonce), family, now],
       );
       if (rows.length === 1) return "ok";
-      const { rows: found } = await ctx.db.query<{ consumed_at: Date | null }>(
+      const { rows: found } = await q.query<{ consumed_at: Date | null }>(
         "SELECT consumed_at FROM erebus_wallet_nonces WHERE nonce_hash = $1 AND family = $2",
         [hash(nonce), family],
       );

@@ -25,7 +25,7 @@ export function lazyDatabase(
     query: async (sql, params) => (await get()).query(sql, params),
     exec: async (sql) => (await get()).exec(sql),
     transaction: async (fn) => (await get()).transaction(fn),
-    listen: async (channel, onNotify) => (await get()).listen(channel, onNotify),
+    listen: async (channel, onNotify, onLost) => (await get()).listen(channel, onNotify, onLost),
     async close() {
       // A connection that failed to open has nothing to close.
       if (connected) await (await connected.catch(() => undefined))?.close();

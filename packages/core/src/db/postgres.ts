@@ -29,8 +29,68 @@ function wrap(client: pg.Pool | pg.PoolClient): Queryable {
  * const db = postgresDatabase(new pg.Pool({ connectionString: process.env.DATABASE_URL }));
  */
 export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: boolean } = {}): Database {
-  // LISTEN holds a connection for as long as it listens; close() gives them back.
-  const listeners = new Set<() => Promise<void>>();
+  // One connection LISTENs for every channel and every subscriber of this Database: a LISTEN holds
+  // its connection for as long as it listens, and each subscriber (the session cache, the API-key
+  // cache, the sync relay, every app instance sharing the Database) taking one of its own would run
+  // a small pool dry. Taken on the first listen, given back when the last subscriber leaves.
+  interface Subscriber {
+    onNotify: (payload: string) => void;
+    onLost: (() => void) | undefined;
+  }
+  interface Shared {
+    client: Promise<pg.PoolClient>;
+    channels: Map<string, { subscribers: Set<Subscriber>; listening: Promise<void> }>;
+    /** Lost, or given back: a listen that finds it so takes a new connection. */
+    lost: boolean;
+    detach?: () => void;
+  }
+  let shared: Shared | undefined;
+
+  function connect(): Shared {
+    if (shared) return shared;
+    const state: Shared = { client: pool.connect(), channels: new Map(), lost: false };
+    shared = state;
+    state.client.then(
+      (client) => {
+        // A lost LISTEN connection: every subscriber is told (each listens again when it needs to),
+        // and the unheard "error" event does not crash the process.
+        const onError = () => {
+          if (state.lost) return;
+          state.lost = true;
+          if (shared === state) shared = undefined;
+          client.release(true);
+          for (const { subscribers } of state.channels.values()) for (const s of subscribers) s.onLost?.();
+          state.channels.clear();
+        };
+        const onNotification = (message: pg.Notification) => {
+          const channel = state.channels.get(message.channel);
+          if (channel) for (const s of channel.subscribers) s.onNotify(message.payload ?? "");
+        };
+        client.on("error", onError);
+        client.on("end", onError);
+        client.on("notification", onNotification);
+        state.detach = () => {
+          client.off("end", onError);
+          client.off("notification", onNotification);
+        };
+      },
+      () => {
+        if (shared === state) shared = undefined;
+      },
+    );
+    return state;
+  }
+
+  async function release(state: Shared): Promise<void> {
+    if (state.lost || state.channels.size > 0) return;
+    state.lost = true; // ending it ourselves is not a loss
+    if (shared === state) shared = undefined;
+    const client = await state.client;
+    state.detach?.();
+    client.release();
+  }
+
+  const subscriptions = new Set<() => Promise<void>>();
   return {
     engine: "postgres",
     ...wrap(pool),
@@ -53,30 +113,44 @@ export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: bool
         client.release();
       }
     },
-    async listen(channel, onNotify) {
-      const client = await pool.connect();
-      client.on("error", () => undefined); // a lost LISTEN connection: the owner re-listens on its next round
-      const handler = (message: pg.Notification) => {
-        if (message.channel === channel) onNotify(message.payload ?? "");
-      };
-      client.on("notification", handler);
+    async listen(channel, onNotify, onLost) {
+      let state = connect();
+      let client = await state.client;
+      // Given back (or lost) while we waited for it: take a new one.
+      while (state.lost) {
+        state = connect();
+        client = await state.client;
+      }
+      const subscriber: Subscriber = { onNotify, onLost };
+      let entry = state.channels.get(channel);
+      if (!entry) {
+        entry = { subscribers: new Set(), listening: client.query(`LISTEN ${pg.escapeIdentifier(channel)}`).then(() => undefined) };
+        state.channels.set(channel, entry);
+      }
+      entry.subscribers.add(subscriber);
       try {
-        await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+        await entry.listening;
       } catch (error) {
-        client.release(true);
+        entry.subscribers.delete(subscriber);
+        if (entry.subscribers.size === 0 && state.channels.get(channel) === entry) state.channels.delete(channel);
+        await release(state).catch(() => undefined);
         throw error;
       }
       const unsubscribe = async () => {
-        if (!listeners.delete(unsubscribe)) return;
-        client.off("notification", handler);
+        if (!subscriptions.delete(unsubscribe)) return;
+        const current = state.channels.get(channel);
+        if (state.lost || current !== entry) return;
+        entry.subscribers.delete(subscriber);
+        if (entry.subscribers.size > 0) return;
+        state.channels.delete(channel);
         await client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
-        client.release();
+        await release(state);
       };
-      listeners.add(unsubscribe);
+      subscriptions.add(unsubscribe);
       return unsubscribe;
     },
     async close() {
-      await Promise.all([...listeners].map((unsubscribe) => unsubscribe()));
+      await Promise.all([...subscriptions].map((unsubscribe) => unsubscribe()));
       if (options.ownsConnection) await pool.end();
     },
   };

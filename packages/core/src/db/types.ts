@@ -21,8 +21,11 @@ export interface Database extends Queryable {
   readonly engine: "pglite" | "postgres";
   /** Runs `fn` in one transaction on one connection: COMMIT when it resolves, ROLLBACK when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
-  /** Calls `onNotify` for each NOTIFY on `channel`; resolves to an unsubscribe function. */
-  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Calls `onNotify` for each NOTIFY on `channel`; resolves to an unsubscribe function. `onLost` is
+   * called (once) when the listening connection is lost: notifications stop until the caller listens again.
+   */
+  listen(channel: string, onNotify: (payload: string) => void, onLost?: () => void): Promise<() => Promise<void>>;
   /** Closes the connection(s). Only closes what Erebus opened itself. */
   close(): Promise<void>;
 }
