@@ -230,7 +230,10 @@ function casesFor(route: RouteUnderTest, openApi: OpenApiDoc, basePath: string, 
   if (route.method !== "get" && route.method !== "head") {
     const bodySchema = operation?.requestBody?.content?.["application/json"]?.schema;
     if (route.body && bodySchema) {
+      // A route whose body is optional may read an empty `{}` or `[]` as "no body" (the wallet's nonce routes do).
+      const optional = !refuses(route.body, undefined);
       for (const [name, value] of malformedObjects(bodySchema)) {
+        if (optional && (name === "empty object" || name === "an array")) continue;
         if (refuses(route.body, value)) cases.push({ name, headers: json, body: JSON.stringify(value) });
       }
       const sample = JSON.stringify(sampleObject(bodySchema));
