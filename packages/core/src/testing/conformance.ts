@@ -107,6 +107,11 @@ export interface ProviderConformanceOptions<Identity = unknown> {
   /** Tables the "no row written" checks do not count (core's `erebus_rate_limits` is never counted). */
   ignoreTables?: readonly string[];
   signIn?: ConformanceSignIn<Identity>;
+  /**
+   * Headers of a signed-in caller (`{ authorization: "Bearer …" }`), sent with the malformed input to
+   * routes documented with `auth`, so it reaches their validation instead of stopping at the 401.
+   */
+  authHeaders?: (h: ConformanceHarness) => Promise<Record<string, string>>;
   /** Per-test timeout in ms (default 60 000). */
   timeout?: number;
 }
@@ -119,6 +124,8 @@ interface RouteUnderTest {
   body?: z.ZodType;
   query?: z.ZodType;
   form: boolean;
+  /** Documented as needing a signed-in caller. */
+  guarded: boolean;
 }
 
 interface Case {
@@ -128,6 +135,11 @@ interface Case {
   query?: string;
 }
 
+/** Codes core answers before a route runs: a request refused with one of these never reached the route's validation. */
+const FRONT_DOOR = new Set([
+  "ERR_ORIGIN_FORBIDDEN", "ERR_UNSUPPORTED_MEDIA_TYPE", "ERR_BODY_MALFORMED", "ERR_BODY_TOO_LARGE",
+  "ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_CREDENTIAL_INVALID", "ERR_NOT_FOUND",
+]);
 const CROSS_SITE_ORIGIN = "https://evil.example";
 const HOSTILE_STRINGS = ["a\u0000b", "\ud800", "x\udfff", "\udbff\u0000"];
 const WRONG_VALUES: readonly unknown[] = [12345, -1.5, true, null, [], {}, "x", ["x"]];
@@ -450,17 +462,24 @@ export function testProviderConformance<Identity>(options: ProviderConformanceOp
         assert.ok(routes.length > 0 || !provider.routes, "the provider's routes were found");
         const failures: string[] = [];
         let sent = 0;
+        const signedIn = options.authHeaders ? await options.authHeaders(harness) : undefined;
         for (const route of routes) {
           if (options.skipRoutes?.includes(`${route.method.toUpperCase()} ${route.template}`)) continue;
           const before = await counts();
+          let reached = 0;
           for (const c of casesFor(route, openApi, basePath, origin)) {
             const path = c.query === undefined ? route.path : `${route.path}?${c.query}`;
-            const res = await send(path, { method: route.method.toUpperCase(), headers: c.headers, body: c.body });
+            const headers = route.guarded && signedIn ? { ...signedIn, ...c.headers } : c.headers;
+            const res = await send(path, { method: route.method.toUpperCase(), headers, body: c.body });
             sent++;
+            if (!FRONT_DOOR.has(res.body?.code)) reached++;
             const type = res.headers.get("content-type") ?? "";
             if (res.status < 400 || res.status >= 500 || !type.startsWith("application/problem+json")) {
               failures.push(`${route.method.toUpperCase()} ${route.template} (${c.name}): ${res.status} ${type} ${res.text.slice(0, 200)}`);
             }
+          }
+          if ((route.body || route.query) && reached === 0) {
+            failures.push(`${route.method.toUpperCase()} ${route.template}: no malformed request got past core's front door to the route's own validation${route.guarded ? " (it needs a signed-in caller: pass authHeaders)" : ""}`);
           }
           const after = await counts();
           for (const table of tablesOf(after)) {
@@ -570,6 +589,7 @@ function ownRoutes(auth: ErebusAuth, openApi: OpenApiDoc, basePath: string, id: 
       body: route.doc?.body,
       query: route.doc?.query,
       form: route.doc?.form === true,
+      guarded: (route.doc?.auth?.length ?? 0) > 0,
     }));
 }
 
