@@ -218,6 +218,36 @@ describe("example app", () => {
     expect(await me.json()).toMatchObject({ via: "session", user: { source_identifier: "api_user" } });
   });
 
+  it("Telegram: mounted with TELEGRAM_BOT_TOKEN (the official widget's page, no stand-in); in production without one, not at all", async () => {
+    expect(() => configFromEnv({ TELEGRAM_BOT_TOKEN: "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" })).toThrow(/TELEGRAM_BOT_USERNAME/);
+    expect(() => configFromEnv({ TELEGRAM_BOT_TOKEN: "not a token", TELEGRAM_BOT_USERNAME: "ExampleBot" })).toThrow(/TELEGRAM_BOT_TOKEN/);
+    const base = { DATABASE_URL: "pglite://memory", SYNC: "off", NODE_ENV: "production", SMTP_URL: "smtp://127.0.0.1:9" };
+    for (const env of [{ ...base, TELEGRAM_BOT_TOKEN: "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", TELEGRAM_BOT_USERNAME: "ExampleLoginBot" }, base]) {
+      const configured = "TELEGRAM_BOT_TOKEN" in env;
+      const { app, close } = await createApp(configFromEnv(env), { logger: silentLogger });
+      const running = await listen(app);
+      try {
+        const home = await (await fetch(`${running.url}/`)).text();
+        expect(home.includes('href="/telegram"'), `configured: ${configured}`).toBe(configured);
+        expect(home).not.toContain("/dev/telegram");
+        expect((await fetch(`${running.url}/dev/telegram`)).status).toBe(404);
+        expect((await fetch(`${running.url}/dev/telegram/sign?user=100001`)).status).toBe(404);
+        const widget = await fetch(`${running.url}/telegram`);
+        expect(widget.status).toBe(configured ? 200 : 404);
+        if (configured) {
+          expect(await widget.text()).toContain('data-telegram-login="ExampleLoginBot"');
+          expect(widget.headers.get("content-security-policy")).toContain("script-src https://telegram.org");
+        }
+        // The provider's route: a login signed by the development bot is refused where a real bot is configured.
+        const verify = await fetch(`${running.url}/auth/telegram/verify`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+        expect(verify.status).toBe(configured ? 400 : 404);
+      } finally {
+        await running.close();
+        await close();
+      }
+    }
+  }, 120_000);
+
   it("hides the development sign-in in production", async () => {
     const { app, close } = await createApp(configFromEnv({ DATABASE_URL: "pglite://memory", SYNC: "off", NODE_ENV: "production", SMTP_URL: "smtp://127.0.0.1:9" }), { logger: silentLogger });
     const running = await listen(app);
@@ -389,6 +419,29 @@ describe("example app", () => {
       await expect.poll(() => page.textContent("#status")).toBe("Signed in as email:eve@example.com (external)");
       await page.goto(`${appUrl}/dev/mailbox`);
       expect(await page.textContent("body")).toContain("is your Erebus example sign-in code");
+      await page.close();
+    });
+
+    it("signs in with Telegram through the development stand-in widget: button → /dev/telegram → confirm page → button; the login works once", async () => {
+      const page = await browser.newPage();
+      await page.goto(appUrl);
+      await page.click("#telegram");
+      await page.waitForSelector("#telegram-user");
+      await page.selectOption("#telegram-user", "100002");
+      await page.click("#dev-telegram button[type=submit]");
+      // The stand-in redirects like the widget's data-auth-url: the provider's confirm page, which signs nobody in by itself.
+      await page.waitForURL((url) => url.pathname === "/auth/telegram/callback");
+      const callbackUrl = page.url();
+      expect(await page.textContent("body")).toContain("Grace Hopper");
+      expect(await page.textContent("body")).toContain("@grace_dev");
+      await page.click("button[type=submit]");
+      await expect.poll(() => page.textContent("#status")).toBe("Signed in as telegram:100002 (external)");
+      expect(page.url()).toBe(`${appUrl}/`);
+      expect(await page.textContent("#user")).toContain('"type": "telegram"');
+      // The same signed login again (the callback URL from the history): refused, it was used.
+      const again = await page.goto(callbackUrl);
+      expect(again!.status()).toBe(401);
+      expect(await page.textContent("body")).toContain("ERR_TELEGRAM_AUTH_USED");
       await page.close();
     });
 

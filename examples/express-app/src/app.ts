@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import express, { type Express } from "express";
 import { connectDatabase, createAuth, type ErebusAuth, type Logger } from "@erebus/core";
 import { escapeHtml } from "@erebus/provider-email";
+import { signTelegramAuthData } from "@erebus/provider-telegram";
 import { apiReference } from "@scalar/express-api-reference";
 import { createSyncRelay, postgresCacheSink, type SyncRelay } from "@erebus/sync";
 import { assertSafeToServe, isLoopbackHostHeader, type AppConfig } from "./config.js";
@@ -24,7 +25,7 @@ const scalarScript = require.resolve("@scalar/api-reference/browser/standalone.j
  */
 export async function createApp(config: AppConfig, options: { logger?: Logger; database?: string } = {}): Promise<{ app: Express; auth: ErebusAuth; close(): Promise<void> }> {
   assertSafeToServe(config);
-  const { providers, mailbox, devIdp } = providersFor(config);
+  const { providers, mailbox, devIdp, devTelegram } = providersFor(config);
   if (config.production && !config.apiKeyPepper) {
     (options.logger ?? console).warn("API_KEY_PEPPER is not set: API keys are stored as plain SHA-256 hashes");
   }
@@ -99,6 +100,48 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
     res.json({ ok: true, tradedBy: req.auth!.user.id, via: req.auth!.via });
   });
 
+  if (devTelegram) {
+    // A stand-in for the Telegram Login Widget (development only, no TELEGRAM_BOT_TOKEN): it signs a
+    // demo user's login with the development bot's token, as Telegram would for a real bot, and
+    // redirects like the widget's data-auth-url. The provider's confirm page and checks are the real ones.
+    app.get("/dev/telegram", (_req, res) => {
+      const options = devTelegram.users
+        .map((u) => `<option value="${escapeHtml(u.id)}">${escapeHtml([u.first_name, u.last_name].filter(Boolean).join(" "))}${u.username ? ` (@${escapeHtml(u.username)})` : ""}</option>`)
+        .join("");
+      res.setHeader("Cache-Control", "no-store");
+      res.type("html").send(
+        `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Development Telegram login</title><link rel="stylesheet" href="/styles.css"></head><body><main>` +
+          `<h1>Development Telegram login</h1><p class="muted">A stand-in for the Telegram Login Widget: it signs the login with a development bot token (TELEGRAM_BOT_TOKEN is not set). <a href="/">Back</a></p>` +
+          `<form id="dev-telegram" method="get" action="/dev/telegram/sign"><label for="telegram-user">Log in to Telegram as</label><div class="row"><select id="telegram-user" name="user">${options}</select><button type="submit">Log in</button></div></form>` +
+          `</main></body></html>`,
+      );
+    });
+    app.get("/dev/telegram/sign", (req, res) => {
+      const user = devTelegram.users.find((u) => u.id === req.query.user);
+      if (!user) {
+        res.status(400).type("application/problem+json").send(JSON.stringify({ type: "about:blank", title: "No such demo user", status: 400, code: "ERR_QUERY_INVALID" }));
+        return;
+      }
+      const fields = Object.fromEntries(Object.entries(user).filter(([, v]) => v !== undefined)) as Record<string, string>;
+      const data = signTelegramAuthData(devTelegram.botToken, { ...fields, auth_date: String(Math.floor(Date.now() / 1000)) });
+      res.redirect(302, `/auth/telegram/callback?${new URLSearchParams(data)}`);
+    });
+  }
+  if (config.telegram) {
+    // The official Login Widget, redirect style: Telegram sends the browser to /auth/telegram/callback,
+    // whose confirm page finishes the sign-in. This page alone loads Telegram's script and frame.
+    const { botUsername } = config.telegram;
+    app.get("/telegram", (_req, res) => {
+      res.setHeader("Content-Security-Policy", "default-src 'self'; script-src https://telegram.org; frame-src https://oauth.telegram.org; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+      res.type("html").send(
+        `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in with Telegram</title><link rel="stylesheet" href="/styles.css"></head><body><main>` +
+          `<h1>Sign in with Telegram</h1>` +
+          `<script async src="https://telegram.org/js/telegram-widget.js?22" data-telegram-login="${escapeHtml(botUsername)}" data-size="large" data-auth-url="${escapeHtml(`${config.publicUrl}/auth/telegram/callback`)}"></script>` +
+          `<p><a href="/">Back</a></p></main></body></html>`,
+      );
+    });
+  }
+
   if (mailbox && config.development) {
     // The development mailbox: where sign-in mail goes when no SMTP server is configured.
     app.get("/dev/mailbox.json", (_req, res) => {
@@ -155,6 +198,7 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
     res.type("html").send(
       html
         .replace("{{DEV_SIGN_IN}}", config.development ? page("dev-sign-in.html") : "")
+        .replace("{{TELEGRAM_SIGN_IN}}", devTelegram ? '<a id="telegram" class="button" href="/dev/telegram">Sign in with Telegram</a>' : config.telegram ? '<a id="telegram" class="button" href="/telegram">Sign in with Telegram</a>' : "")
         .replace("{{MAILBOX_LINK}}", mailbox && config.development ? ' <a href="/dev/mailbox" id="mailbox-link">Open the development mailbox</a>.' : ""),
     );
   });

@@ -20,6 +20,8 @@ const envSchema = z.object({
   GITHUB_CLIENT_ID: z.string().min(1).optional(),
   GITHUB_CLIENT_SECRET: z.string().min(1).optional(),
   API_KEY_PEPPER: z.string().min(32, "must be at least 32 characters").optional(),
+  TELEGRAM_BOT_TOKEN: z.string().regex(/^\d{1,20}:[A-Za-z0-9_-]{20,100}$/, "must be a bot token from @BotFather, like 123456789:AAH…").optional(),
+  TELEGRAM_BOT_USERNAME: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{3,31}$/, "must be the bot's username without @, like ExampleLoginBot").optional(),
   SOLANA_CHAINS: z.string().regex(/^[a-z0-9:-]+(,[a-z0-9:-]+)*$/, "must be comma-separated clusters, like mainnet,devnet").default("mainnet"),
 });
 
@@ -46,6 +48,8 @@ export interface AppConfig {
   smtp: { url: string; from: string } | undefined;
   /** OAuth client credentials from the environment; with none (in development) a built-in development IdP is used. */
   oauth: { google?: { clientId: string; clientSecret: string }; github?: { clientId: string; clientSecret: string } };
+  /** The Telegram bot the Login Widget signs for; with none (in development) a development bot and a stand-in widget at /dev/telegram. */
+  telegram: { botToken: string; botUsername: string } | undefined;
 }
 
 /** Reads the example app's configuration from the environment; every setting has a working default. */
@@ -62,6 +66,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
   };
   const google = pair(parsed.data.GOOGLE_CLIENT_ID, parsed.data.GOOGLE_CLIENT_SECRET, "GOOGLE");
   const github = pair(parsed.data.GITHUB_CLIENT_ID, parsed.data.GITHUB_CLIENT_SECRET, "GITHUB");
+  const { TELEGRAM_BOT_TOKEN, TELEGRAM_BOT_USERNAME } = parsed.data;
+  // The widget is rendered for a bot username and verified with its token: one without the other cannot work.
+  if (!TELEGRAM_BOT_TOKEN !== !TELEGRAM_BOT_USERNAME) throw new TypeError("environment variables TELEGRAM_BOT_TOKEN and TELEGRAM_BOT_USERNAME: set both or neither");
   // Inverted on purpose (issue 10, finding 2): a deployment that forgot NODE_ENV, or spells it
   // "prod" or "staging", must not get a sign-in-as-anyone route.
   if (EREBUS_DEV === "1" && NODE_ENV === "production") {
@@ -86,6 +93,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
     appName: APP_NAME,
     smtp: SMTP_URL ? { url: SMTP_URL, from: SMTP_FROM } : undefined,
     oauth: { ...(google ? { google } : {}), ...(github ? { github } : {}) },
+    telegram: TELEGRAM_BOT_TOKEN && TELEGRAM_BOT_USERNAME ? { botToken: TELEGRAM_BOT_TOKEN, botUsername: TELEGRAM_BOT_USERNAME } : undefined,
   };
 }
 

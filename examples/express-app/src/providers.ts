@@ -3,6 +3,7 @@ import { testProvider } from "@erebus/core/testing";
 import { apiKeyProvider } from "@erebus/provider-apikey";
 import { emailProvider, memoryTransport, smtpTransport } from "@erebus/provider-email";
 import { github, google, oauthProvider, oidc, type ProviderConfig } from "@erebus/provider-oauth";
+import { telegramProvider } from "@erebus/provider-telegram";
 import { walletProvider } from "@erebus/provider-wallet";
 import { syncProvider } from "@erebus/sync";
 import type { AppConfig } from "./config.js";
@@ -25,11 +26,16 @@ export function providersFor(config: AppConfig) {
     apiKeys,
   ];
   if (Object.keys(oauth).length > 0) providers.push(oauthProvider({ providers: oauth }));
+  // Telegram: the configured bot; with none, in development only, a development bot whose token the
+  // stand-in widget at /dev/telegram signs with (the real widget cannot sign for a made-up bot).
+  const devTelegram = !config.telegram && config.development ? devTelegramSettings() : undefined;
+  const telegramBotToken = config.telegram?.botToken ?? devTelegram?.botToken;
+  if (telegramBotToken) providers.push(telegramProvider({ botToken: telegramBotToken, appName: config.appName }));
   // The outbox (always: events wait there until a relay takes them) and `npx erebus sync run|status`.
   providers.push(syncProvider(config.agentsDatabaseUrl ? { target: config.agentsDatabaseUrl } : {}));
   // Sign in as anyone, and X-Test-Key: only when development helpers were asked for.
   if (config.development) providers.push(testProvider());
-  return { providers, apiKeys, mailbox, devIdp };
+  return { providers, apiKeys, mailbox, devIdp, devTelegram };
 }
 
 /** Where the development IdP lives (mounted by the app at /dev/oidc) and the client it knows. */
@@ -39,5 +45,17 @@ export function devIdpSettings(config: AppConfig) {
     clientId: "erebus-example",
     clientSecret: "development-only-not-a-secret",
     redirectUri: `${config.publicUrl}/auth/oauth/dev/callback`,
+  };
+}
+
+/** The development bot (never a real one: its token is in this file) and the demo users its stand-in widget signs in. */
+export function devTelegramSettings() {
+  return {
+    botToken: "100000001:development-only-not-a-secret",
+    users: [
+      { id: "100001", first_name: "Ada", last_name: "Lovelace", username: "ada_dev" },
+      { id: "100002", first_name: "Grace", last_name: "Hopper", username: "grace_dev" },
+      { id: "100003", first_name: "Alan" },
+    ] as { id: string; first_name: string; last_name?: string; username?: string }[],
   };
 }

@@ -107,7 +107,7 @@ export function telegramRoutes(router: Router, ctx: ProviderContext, options: Re
         now,
       ]);
       if (claimed.rows.length === 0) throw telegramErrors.create("ERR_TELEGRAM_AUTH_USED");
-      return ctx.resolveIdentity({ network: TELEGRAM_NETWORK, sourceIdentifier: `telegram:${login.id}`, sourceType }, { db: tx });
+      return ctx.resolveIdentity({ network: TELEGRAM_NETWORK, sourceIdentifier: login.id, sourceType }, { db: tx });
     });
     return ctx.signIn(req, res, user);
   }
@@ -124,7 +124,7 @@ export function telegramRoutes(router: Router, ctx: ProviderContext, options: Re
       .map(([key, value]) => `<input type="hidden" name="${escapeHtml(key)}" value="${escapeHtml(String(value))}">`)
       .join("");
     const other =
-      current && !(current.network === TELEGRAM_NETWORK && current.source_identifier === `telegram:${data.id}`)
+      current && !(current.network === TELEGRAM_NETWORK && current.source_identifier === data.id)
         ? `<p>This browser is signed in as <strong>${escapeHtml(current.email ?? `${current.network} ${current.source_identifier}`)}</strong>; continuing signs you out of it. If you did not just sign in with Telegram yourself, stop here: someone may be trying to sign you into their account.</p>`
         : "";
     page(

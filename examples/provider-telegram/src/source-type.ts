@@ -17,5 +17,5 @@ export const telegramSourceType = defineSourceType("telegram", {
 
 export type TelegramSourceType = z.infer<typeof telegramSourceType.schema>;
 
-/** The network the provider's identities live on; `source_identifier` is `telegram:<id>`. */
+/** The network the provider's identities live on; `source_identifier` is the decimal id, so the identity reads `telegram:<id>`. */
 export const TELEGRAM_NETWORK = "telegram";

@@ -7,7 +7,7 @@ import { telegramSourceType } from "./source-type.js";
 /**
  * Sign-in with the Telegram Login Widget (https://core.telegram.org/widgets/login): checks the
  * widget's HMAC-SHA-256 signature with the bot token, refuses stale and future-dated logins, and
- * lets each signed login sign in once. Identities are `telegram:<id>` on network `telegram`, with
+ * lets each signed login sign in once. Identities are `telegram:<id>` (network `telegram`, `source_identifier` the decimal id), with
  * source type `telegram`.
  *
  * @example

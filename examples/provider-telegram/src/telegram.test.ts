@@ -78,7 +78,7 @@ for (const engine of engines()) {
       expect(cookieFrom(answer.res, "erebus_session")).toBeDefined();
       expect(answer.body.user).toMatchObject({
         network: "telegram",
-        source_identifier: `telegram:${data.id}`,
+        source_identifier: data.id,
         user_type: "external",
         source_type: {
           type: "telegram",
@@ -91,7 +91,7 @@ for (const engine of engines()) {
         },
       });
       const session = await fetch(`${server.url}/auth/session`, { headers: { cookie: `erebus_session=${cookieFrom(answer.res, "erebus_session")!.value}` } });
-      expect((await session.json()).user.source_identifier).toBe(`telegram:${data.id}`);
+      expect((await session.json()).user.source_identifier).toBe(data.id);
     });
 
     it("signs in with only the required fields, and the same account twice is one row whose names follow Telegram", async () => {
@@ -102,7 +102,7 @@ for (const engine of engines()) {
       const again = await post(login({ id: "777", first_name: "Augusta" }));
       expect(again.status).toBe(200);
       const { rows } = await db.query<{ n: number; first_name: string }>(
-        "SELECT count(*)::int AS n, max(source_type->>'first_name') AS first_name FROM user_references WHERE network = 'telegram' AND source_identifier = 'telegram:777'",
+        "SELECT count(*)::int AS n, max(source_type->>'first_name') AS first_name FROM user_references WHERE network = 'telegram' AND source_identifier = '777'",
       );
       expect(rows[0]).toEqual({ n: 1, first_name: "Augusta" });
     });
@@ -267,7 +267,7 @@ for (const engine of engines()) {
       expect(again.sourceTypes.map((t) => t.type)).toContain("telegram");
       // The database trigger refuses a telegram source_type without its required keys, as zod does.
       await expect(
-        db.query("INSERT INTO user_references (network, source_identifier, source_type) VALUES ('telegram', 'telegram:1', $1::jsonb)", [JSON.stringify({ type: "telegram", user_id: "1" })]),
+        db.query("INSERT INTO user_references (network, source_identifier, source_type) VALUES ('telegram', '1', $1::jsonb)", [JSON.stringify({ type: "telegram", user_id: "1" })]),
       ).rejects.toThrow();
     });
   });
