@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createAuth, silentLogger, type Database } from "@erebus/core";
-// The repo's own test helpers (engines, a listening app): used only from tests, never from src.
-// They move into @erebus/core/testing with the conformance kit (issue 11 part 2).
-import { engines, rowCounts } from "../../../test/engines.js";
-import { cookieFrom, startAuthServer, type Running } from "../../../test/http.js";
+// Only the published testing entry: the engines (PGlite, and the PostgreSQL server the suite's
+// global setup started, or one of the kit's own), a listening app, cookies, row counts.
+import { cookieFrom, engines, rowCounts, startAuthServer, type Running } from "@erebus/core/testing";
 import { signTelegramAuthData, telegramProvider } from "./index.js";
 
 const ORIGIN = "http://app.test";
@@ -12,7 +11,7 @@ const OTHER_BOT_TOKEN = "987654321:AAGotherBotTokenNotOursAtAll_0123";
 /** What PostgreSQL refuses in text: NUL and unpaired surrogates. */
 const UNSTORABLE = ["\u0000", "\ud800", "\udfff"];
 
-for (const engine of engines()) {
+for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
   describe(`Telegram login on ${engine.name}`, () => {
     let db: Database;
     let server: Running;
