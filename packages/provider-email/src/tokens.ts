@@ -179,6 +179,11 @@ export function createTokenStore(ctx: ProviderContext, options: TokenStoreOption
       if (!LINK_TOKEN.test(token)) throw emailErrors.create("ERR_EMAIL_TOKEN_INVALID");
       const now = ctx.clock();
       const used = await ctx.db.transaction(async (tx) => {
+        // One use of an address's links at a time: two links of one address used at once would each
+        // lock their own row, then wait for the other's in the "end the others" update below, a
+        // deadlock PostgreSQL breaks with an error (a 500). Found by the conformance kit's concurrent sign-ins.
+        const { rows: target } = await tx.query<{ email: string }>("SELECT email FROM erebus_email_tokens WHERE token_hash = $1", [sha256(token)]);
+        if (target[0]) await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`erebus_email_link:${target[0].email}`]);
         const { rows } = await tx.query<{ id: string; email: string }>(
           `UPDATE erebus_email_tokens SET consumed_at = $2
            WHERE token_hash = $1 AND kind = 'link' AND consumed_at IS NULL AND invalidated_at IS NULL AND expires_at > $2

@@ -126,10 +126,14 @@ interface RouteUnderTest {
   form: boolean;
   /** Documented as needing a signed-in caller. */
   guarded: boolean;
+  /** Documented as answering an HTML page (`contentType: "text/html"`): it may refuse with a 4xx page. */
+  page: boolean;
 }
 
 interface Case {
   name: string;
+  /** A plain HTML form's submission: a page may answer it. */
+  page?: boolean;
   headers: Record<string, string>;
   body?: string;
   query?: string;
@@ -236,7 +240,10 @@ function refuses(schema: z.ZodType, value: unknown): boolean {
 
 /** The generated malformed requests for one route. */
 function casesFor(route: RouteUnderTest, openApi: OpenApiDoc, basePath: string, origin: string): Case[] {
-  const json = { "content-type": "application/json", origin };
+  // The kit asks as an API client does (Accept: application/json): a route may answer a browser's
+  // malformed request with a redirect or a page (the OAuth callback does), never an API client's.
+  const accept = "application/json";
+  const json = { "content-type": "application/json", origin, accept };
   const cases: Case[] = [];
   const operation = openApi.paths[`${basePath}${route.template}`.replace(/:([A-Za-z0-9_]+)/g, "{$1}")]?.[route.method];
   if (route.method !== "get" && route.method !== "head") {
@@ -252,7 +259,14 @@ function casesFor(route: RouteUnderTest, openApi: OpenApiDoc, basePath: string, 
       cases.push({ name: "a body over the size limit", headers: json, body: JSON.stringify({ pad: "a".repeat(1024 * 1024 + 1) }) });
       cases.push({ name: "wrong content type (text/plain)", headers: { "content-type": "text/plain", origin }, body: sample });
       cases.push({ name: "wrong content type (multipart)", headers: { "content-type": "multipart/form-data; boundary=x", origin }, body: "--x--" });
-      if (!route.form) cases.push({ name: "wrong content type (urlencoded)", headers: { "content-type": "application/x-www-form-urlencoded", origin }, body: "a=b" });
+      const form = { "content-type": "application/x-www-form-urlencoded", origin };
+      if (!route.form) cases.push({ name: "wrong content type (urlencoded)", headers: form, body: "a=b" });
+      else {
+        // A form route takes urlencoded fields too: the same checks, as a plain HTML form would send them.
+        for (const [name, fields] of [["form: unknown field only", { conformanceExtra: "x" }], ...Object.keys(sampleObject(bodySchema)).map((key) => [`form: NUL in ${key}`, { ...sampleObject(bodySchema), [key]: "a\u0000b" }])] as [string, Record<string, unknown>][]) {
+          if (refuses(route.body, fields)) cases.push({ name, headers: form, page: true, body: new URLSearchParams(Object.entries(fields).map(([k, v]) => [k, String(v)])).toString() });
+        }
+      }
       cases.push({ name: "cross-site Origin", headers: { ...json, origin: CROSS_SITE_ORIGIN }, body: sample });
       cases.push({ name: "cross-site Sec-Fetch-Site without Origin", headers: { "content-type": "application/json", "sec-fetch-site": "cross-site" }, body: sample });
     }
@@ -274,7 +288,7 @@ function casesFor(route: RouteUnderTest, openApi: OpenApiDoc, basePath: string, 
       if (!refuses(route.query, value)) continue;
       const query = new URLSearchParams();
       for (const [key, v] of Object.entries(value)) for (const item of [v].flat()) query.append(key, item);
-      cases.push({ name: `query: ${name}`, headers: { origin }, query: query.toString() });
+      cases.push({ name: `query: ${name}`, headers: { origin, accept }, query: query.toString() });
     }
   }
   return cases;
@@ -328,11 +342,10 @@ export function testProviderConformance<Identity>(options: ProviderConformanceOp
   const { describe, it, beforeAll, afterAll } = options.test;
   const timeout = options.timeout ?? 60_000;
   const ignore = ["erebus_rate_limits", ...(options.ignoreTables ?? [])];
-  const probe = options.provider();
-  const id = probe.id;
-
   for (const engine of options.engines ?? defaultEngines()) {
-    describe(`provider "${id}" conformance on ${engine.name}`, () => {
+    // The provider is made in beforeAll, not here: it may need what the caller's own beforeAll starts (an SMTP server, an IdP).
+    describe(`provider conformance on ${engine.name}`, () => {
+      let id: string;
       let db: (Database & { url?: string }) | undefined;
       let server: Running | undefined;
       let auth: ErebusAuth;
@@ -366,6 +379,7 @@ export function testProviderConformance<Identity>(options: ProviderConformanceOp
 
       beforeAll(async () => {
         provider = options.provider();
+        id = provider.id;
         const alongside = options.alongside?.() ?? [];
         db = await engine.create({ max: 20 });
         ({ auth, server } = await startAuthServer({
@@ -474,7 +488,10 @@ export function testProviderConformance<Identity>(options: ProviderConformanceOp
             sent++;
             if (!FRONT_DOOR.has(res.body?.code)) reached++;
             const type = res.headers.get("content-type") ?? "";
-            if (res.status < 400 || res.status >= 500 || !type.startsWith("application/problem+json")) {
+            // A page for people (the email confirm page), or a plain form's submission, may be refused with a
+            // page; everything else with problem+json.
+            const fitting = type.startsWith("application/problem+json") || ((route.page || c.page) && type.startsWith("text/html"));
+            if (res.status < 400 || res.status >= 500 || !fitting) {
               failures.push(`${route.method.toUpperCase()} ${route.template} (${c.name}): ${res.status} ${type} ${res.text.slice(0, 200)}`);
             }
           }
@@ -590,6 +607,7 @@ function ownRoutes(auth: ErebusAuth, openApi: OpenApiDoc, basePath: string, id: 
       query: route.doc?.query,
       form: route.doc?.form === true,
       guarded: (route.doc?.auth?.length ?? 0) > 0,
+      page: Object.values(route.doc?.responses ?? {}).some((response) => response.contentType?.startsWith("text/html")),
     }));
 }
 
