@@ -350,6 +350,7 @@ export function testProviderConformance<Identity>(options: ProviderConformanceOp
       let server: Running | undefined;
       let auth: ErebusAuth;
       let provider: ErebusProvider;
+      let alongside: ErebusProvider[] = [];
       let openApi: OpenApiDoc;
       let routes: RouteUnderTest[] = [];
       let origin: string;
@@ -380,7 +381,7 @@ export function testProviderConformance<Identity>(options: ProviderConformanceOp
       beforeAll(async () => {
         provider = options.provider();
         id = provider.id;
-        const alongside = options.alongside?.() ?? [];
+        alongside = options.alongside?.() ?? [];
         db = await engine.create({ max: 20 });
         ({ auth, server } = await startAuthServer({
           baseURL: "http://app.test",
@@ -579,7 +580,7 @@ export function testProviderConformance<Identity>(options: ProviderConformanceOp
 
       it("answered only error codes in its errors tables, with the declared status, each documented on its route", async () => {
         const tables: Record<string, { status: number }> = { ...coreErrors };
-        for (const p of [provider, ...(options.alongside?.() ?? [])]) Object.assign(tables, p.errors ?? {});
+        for (const p of [provider, ...alongside]) Object.assign(tables, p.errors ?? {});
         const problems = new Set<string>();
         for (const { route, status, code } of answered) {
           const entry = tables[code];
