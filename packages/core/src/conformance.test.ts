@@ -3,6 +3,7 @@ import { engines, testProvider, testProviderConformance } from "@erebus/core/tes
 
 // Core's own test provider passes the kit every provider package runs (issue 11).
 testProviderConformance({
+  name: "test provider",
   test: { describe, it, beforeAll, afterAll },
   engines: engines({ postgresUrl: inject("postgresUrl") }),
   provider: () => testProvider(),

@@ -15,6 +15,7 @@ async function signedIn(h: ConformanceHarness): Promise<Record<string, string>> 
 // The provider conformance kit of @erebus/core/testing (issue 11). An API key's "sign-in" is a request
 // carrying it (GET /auth/session with X-API-Key); keys are reusable by design, so there is no replay step.
 testProviderConformance({
+  name: "apikey provider",
   test: { describe, it, beforeAll, afterAll },
   engines: engines({ postgresUrl: inject("postgresUrl") }),
   provider: () => apiKeyProvider({ pepper: PEPPER, createPerMinute: 10_000, maxFailedVerifications: 10_000 }),

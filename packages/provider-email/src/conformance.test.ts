@@ -34,6 +34,7 @@ async function link(h: ConformanceHarness, email: string): Promise<string> {
 // The provider conformance kit of @erebus/core/testing (issue 11): a link sign-in as the sign-in
 // step; the replay is the same link posted again.
 testProviderConformance({
+  name: "email provider",
   test: { describe, it, beforeAll, afterAll },
   engines: engines({ postgresUrl: inject("postgresUrl") }),
   provider: () => emailProvider({ appName: "Example App", transport: smtpTransport(smtp.transporter, "Example <login@app.test>"), maxLiveLinks: 10 }),

@@ -27,6 +27,7 @@ const finish = (h: ConformanceHarness, { query, cookie }: { query: string; cooki
 // The provider conformance kit of @erebus/core/testing (issue 11): an authorization-code sign-in at
 // the OP as the sign-in step; the replay is the same callback (code and state) sent again.
 testProviderConformance({
+  name: "oauth provider",
   test: { describe, it, beforeAll, afterAll },
   engines: engines({ postgresUrl: inject("postgresUrl") }),
   provider: () => oauthProvider({ providers: { dev: oidc({ issuer: op.issuer, clientId: op.clientId, clientSecret: op.clientSecret }) } }),

@@ -9,6 +9,7 @@ const ORIGIN = "http://app.test";
 // The provider conformance kit of @erebus/core/testing (issue 11), with Sign-In with Ethereum as the
 // sign-in step (the SIWS routes get the malformed-input and cross-site checks).
 testProviderConformance({
+  name: "wallet provider",
   test: { describe, it, beforeAll, afterAll },
   engines: engines({ postgresUrl: inject("postgresUrl") }),
   provider: () => walletProvider({ ethereum: { chains: [1] } }),

@@ -87,6 +87,8 @@ export interface SourceTypeExamples {
 export interface ProviderConformanceOptions<Identity = unknown> {
   /** `describe`, `it`, `beforeAll`, `afterAll` of the test runner (pass vitest's). */
   test: ConformanceTestApi;
+  /** What the suites are called (`<name> conformance on pglite`); default `provider`. */
+  name?: string;
   /** Makes the provider under test (called once per engine). */
   provider: () => ErebusProvider;
   /** Other providers mounted in the same app: their migrations apply alongside, their routes are not checked. */
@@ -344,7 +346,7 @@ export function testProviderConformance<Identity>(options: ProviderConformanceOp
   const ignore = ["erebus_rate_limits", ...(options.ignoreTables ?? [])];
   for (const engine of options.engines ?? defaultEngines()) {
     // The provider is made in beforeAll, not here: it may need what the caller's own beforeAll starts (an SMTP server, an IdP).
-    describe(`provider conformance on ${engine.name}`, () => {
+    describe(`${options.name ?? "provider"} conformance on ${engine.name}`, () => {
       let id: string;
       let db: (Database & { url?: string }) | undefined;
       let server: Running | undefined;
