@@ -12,9 +12,10 @@ import { coreRouteDocs } from "./core-routes.js";
 import { buildOpenApiDocument, collectRoutes, describeRoute } from "./openapi.js";
 import { resolveOptions, type AuthOptions } from "./options.js";
 import { findPgUnsafeString, PG_TEXT_MESSAGE } from "./pg-text.js";
-import type { ErebusProvider, ProviderContext, RequestAuth, SignInResult } from "./provider.js";
+import type { ErebusProvider, ProviderContext, RequestAuth, SignInAttempt, SignInResult } from "./provider.js";
 import { createRateLimiterFactory, pruneRateLimits } from "./rate-limit.js";
-import { createSessionStore, type Session } from "./sessions.js";
+import { createSessionCache } from "./session-cache.js";
+import { createSessionStore, hashToken, type Session } from "./sessions.js";
 import { SourceTypeRegistry, type SourceTypeDefinition } from "./source-types.js";
 import { createUserStore, mapDatabaseError, type UserReference } from "./users.js";
 
@@ -91,7 +92,9 @@ export function createAuth(input: AuthOptions) {
   const db: Database = typeof options.database === "string" ? lazyDatabase(options.database) : options.database;
   const { clock, random, logger } = options;
   const users = createUserStore(db, registry, random);
-  const sessions = createSessionStore(db, options.session, clock, random);
+  // Session look-ups served from memory, dropped on every instance by NOTIFY (session-cache.ts).
+  const sessionCache = createSessionCache(db, { ttl: options.session.cacheTtl, size: options.session.cacheSize }, logger);
+  const sessions = createSessionStore(db, options.session, clock, random, sessionCache.enabled ? sessionCache : undefined);
   const rateLimit = createRateLimiterFactory(db, options.rateLimit);
   const secure = options.baseURL.protocol === "https:";
   const cookieName = options.session.cookieName ?? (secure ? "__Host-erebus_session" : "erebus_session");
@@ -119,6 +122,11 @@ export function createAuth(input: AuthOptions) {
   const ready: Promise<void> = options.migrate ? migrate().then(() => undefined) : Promise.resolve();
   // Failures surface through `await auth.ready` and as 503s; don't also crash on an unhandled rejection.
   ready.catch((error) => logger.error("start-up failed", { error: (error as Error).message }));
+  // Once ready, a request checks a flag instead of awaiting a settled promise (a microtask hop each).
+  let isReady = false;
+  ready.then(() => {
+    isReady = true;
+  }, () => undefined);
 
   // ---- sessions on the wire ----------------------------------------------------------------
 
@@ -145,12 +153,17 @@ export function createAuth(input: AuthOptions) {
   }
   const wantsBearer = (req: Request) => String(req.headers[SESSION_TRANSPORT_HEADER] ?? "").toLowerCase() === "bearer";
 
-  async function signIn(req: Request, res: Response, user: UserReference): Promise<SignInResult> {
+  /** Ends the request's own session(s) and starts a new one, on `q`; the response is written by the caller after commit. */
+  async function issueSession(q: Queryable, req: Request, user: UserReference): Promise<{ token: string; session: Session; previous: string[] }> {
     if (user.is_active === false) throw AuthError.of("ERR_USER_DEACTIVATED");
     // Rotate: whatever session the request came with ends here (session fixation, OWASP ASVS 3.2.1).
     const previous = [cookieToken(req), bearerToken(req)].filter((t): t is string => typeof t === "string");
-    for (const token of previous) await sessions.revoke(token);
-    const { token, session } = await sessions.create(user.id, { userAgent: req.headers["user-agent"], ip: req.ip });
+    for (const token of previous) await sessions.revoke(token, q);
+    const { token, session } = await sessions.create(user.id, { userAgent: req.headers["user-agent"], ip: req.ip }, q);
+    return { token, session, previous };
+  }
+
+  function signInResponse(req: Request, res: Response, user: UserReference, token: string, session: Session): SignInResult {
     const body: SignInResult = { user, session: { id: session.id, expiresAt: session.expiresAt.toISOString() } };
     if (wantsBearer(req)) {
       body.session.token = token;
@@ -159,6 +172,55 @@ export function createAuth(input: AuthOptions) {
     }
     res.setHeader("Cache-Control", "no-store");
     return body;
+  }
+
+  async function signIn(req: Request, res: Response, user: UserReference): Promise<SignInResult> {
+    const { token, session } = await issueSession(db, req, user);
+    return signInResponse(req, res, user, token, session);
+  }
+
+  /**
+   * A whole sign-in in one commit: the proof is checked first (no writes), then the client's limit,
+   * the single-use secret, the identity upsert, the provider's own rows and the session are written
+   * in one transaction. Every way it can fail after the check still uses the secret up, in a commit
+   * of its own, so each nonce, code or state gets exactly one try.
+   */
+  async function signInOnce(req: Request, res: Response, attempt: SignInAttempt): Promise<SignInResult> {
+    let identity: VerifiedIdentity;
+    try {
+      identity = await attempt.verify();
+    } catch (error) {
+      await useUp(attempt);
+      throw error;
+    }
+    let consumed = false;
+    try {
+      const { user, token, session, previous } = await db.transaction(async (tx) => {
+        if (attempt.limit) await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
+        await attempt.consume(tx);
+        consumed = true;
+        const user = await users.resolveIdentity(identity, { db: tx });
+        await attempt.bind?.(tx, user);
+        return { user, ...(await issueSession(tx, req, user)) };
+      });
+      // Revoked in the commit; dropped here again in case a request cached them in between.
+      for (const old of previous) sessionCache.dropHash(hashToken(old));
+      return signInResponse(req, res, user, token, session);
+    } catch (error) {
+      // Rolled back with the rest (or refused before it): used up alone, so the attempt still counts.
+      if (consumed || (error instanceof AuthError && error.code === "ERR_RATE_LIMITED")) await useUp(attempt);
+      throw error;
+    }
+  }
+
+  /** Marks the attempt's secret used in a commit of its own; its own refusal (used, expired, unknown) wins over the caller's error. */
+  async function useUp(attempt: SignInAttempt): Promise<void> {
+    try {
+      await attempt.consume(db);
+    } catch (error) {
+      if (error instanceof AuthError) throw error;
+      logger.warn("sign-in: a failed attempt's secret could not be marked used", { error: (error as Error).message });
+    }
   }
 
   // ---- request authentication -----------------------------------------------------------
@@ -184,6 +246,7 @@ export function createAuth(input: AuthOptions) {
       getUser: users.getUser,
       findUser: users.findUser,
       signIn,
+      signInOnce,
       rateLimit,
       parse: parseWith,
       async authenticate(req, res) {
@@ -207,7 +270,7 @@ export function createAuth(input: AuthOptions) {
   async function authenticate(req: Request, res: Response): Promise<void> {
     if (req.auth !== undefined) return;
     req.auth = null;
-    await ready;
+    if (!isReady) await ready;
     for (const provider of authenticators) {
       const result = await provider.authenticate!(req, contexts.get(provider.id)!);
       if (result) {
@@ -397,7 +460,11 @@ export function createAuth(input: AuthOptions) {
       getUser: users.getUser,
       findUser: users.findUser,
       registerSystemAgent: users.registerSystemAgent,
-      deactivateUser: (id: string) => users.deactivateUser(id, clock()),
+      deactivateUser: async (id: string) => {
+        const user = await users.deactivateUser(id, clock());
+        sessionCache.dropUser(user.id); // here at once; the other instances hear the trigger's NOTIFY
+        return user;
+      },
       reactivateUser: users.reactivateUser,
       /** Creates a session for a user id (e.g. for a test or an admin "log in as"); returns the token once. */
       createSession: async (userId: string): Promise<{ token: string; session: Session }> => {
@@ -407,7 +474,7 @@ export function createAuth(input: AuthOptions) {
         return sessions.create(user.id);
       },
       checkSession: sessions.check,
-      revokeSession: sessions.revoke,
+      revokeSession: (token: string) => sessions.revoke(token),
       revokeAllSessions: sessions.revokeAll,
       pruneSessions: sessions.prune,
       /** Deletes rate-limit counters whose window has ended; returns how many. */
@@ -429,7 +496,10 @@ export function createAuth(input: AuthOptions) {
       return ctx;
     },
     /** Closes the database if Erebus opened it (given as a URL). */
-    close: () => db.close(),
+    close: async () => {
+      await sessionCache.close();
+      await db.close();
+    },
   };
 }
 

@@ -28,8 +28,9 @@ export {
 export { canonicalIdentities, checkIdentity, toChecksumAddress, userTypes, type UserType, type VerifiedIdentity } from "./identities.js";
 export { USER_DEACTIVATED_CHANNEL, type UserReference, type SystemAgentInput } from "./users.js";
 export { hashToken, type Session, type SessionCheck } from "./sessions.js";
+export { SESSION_CHANGED_CHANNEL } from "./session-cache.js";
 export type { RateLimiter, RateLimitRule } from "./rate-limit.js";
-export type { ErebusProvider, ProviderCommand, ProviderContext, ProviderAuthResult, RequestAuth, SignInResult } from "./provider.js";
+export type { ErebusProvider, ProviderCommand, ProviderContext, ProviderAuthResult, RequestAuth, SignInAttempt, SignInResult } from "./provider.js";
 export { main as runCli, type ErebusCliConfig } from "./cli.js";
 export { consoleLogger, silentLogger, type Logger } from "./logger.js";
 export { sendProblem } from "./http.js";

@@ -78,8 +78,16 @@ export const optionsSchema = z.strictObject({
       absoluteMaxAge: z.number().int().positive().default(30 * DAY),
       /** Cookie name; defaults to `__Host-erebus_session` on https, `erebus_session` on http. */
       cookieName: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, "must be a cookie-name token").optional(),
+      /**
+       * Seconds a session look-up may be served from this process's memory (0: a query on every
+       * request). Revocation, sign-out, deactivation and user changes reach every instance at once
+       * (LISTEN/NOTIFY) and always within this time; expiry is checked on every request.
+       */
+      cacheTtl: z.number().int().nonnegative().max(3600).default(30),
+      /** Most sessions cached per process (least recently looked up go first). */
+      cacheSize: z.number().int().nonnegative().default(10_000),
     })
-    .default({ maxAge: 7 * DAY, updateAge: DAY, absoluteMaxAge: 30 * DAY })
+    .default({ maxAge: 7 * DAY, updateAge: DAY, absoluteMaxAge: 30 * DAY, cacheTtl: 30, cacheSize: 10_000 })
     .refine((s) => s.updateAge <= s.maxAge, { message: "updateAge must not exceed maxAge", path: ["updateAge"] })
     .refine((s) => s.maxAge <= s.absoluteMaxAge, { message: "maxAge must not exceed absoluteMaxAge", path: ["maxAge"] }),
   rateLimit: z.strictObject({ enabled: z.boolean().default(true) }).default({ enabled: true }),

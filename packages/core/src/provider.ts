@@ -31,6 +31,21 @@ export interface SignInResult {
   session: { id: string; expiresAt: string; token?: string };
 }
 
+/** One sign-in attempt for {@link ProviderContext.signInOnce}. */
+export interface SignInAttempt {
+  /** Checks the proof (signature, code) and returns the identity; throws its AuthError. Writes nothing. */
+  verify(): Promise<VerifiedIdentity> | VerifiedIdentity;
+  /** Marks the single-use secret (nonce, code, state) used on `q`; throws its AuthError when it cannot be used. */
+  consume(q: Queryable): Promise<void>;
+  /** The provider's own rows that belong to this sign-in, written in the same commit. */
+  bind?(q: Queryable, user: UserReference): Promise<void>;
+  /**
+   * The client's limit on the shared counter, counted in the same commit (count it in memory first,
+   * with `limiter.consumeLocal`, before any parsing, so malformed attempts count too).
+   */
+  limit?: { limiter: RateLimiter; key: string };
+}
+
 /**
  * Everything core hands a provider. Providers keep no globals: all their state comes from here.
  */
@@ -66,6 +81,12 @@ export interface ProviderContext {
    * `Erebus-Session-Transport: bearer`, returns the token in the body instead.
    */
   signIn(req: Request, res: Response, user: UserReference): Promise<SignInResult>;
+  /**
+   * A whole sign-in in one commit (one fsync): checks the proof first, then writes the client's
+   * limit, uses the single-use secret up, resolves the identity and starts the session (as `signIn`)
+   * in one transaction. A failed attempt still uses the secret up, so each gets exactly one try.
+   */
+  signInOnce(req: Request, res: Response, attempt: SignInAttempt): Promise<SignInResult>;
   /** A Postgres-backed limiter shared by every instance of the app. */
   rateLimit(rule: RateLimitRule): RateLimiter;
   /** Who made the request (runs core's authentication once per request), or `null`. */

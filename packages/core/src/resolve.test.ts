@@ -145,10 +145,10 @@ describe("migration runner", () => {
       const { connectDatabase } = await import("./index.js");
       const other = await connectDatabase(a.url!);
       const [first, second] = await Promise.all([runMigrations(a, [coreMigrations]), runMigrations(other, [coreMigrations])]);
-      expect([...first.applied, ...second.applied].sort()).toEqual(["core/0001_user_references", "core/0002_sessions_and_rate_limits"]);
+      expect([...first.applied, ...second.applied].sort()).toEqual(["core/0001_user_references", "core/0002_sessions_and_rate_limits", "core/0003_session_notify"]);
       expect(first.applied.length === 0 || second.applied.length === 0).toBe(true);
       const { rows } = await a.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_migrations");
-      expect(rows[0]!.n).toBe(2);
+      expect(rows[0]!.n).toBe(3);
       await other.close();
     } finally {
       await a.close();
@@ -160,7 +160,7 @@ describe("migration runner", () => {
       const db = await engine.create();
       try {
         const results = await Promise.all([runMigrations(db, [coreMigrations]), runMigrations(db, [coreMigrations])]);
-        expect(results.flatMap((r) => r.applied)).toHaveLength(2);
+        expect(results.flatMap((r) => r.applied)).toHaveLength(3);
         const provider = { owner: "demo", migrations: [{ id: "0001_things", sql: "CREATE TABLE demo_things (id int)" }] };
         expect((await runMigrations(db, [coreMigrations, provider])).applied).toEqual(["demo/0001_things"]);
         expect((await runMigrations(db, [coreMigrations, provider])).applied).toEqual([]);

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { AuthError } from "./errors.js";
-import type { Database } from "./db/types.js";
+import type { Database, Queryable } from "./db/types.js";
+import type { SessionCache } from "./session-cache.js";
 import type { UserReference } from "./users.js";
 
 /** A session as the API shows it: never the token, never its hash. */
@@ -42,15 +43,60 @@ export function createSessionStore(
   times: SessionTimes,
   clock: () => Date,
   random: (bytes: number) => Buffer,
+  cache?: SessionCache,
 ) {
+  const invalid = (): SessionCheck => ({ ok: false, error: AuthError.of("ERR_SESSION_INVALID") });
+  /** Whether a session expiring at `expiresAt` is due for its sliding refresh at `now` (ms). */
+  const refreshDue = (expiresAt: number, absolute: number, now: number) => times.maxAge * 1000 - (expiresAt - now) >= times.updateAge * 1000 && expiresAt < absolute;
+
+  /**
+   * The sliding refresh: one write, and only if no instance did it since (the WHERE), so a session
+   * is written at most once per updateAge however many instances serve it. `undefined` when the row
+   * changed under us (refreshed elsewhere, or revoked): the caller then reads it again.
+   */
+  async function refresh(id: string, now: number, absolute: number): Promise<Date | undefined> {
+    const next = new Date(Math.min(now + times.maxAge * 1000, absolute));
+    const { rowCount } = await db.query(
+      "UPDATE erebus_sessions SET expires_at = $2 WHERE id = $1 AND revoked_at IS NULL AND expires_at <= $3",
+      [id, next, new Date(now + (times.maxAge - times.updateAge) * 1000)],
+    );
+    return rowCount > 0 ? next : undefined;
+  }
+
+  async function lookup(hash: string, now: Date): Promise<SessionCheck> {
+    const startedAt = cache?.generation() ?? 0;
+    const { rows } = await db.query<SessionRow>(
+      `SELECT u.*, s.id AS __session_id, s.created_at AS __session_created_at,
+              s.expires_at AS __session_expires_at, s.absolute_expires_at AS __session_absolute_expires_at
+       FROM erebus_sessions s JOIN user_references u ON u.id = s.user_id
+       WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2`,
+      [hash, now],
+    );
+    const row = rows[0];
+    if (!row) return invalid();
+    const { __session_id: id, __session_created_at: createdAt, __session_expires_at: expiresAt, __session_absolute_expires_at: absolute, ...user } = row;
+    if (user.is_active === false) return { ok: false, error: AuthError.of("ERR_USER_DEACTIVATED") };
+    let session: Session = { id, userId: user.id, createdAt, expiresAt };
+    let refreshed = false;
+    if (refreshDue(expiresAt.getTime(), absolute.getTime(), now.getTime())) {
+      const next = await refresh(id, now.getTime(), absolute.getTime());
+      // Refreshed by another instance between our read and our write: ours stays as read, and is not cached.
+      if (next === undefined) return { ok: true, user, session, refreshed: false };
+      session = { ...session, expiresAt: next };
+      refreshed = true;
+    }
+    cache?.set(hash, { user, session, absoluteExpiresAt: absolute, fetchedAt: now.getTime() }, startedAt);
+    return { ok: true, user, session, refreshed };
+  }
+
   return {
     /** Creates a session for a user and returns its token: the only time the token exists outside the client. */
-    async create(userId: string, meta: { userAgent?: string | undefined; ip?: string | undefined } = {}): Promise<{ token: string; session: Session }> {
+    async create(userId: string, meta: { userAgent?: string | undefined; ip?: string | undefined } = {}, q: Queryable = db): Promise<{ token: string; session: Session }> {
       const token = random(32).toString("base64url");
       const now = clock();
       const absolute = new Date(now.getTime() + times.absoluteMaxAge * 1000);
       const expires = new Date(Math.min(now.getTime() + times.maxAge * 1000, absolute.getTime()));
-      const { rows } = await db.query<{ id: string }>(
+      const { rows } = await q.query<{ id: string }>(
         `INSERT INTO erebus_sessions (token_hash, user_id, created_at, expires_at, absolute_expires_at, user_agent, ip)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
         [hashToken(token), userId, now, expires, absolute, meta.userAgent?.slice(0, 512) ?? null, meta.ip ?? null],
@@ -61,40 +107,38 @@ export function createSessionStore(
     /**
      * Looks a token up. Unknown, malformed, expired and revoked tokens are all `ERR_SESSION_INVALID`
      * (the client learns nothing about which); a deactivated user's session is `ERR_USER_DEACTIVATED`.
-     * A malformed token is refused without a database round trip.
+     * A malformed token is refused without a database round trip; a session this instance looked up
+     * before is served from its cache (no query) until a NOTIFY names it or its user, it expires, or
+     * the cache's TTL ends.
      */
     async check(token: string): Promise<SessionCheck> {
-      if (!TOKEN.test(token)) return { ok: false, error: AuthError.of("ERR_SESSION_INVALID") };
+      if (!TOKEN.test(token)) return invalid();
+      const hash = hashToken(token);
       const now = clock();
-      const { rows } = await db.query<SessionRow>(
-        `SELECT u.*, s.id AS __session_id, s.created_at AS __session_created_at,
-                s.expires_at AS __session_expires_at, s.absolute_expires_at AS __session_absolute_expires_at
-         FROM erebus_sessions s JOIN user_references u ON u.id = s.user_id
-         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2`,
-        [hashToken(token), now],
-      );
-      const row = rows[0];
-      if (!row) return { ok: false, error: AuthError.of("ERR_SESSION_INVALID") };
-      const { __session_id: id, __session_created_at: createdAt, __session_expires_at: expiresAt, __session_absolute_expires_at: absolute, ...user } = row;
-      if (user.is_active === false) return { ok: false, error: AuthError.of("ERR_USER_DEACTIVATED") };
-      const session: Session = { id, userId: user.id, createdAt, expiresAt };
-      // Sliding refresh: at most one write per session per updateAge.
-      const age = times.maxAge * 1000 - (expiresAt.getTime() - now.getTime());
-      if (age >= times.updateAge * 1000 && expiresAt.getTime() < absolute.getTime()) {
-        const next = new Date(Math.min(now.getTime() + times.maxAge * 1000, absolute.getTime()));
-        await db.query("UPDATE erebus_sessions SET expires_at = $2 WHERE id = $1 AND revoked_at IS NULL", [id, next]);
-        return { ok: true, user, session: { ...session, expiresAt: next }, refreshed: true };
+      const hit = cache?.get(hash, now.getTime());
+      if (hit === undefined) return lookup(hash, now);
+      const { user, session, absoluteExpiresAt } = hit;
+      if (!refreshDue(session.expiresAt.getTime(), absoluteExpiresAt.getTime(), now.getTime())) return { ok: true, user, session, refreshed: false };
+      const next = await refresh(session.id, now.getTime(), absoluteExpiresAt.getTime());
+      if (next === undefined) {
+        // Refreshed by another instance, or revoked: the database says which.
+        cache!.dropHash(hash);
+        return lookup(hash, now);
       }
-      return { ok: true, user, session, refreshed: false };
+      hit.session = { ...session, expiresAt: next };
+      return { ok: true, user, session: hit.session, refreshed: true };
     },
 
-    /** Revokes the session a token belongs to. Returns whether there was one to revoke. */
-    async revoke(token: string): Promise<boolean> {
+    /** Revokes the session a token belongs to (on `q`: a transaction of the caller's). Returns whether there was one to revoke. */
+    async revoke(token: string, q: Queryable = db): Promise<boolean> {
       if (!TOKEN.test(token)) return false;
-      const { rowCount } = await db.query(
+      const hash = hashToken(token);
+      const { rowCount } = await q.query(
         "UPDATE erebus_sessions SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL",
-        [hashToken(token), clock()],
+        [hash, clock()],
       );
+      // Here at once; the other instances hear it from the trigger's NOTIFY.
+      cache?.dropHash(hash);
       return rowCount > 0;
     },
 
@@ -104,6 +148,7 @@ export function createSessionStore(
         "UPDATE erebus_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
         [userId, clock()],
       );
+      cache?.dropUser(userId);
       return rowCount;
     },
 
