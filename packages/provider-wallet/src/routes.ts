@@ -1,9 +1,9 @@
-import { describeRoute, signInResultSchema, toChecksumAddress, type ProviderContext, type RouteDoc } from "@erebus/core";
+import { describeRoute, signInResultSchema, toChecksumAddress, type ProviderContext, type Queryable, type RouteDoc } from "@erebus/core";
 import type { Router } from "express";
 import * as z from "zod";
 import { bindContractChain } from "./contract-chains.js";
 import { fail, walletErrors, type Family } from "./errors.js";
-import { formatSiweMessage } from "./siwe-message.js";
+import { formatSiweMessage, SiweParseCache } from "./siwe-message.js";
 import { createNonceStore, type NonceFamily } from "./nonces.js";
 import type { ResolvedWalletOptions } from "./options.js";
 import { Ed25519KeyCache } from "./signature.js";
@@ -90,6 +90,13 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
   const nonceLimit = ctx.rateLimit({ name: "wallet-nonce", points: options.rateLimit.nonce, duration: 60 });
   const verifyLimit = ctx.rateLimit({ name: "wallet-verify", points: options.rateLimit.verify, duration: 60 });
   const keyCache = new Ed25519KeyCache();
+  const siweParses = new SiweParseCache();
+  /** The client's nonce limit (checked in memory first) and the nonce, in one commit. */
+  const issueNonce = (family: NonceFamily, client: string) =>
+    ctx.db.transaction(async (tx) => {
+      await nonceLimit.consumeIn(tx, client);
+      return nonces.issue(family, tx);
+    });
 
   const policy = (chains: readonly (number | string)[]): MessagePolicy => ({
     domain,
@@ -107,8 +114,8 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
   const checkSize = (family: Family, message: string) => {
     if (Buffer.byteLength(message, "utf8") > options.maxMessageBytes) throw fail(family, "MESSAGE_TOO_LARGE");
   };
-  const consumeNonce = async (family: Family, nonceFamily: NonceFamily, nonce: string) => {
-    const result = await nonces.consume(nonceFamily, nonce);
+  const consumeNonce = async (family: Family, nonceFamily: NonceFamily, nonce: string, q: Queryable) => {
+    const result = await nonces.consume(nonceFamily, nonce, q);
     if (result === "unknown") throw fail(family, "NONCE_UNKNOWN");
     if (result === "used") throw fail(family, "NONCE_USED");
     if (result === "expired") throw fail(family, "NONCE_EXPIRED");
@@ -120,10 +127,12 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
     /** Chains whose RPC has answered eth_chainId with that chain (verifySiweSignature). */
     const confirmedChains = new Set<number>();
 
-    router.post("/siwe/nonce", describeRoute(docs.siweNonce), nonceLimit.middleware(), async (req, res) => {
+    router.post("/siwe/nonce", describeRoute(docs.siweNonce), async (req, res) => {
+      const client = req.ip ?? "unknown";
+      nonceLimit.consumeLocal(client);
       const body = ctx.parse(siweNonceBody, isEmpty(req.body) ? undefined : req.body);
       if (body && !ethereum.chains.includes(body.chainId)) throw fail("SIWE", "CHAIN_NOT_ALLOWED", `allowed: ${ethereum.chains.join(", ")}`);
-      const { nonce, issuedAt, expiresAt } = await nonces.issue("ethereum");
+      const { nonce, issuedAt, expiresAt } = await issueNonce("ethereum", client);
       res.setHeader("Cache-Control", "no-store");
       // Besides the design's { nonce, expiresAt }: what a client needs to build the message, and,
       // when it said which account and chain, the message itself (EIP-55 address included).
@@ -137,43 +146,49 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
             chainId: body.chainId,
             nonce,
             issuedAt: issuedAt.toISOString(),
-          })
+          }, siweParses)
         : undefined;
       res.json({ nonce, expiresAt: expiresAt.toISOString(), domain, uri: origin, version: "1", chains: ethereum.chains, ...(message ? { message } : {}) });
     });
 
-    router.post("/siwe/verify", describeRoute(docs.siweVerify), verifyLimit.middleware(), async (req, res) => {
+    router.post("/siwe/verify", describeRoute(docs.siweVerify), async (req, res) => {
+      verifyLimit.consumeLocal(req.ip ?? "unknown");
       const body = ctx.parse(siweBody, req.body);
       checkSize("SIWE", body.message);
       const signature = decodeSiweSignature(body.signature);
-      const parsed = checkSiweMessage(body.message, policy(ethereum.chains));
-      // EIP-4361: the nonce is consumed before the signature is checked, so each nonce gets one try.
-      await consumeNonce("SIWE", "ethereum", parsed.nonce);
-      const signer = await verifySiweSignature(parsed, body.message, signature, body.signature as `0x${string}`, rpc, ethereum.rpcTimeoutMs, confirmedChains);
-      const sourceType: WalletSourceType = {
-        type: "web3_wallet",
-        provider: body.provider ?? "unknown",
-        network: "ethereum",
-        metadata: { chain_id: parsed.chainId, signer },
-      };
-      const identity = { network: "ethereum", sourceIdentifier: parsed.address, sourceType };
-      // A contract wallet is bound to the chain it was verified on (contract-chains.ts); an account is the same on every chain.
-      const user =
-        signer === "contract"
-          ? await ctx.db.transaction(async (tx) => {
-              await bindContractChain(tx, parsed.address, parsed.chainId, ctx.clock());
-              return ctx.resolveIdentity(identity, { db: tx });
-            })
-          : await ctx.resolveIdentity(identity);
-      res.json(await ctx.signIn(req, res, user));
+      const parsed = checkSiweMessage(body.message, policy(ethereum.chains), siweParses);
+      let signer: Awaited<ReturnType<typeof verifySiweSignature>> | undefined;
+      // EIP-4361: each nonce gets one try. The signature is checked first; then nonce, identity and
+      // session commit together, and a failed attempt uses the nonce up alone (ctx.signInOnce).
+      const result = await ctx.signInOnce(req, res, {
+        limit: { limiter: verifyLimit, key: req.ip ?? "unknown" },
+        consume: (q) => consumeNonce("SIWE", "ethereum", parsed.nonce, q),
+        async verify() {
+          signer = await verifySiweSignature(parsed, body.message, signature, body.signature as `0x${string}`, rpc, ethereum.rpcTimeoutMs, confirmedChains);
+          const sourceType: WalletSourceType = {
+            type: "web3_wallet",
+            provider: body.provider ?? "unknown",
+            network: "ethereum",
+            metadata: { chain_id: parsed.chainId, signer },
+          };
+          return { network: "ethereum", sourceIdentifier: parsed.address, sourceType };
+        },
+        // A contract wallet is bound to the chain it was verified on (contract-chains.ts); an account is the same on every chain.
+        bind: async (tx) => {
+          if (signer === "contract") await bindContractChain(tx, parsed.address, parsed.chainId, ctx.clock());
+        },
+      });
+      res.json(result);
     });
   }
 
   if (options.solana) {
     const chains = options.solana.chains.map(normalizeSolanaChain);
 
-    router.post("/siws/nonce", describeRoute(docs.siwsNonce), nonceLimit.middleware(), async (_req, res) => {
-      const { nonce, issuedAt, expiresAt } = await nonces.issue("solana");
+    router.post("/siws/nonce", describeRoute(docs.siwsNonce), async (req, res) => {
+      const client = req.ip ?? "unknown";
+      nonceLimit.consumeLocal(client);
+      const { nonce, issuedAt, expiresAt } = await issueNonce("solana", client);
       res.setHeader("Cache-Control", "no-store");
       res.json({
         nonce,
@@ -191,21 +206,27 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
       });
     });
 
-    router.post("/siws/verify", describeRoute(docs.siwsVerify), verifyLimit.middleware(), async (req, res) => {
+    router.post("/siws/verify", describeRoute(docs.siwsVerify), async (req, res) => {
+      verifyLimit.consumeLocal(req.ip ?? "unknown");
       const body = ctx.parse(siwsBody, req.body);
       checkSize("SIWS", body.message);
       const credentials = decodeSiwsCredentials(body.address, body.signature);
       const parsed = checkSiwsMessage(body.message, body.address, policy(chains));
-      await consumeNonce("SIWS", "solana", parsed.nonce);
-      verifySiwsSignature(keyCache, body.address, credentials.publicKey, body.message, credentials.signature);
-      const sourceType: WalletSourceType = {
-        type: "web3_wallet",
-        provider: body.provider ?? "unknown",
-        network: "solana",
-        metadata: { chain_id: normalizeSolanaChain(parsed.chainId) },
-      };
-      const user = await ctx.resolveIdentity({ network: "solana", sourceIdentifier: body.address, sourceType });
-      res.json(await ctx.signIn(req, res, user));
+      const result = await ctx.signInOnce(req, res, {
+        limit: { limiter: verifyLimit, key: req.ip ?? "unknown" },
+        consume: (q) => consumeNonce("SIWS", "solana", parsed.nonce, q),
+        verify() {
+          verifySiwsSignature(keyCache, body.address, credentials.publicKey, body.message, credentials.signature);
+          const sourceType: WalletSourceType = {
+            type: "web3_wallet",
+            provider: body.provider ?? "unknown",
+            network: "solana",
+            metadata: { chain_id: normalizeSolanaChain(parsed.chainId) },
+          };
+          return { network: "solana", sourceIdentifier: body.address, sourceType };
+        },
+      });
+      res.json(result);
     });
   }
 }

@@ -1,7 +1,7 @@
 import { createPublicClient, http } from "viem";
 import { fail, walletErrors, type Family } from "./errors.js";
 import type { MessageVerifier } from "./options.js";
-import { parseSiweMessage, type ParsedSiwe } from "./siwe-message.js";
+import { parseSiweMessage, type ParsedSiwe, type SiweParseCache } from "./siwe-message.js";
 import { decodeBase58, Ed25519KeyCache, hexToBytes, isStrongPoint, recoverPersonalSigner, verifyEd25519 } from "./signature.js";
 import { parseSiwsMessage, type SiwsFields } from "./siws-message.js";
 import { parseRfc3339 } from "./time.js";
@@ -67,9 +67,9 @@ function checkCommon(family: Family, fields: CommonFields, policy: MessagePolicy
 
 // ---- Ethereum ----------------------------------------------------------------------------------
 
-/** Parses a SIWE message and checks everything but the nonce and the signature. */
-export function checkSiweMessage(message: string, policy: MessagePolicy): ParsedSiwe {
-  const parsed = parseSiweMessage(message);
+/** Parses a SIWE message (or takes the parse `cache` kept when this process wrote it) and checks everything but the nonce and the signature. */
+export function checkSiweMessage(message: string, policy: MessagePolicy, cache?: SiweParseCache): ParsedSiwe {
+  const parsed = cache?.take(message) ?? parseSiweMessage(message);
   if (!parsed) throw fail("SIWE", "MESSAGE_MALFORMED");
   // EIP-4361: when the message names a scheme it must be the expected one.
   if (parsed.scheme !== undefined && `${parsed.scheme}:` !== new URL(policy.origin).protocol) {
