@@ -176,7 +176,7 @@ async function coldStart(): Promise<number | undefined> {
   }
 }
 
-async function micro(database: string): Promise<Record<string, number[]>> {
+function micro(database: string): Record<string, number[]> {
   const result = spawnSync(tsx[0]!, [...tsx.slice(1), join(here, "micro.ts"), database, String(ROUNDS)], { cwd: root, encoding: "utf8", maxBuffer: 1 << 24 });
   if (result.status !== 0) throw new Error(`micro.ts failed: ${result.stderr.slice(-2000)}`);
   return JSON.parse(result.stdout.trim().split("\n").pop()!) as Record<string, number[]>;
