@@ -192,10 +192,13 @@ const cleanup = () => {
   for (const child of children) child.kill("SIGKILL");
   pgs.stop();
 };
-process.on("SIGINT", () => {
-  cleanup();
-  process.exit(130);
-});
+// Interrupted (Ctrl-C, or a timeout's SIGTERM): no server process or PostgreSQL is left behind.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
 
 const http: Record<string, Sample[]> = {};
 const signIns: Record<string, Sample[]> = {};
