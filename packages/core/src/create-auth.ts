@@ -186,6 +186,9 @@ export function createAuth(input: AuthOptions) {
    * of its own, so each nonce, code or state gets exactly one try.
    */
   async function signInOnce(req: Request, res: Response, attempt: SignInAttempt): Promise<SignInResult> {
+    // The shared counter, read before the costly proof (an RPC, a signature): every instance's hits
+    // count, not only this one's. Its hit is written later, in the sign-in's or the use-up's commit.
+    if (attempt.limit) await attempt.limit.limiter.check(attempt.limit.key);
     let identity: VerifiedIdentity;
     try {
       identity = await attempt.verify();
@@ -213,14 +216,33 @@ export function createAuth(input: AuthOptions) {
     }
   }
 
-  /** Marks the attempt's secret used in a commit of its own; its own refusal (used, expired, unknown) wins over the caller's error. */
+  /**
+   * Marks the attempt's secret used, and counts the failed attempt on the shared limit, in one commit
+   * of their own (a failure must count on every instance, not only in this one's memory). The
+   * secret's own refusal (used, expired, unknown) wins over the caller's error.
+   */
   async function useUp(attempt: SignInAttempt): Promise<void> {
+    let refusal: AuthError | undefined;
     try {
-      await attempt.consume(db);
+      await db.transaction(async (tx) => {
+        try {
+          await attempt.consume(tx);
+        } catch (error) {
+          if (!(error instanceof AuthError)) throw error;
+          refusal = error;
+        }
+        if (attempt.limit) {
+          try {
+            await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
+          } catch (error) {
+            if (!(error instanceof AuthError)) throw error; // past the limit: counted all the same
+          }
+        }
+      });
     } catch (error) {
-      if (error instanceof AuthError) throw error;
       logger.warn("sign-in: a failed attempt's secret could not be marked used", { error: (error as Error).message });
     }
+    if (refusal) throw refusal;
   }
 
   // ---- request authentication -----------------------------------------------------------

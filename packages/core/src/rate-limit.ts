@@ -34,6 +34,12 @@ export interface RateLimiter {
    * `ERR_RATE_LIMITED` past the limit.
    */
   consumeLocal(key: string, points?: number): void;
+  /**
+   * Reads the shared counter for `key` without counting (one SELECT, no commit): throws 429
+   * `ERR_RATE_LIMITED` when it is already past the limit. For a check before costly work whose hit
+   * is counted later (`consumeIn` in the caller's commit), so every instance sees every other's hits.
+   */
+  check(key: string): Promise<void>;
   /** Express middleware counting one hit per client (by `req.ip`, or `keyOf(req)`). */
   middleware(keyOf?: (req: Request) => string | undefined): RequestHandler;
 }
@@ -113,10 +119,20 @@ export function createRateLimiterFactory(db: Database, options: { enabled: boole
         throw AuthError.of("ERR_RATE_LIMITED", { retryAfter: Math.max(1, Math.ceil((Number(row.expire) - now) / 1000)) });
       }
     }
+    async function check(key: string): Promise<void> {
+      if (!options.enabled) return;
+      const now = Date.now();
+      const { rows } = await db.query<{ points: number; expire: number }>("SELECT points, expire FROM erebus_rate_limits WHERE key = $1", [`erebus:${rule.name}:${storedKey(key)}`]);
+      const row = rows[0];
+      if (row && Number(row.expire) > now && row.points >= rule.points) {
+        throw AuthError.of("ERR_RATE_LIMITED", { retryAfter: Math.max(1, Math.ceil((Number(row.expire) - now) / 1000)) });
+      }
+    }
     return {
       consume,
       consumeIn,
       consumeLocal,
+      check,
       middleware(keyOf) {
         return async function erebusRateLimit(req, _res, next) {
           await consume(keyOf?.(req) ?? req.ip ?? "unknown");
