@@ -21,12 +21,28 @@ CREATE TRIGGER erebus_sessions_changed
           OR NEW.token_hash <> OLD.token_hash)
     EXECUTE FUNCTION erebus_session_changed();
 
--- Deleting a row that could still be served (pruning ended sessions says nothing).
+-- Deleting a row that could still be served. Pruning ended sessions says nothing: an expired row
+-- is refused by every cache on its own (expiry is checked on every hit), and one notification per
+-- pruned row would flood every instance.
 CREATE TRIGGER erebus_sessions_deleted
     AFTER DELETE ON erebus_sessions
     FOR EACH ROW
-    WHEN (OLD.revoked_at IS NULL)
+    WHEN (OLD.revoked_at IS NULL AND OLD.expires_at > now() AND OLD.absolute_expires_at > now())
     EXECUTE FUNCTION erebus_session_changed();
+
+-- TRUNCATE fires no row trigger: everything goes.
+CREATE FUNCTION erebus_sessions_truncated() RETURNS TRIGGER
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('erebus_session_changed', '*');
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER erebus_sessions_truncated
+    AFTER TRUNCATE ON erebus_sessions
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION erebus_sessions_truncated();
 
 CREATE FUNCTION erebus_user_changed() RETURNS TRIGGER
 LANGUAGE plpgsql AS $$
@@ -55,3 +71,17 @@ CREATE TRIGGER user_references_deleted
     AFTER DELETE ON user_references
     FOR EACH ROW
     EXECUTE FUNCTION erebus_user_changed();
+
+CREATE TRIGGER user_references_truncated
+    AFTER TRUNCATE ON user_references
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION erebus_sessions_truncated();
+
+-- Fired also under session_replication_role = replica (pg_restore, logical replication apply): a
+-- change made there must still reach the caches. The cache checks these are enabled.
+ALTER TABLE erebus_sessions ENABLE ALWAYS TRIGGER erebus_sessions_changed;
+ALTER TABLE erebus_sessions ENABLE ALWAYS TRIGGER erebus_sessions_deleted;
+ALTER TABLE erebus_sessions ENABLE ALWAYS TRIGGER erebus_sessions_truncated;
+ALTER TABLE user_references ENABLE ALWAYS TRIGGER user_references_changed;
+ALTER TABLE user_references ENABLE ALWAYS TRIGGER user_references_deleted;
+ALTER TABLE user_references ENABLE ALWAYS TRIGGER user_references_truncated;

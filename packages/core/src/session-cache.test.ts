@@ -253,6 +253,81 @@ describe.skipIf(!server)("session cache across two instances on one PostgreSQL s
   });
 });
 
+for (const engine of engines()) {
+  describe(`session cache against statements no row trigger sees, on ${engine.name}`, () => {
+    it("review: TRUNCATE of the sessions or users table drops every cached session", async () => {
+      const db = counting(await engine.create());
+      const auth = createAuth({ database: db, baseURL: ORIGIN, providers: [], migrate: true, logger: silentLogger, production: false });
+      await auth.ready;
+      try {
+        for (const table of ["erebus_sessions", "user_references CASCADE"]) {
+          const user = await auth.api.registerSystemAgent({ agentId: `truncate-${table.length}`, agentType: "test", capabilities: [] });
+          const { token } = await auth.api.createSession(user.id);
+          // Checked until served from memory (no statement): only an invalidation can refuse it now.
+          const cached = await eventually(async () => {
+            const before = db.statements();
+            return (await auth.api.checkSession(token)).ok && db.statements() === before;
+          });
+          expect(cached).toBe(true);
+          await db.exec(`TRUNCATE ${table}`);
+          expect(await eventually(async () => !(await auth.api.checkSession(token)).ok)).toBe(true);
+        }
+      } finally {
+        await auth.close();
+      }
+    });
+
+    it("review: with a change trigger disabled (pg_restore --disable-triggers, by hand) nothing is cached", async () => {
+      const db = await engine.create();
+      const setup = createAuth({ database: db, baseURL: ORIGIN, providers: [], migrate: true, logger: silentLogger, production: false });
+      await setup.ready;
+      await db.exec("ALTER TABLE erebus_sessions DISABLE TRIGGER erebus_sessions_changed");
+      const auth = createAuth({ database: db, baseURL: ORIGIN, providers: [], logger: silentLogger, production: false });
+      await auth.ready;
+      try {
+        const user = await auth.api.registerSystemAgent({ agentId: "disabled-trigger", agentType: "test", capabilities: [] });
+        const { token, session } = await auth.api.createSession(user.id);
+        expect((await auth.api.checkSession(token)).ok).toBe(true);
+        await new Promise((r) => setTimeout(r, 50)); // its cache would be up by now
+        expect((await auth.api.checkSession(token)).ok).toBe(true);
+        await db.query("UPDATE erebus_sessions SET revoked_at = now() WHERE id = $1", [session.id]);
+        expect((await auth.api.checkSession(token)).ok).toBe(false);
+      } finally {
+        await auth.close();
+      }
+    });
+  });
+}
+
+describe.skipIf(!server)("session cache when another instance closes the shared Database", () => {
+  it("review: closing one instance tells the others' caches they hear nothing any more (a revocation is not served from memory afterwards)", async () => {
+    const owned = await server!.create({ max: 5 });
+    const pool = new pg.Pool({ connectionString: owned.url, max: 5 });
+    pool.on("error", () => undefined);
+    const shared = postgresDatabase(pool); // not owned: closing it leaves the pool up
+    const options = { database: shared, baseURL: ORIGIN, providers: [], logger: silentLogger, production: false } as const;
+    const a = createAuth({ ...options, migrate: true });
+    await a.ready;
+    const b = createAuth(options);
+    await b.ready;
+    try {
+      const user = await b.api.registerSystemAgent({ agentId: "closed-neighbour", agentType: "test", capabilities: [] });
+      const { token, session } = await b.api.createSession(user.id);
+      // B serves the session from memory.
+      await eventually(async () => (await b.api.checkSession(token)).ok && (await b.api.checkSession(token)).ok);
+      await new Promise((r) => setTimeout(r, 100));
+      await a.close(); // closes the shared Database: every LISTEN subscriber is gone
+      await pool.query("UPDATE erebus_sessions SET revoked_at = now() WHERE id = $1", [session.id]);
+      await new Promise((r) => setTimeout(r, 300)); // no NOTIFY can reach B now
+      expect((await b.api.checkSession(token)).ok).toBe(false);
+    } finally {
+      await b.close(); // its LISTEN client goes back to the pool before the pool ends
+      await pool.end();
+      await owned.close();
+    }
+  });
+});
+
 describe("session cache without core migration 0003", () => {
   it("attack: on a database whose change triggers are missing, nothing is cached (a revocation by SQL is seen at once)", async () => {
     const db = await engines()[0]!.create();

@@ -29,7 +29,14 @@ export interface SessionCacheOptions {
 /** How long to wait before trying to listen again after LISTEN failed or the triggers were missing. */
 const RETRY_MS = 5000;
 /** The triggers that announce changes (migration 0003): without all of them nothing may be cached. */
-const TRIGGERS = ["erebus_sessions_changed", "erebus_sessions_deleted", "user_references_changed", "user_references_deleted"];
+const TRIGGERS = [
+  "erebus_sessions_changed",
+  "erebus_sessions_deleted",
+  "erebus_sessions_truncated",
+  "user_references_changed",
+  "user_references_deleted",
+  "user_references_truncated",
+];
 
 /**
  * The in-process cache of session look-ups, keyed by token hash. It serves nothing until its LISTEN is
@@ -96,7 +103,14 @@ export function createSessionCache(db: Database, options: SessionCacheOptions, l
     starting ??= (async () => {
       try {
         // A database migrated by an older Erebus (or by hand, without core's 0003) announces nothing.
-        const { rows } = await db.query<{ n: number }>("SELECT count(DISTINCT tgname)::int AS n FROM pg_trigger WHERE tgname = ANY($1::text[])", [TRIGGERS]);
+        // Enabled ALWAYS ('A'), on core's own tables: a trigger disabled by hand (or by
+        // pg_restore --disable-triggers) announces nothing.
+        const { rows } = await db.query<{ n: number }>(
+          `SELECT count(DISTINCT tgname)::int AS n FROM pg_catalog.pg_trigger
+            WHERE tgname = ANY($1::text[]) AND tgenabled = 'A'
+              AND tgrelid IN ('erebus_sessions'::regclass, 'user_references'::regclass)`,
+          [TRIGGERS],
+        );
         if (rows[0]?.n !== TRIGGERS.length) {
           logger.warn("session cache off: the database lacks core migration 0003_session_notify (run the migrations); sessions are looked up on every request");
           starting = undefined;

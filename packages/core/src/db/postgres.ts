@@ -150,7 +150,11 @@ export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: bool
       return unsubscribe;
     },
     async close() {
+      // Subscribers that did not leave on their own (another app instance sharing this Database)
+      // hear nothing from now on: tell them, so a cache stops serving what it can no longer hear about.
+      const remaining = shared ? [...shared.channels.values()].flatMap(({ subscribers }) => [...subscribers]) : [];
       await Promise.all([...subscriptions].map((unsubscribe) => unsubscribe()));
+      for (const subscriber of remaining) subscriber.onLost?.();
       if (options.ownsConnection) await pool.end();
     },
   };
