@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { AuthError, describeRoute, signInResultSchema, type ProviderContext, type RouteDoc, type SignInResult, type UserReference } from "@erebus/core";
+import { AuthError, describeRoute, sendPage, signInResultSchema, type ProviderContext, type RouteDoc, type SignInResult, type UserReference } from "@erebus/core";
 import type { Request, Response, Router } from "express";
 import { telegramErrors } from "./errors.js";
 import type { ResolvedTelegramOptions } from "./options.js";
@@ -44,23 +44,8 @@ export function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** A small self-contained page: no scripts, no third-party anything, never framed, never cached. */
-function page(res: Response, status: number, title: string, body: string): void {
-  res
-    .status(status)
-    .set({
-      "Content-Type": "text/html; charset=utf-8",
-      // The URL carries the signed login: it must not leak to another site through Referer.
-      "Referrer-Policy": "no-referrer",
-      "Cache-Control": "no-store",
-      "Content-Security-Policy": "default-src 'none'; img-src https:; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-      "X-Content-Type-Options": "nosniff",
-    })
-    .send(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>${escapeHtml(title)}</title>
-<style>body{font-family:system-ui,sans-serif;color:#1d1d24;background:#f6f5f2;max-width:28rem;margin:4rem auto;padding:0 1rem}
-button{font:inherit;padding:.6rem 1.4rem;cursor:pointer}img{border-radius:50%;width:64px;height:64px}</style></head><body>${body}</body></html>`);
-}
+/** Core's self-contained page (no scripts, never framed, no Referer: the URL carries the signed login), with the avatar allowed. */
+const page = (res: Response, status: number, title: string, body: string) => sendPage(res, status, title, body, { imgSrc: "https:" });
 
 /** A browser navigating here asks for HTML first; fetch and programs (Accept: * / * or JSON) get problem+json. */
 const wantsHtml = (req: Request) => req.accepts(["application/json", "application/problem+json", "text/html"]) === "text/html";

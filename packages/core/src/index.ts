@@ -36,3 +36,4 @@ export { consoleLogger, silentLogger, type Logger } from "./logger.js";
 export { sendProblem } from "./http.js";
 export { pgText, isPgText, findPgUnsafeString, PG_TEXT_MESSAGE } from "./pg-text.js";
 export { describeRoute, signInResultSchema, userReferenceSchema, type RouteDoc, type ResponseDoc } from "./openapi.js";
+export { escapeHtml, sendPage } from "./html.js";

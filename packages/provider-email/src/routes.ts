@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { AuthError, describeRoute, signInResultSchema, type ProviderContext, type RouteDoc, type UserReference } from "@erebus/core";
+import { AuthError, describeRoute, sendPage, signInResultSchema, type ProviderContext, type RouteDoc, type UserReference } from "@erebus/core";
 import type { Request, Response, Router } from "express";
 import * as z from "zod";
 import { emailErrors } from "./errors.js";
@@ -42,23 +42,8 @@ const docs = {
   },
 } satisfies Record<string, RouteDoc>;
 
-/** A small self-contained page: no scripts, no third-party anything, never framed, never cached. */
-function page(res: Response, status: number, title: string, body: string): void {
-  res
-    .status(status)
-    .set({
-      "Content-Type": "text/html; charset=utf-8",
-      // The URL carries the token: it must not leak to another site through Referer.
-      "Referrer-Policy": "no-referrer",
-      "Cache-Control": "no-store",
-      "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-      "X-Content-Type-Options": "nosniff",
-    })
-    .send(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>${escapeHtml(title)}</title>
-<style>body{font-family:system-ui,sans-serif;color:#1d1d24;background:#f6f5f2;max-width:28rem;margin:4rem auto;padding:0 1rem}
-button{font:inherit;padding:.6rem 1.4rem;cursor:pointer}</style></head><body>${body}</body></html>`);
-}
+/** The confirm and failure pages: core's self-contained page (no scripts, never framed, no Referer: the URL carries the token). */
+const page = (res: Response, status: number, title: string, body: string) => sendPage(res, status, title, body);
 
 /** How a signed-in identity is named on the confirm page. */
 const describeUser = (user: UserReference) => user.email ?? `${user.network} ${user.source_identifier}`;

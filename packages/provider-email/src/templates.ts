@@ -1,8 +1,8 @@
+import { escapeHtml } from "@erebus/core";
 import type { OutgoingMail } from "./transport.js";
 
-/** Escapes text for HTML (element content and quoted attributes). */
-export const escapeHtml = (value: string) =>
-  value.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+/** Core's HTML escape, kept exported here for apps that imported it from this package. */
+export { escapeHtml };
 
 const minutes = (seconds: number) => `${Math.round(seconds / 60)} minute${Math.round(seconds / 60) === 1 ? "" : "s"}`;
 
