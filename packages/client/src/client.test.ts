@@ -46,6 +46,25 @@ async function startApp(db: Awaited<ReturnType<ReturnType<typeof engines>[number
   };
 }
 
+/** A viem account wrapped to count what it is asked to sign: an attack test asserts it signed nothing. */
+function countingSigner() {
+  const account = privateKeyToAccount(generatePrivateKey());
+  let count = 0;
+  const signer = { address: account.address, signMessage: async (args: { message: string }) => { count++; return account.signMessage(args); } };
+  return { account, signer, signed: () => count };
+}
+
+/** A relay in front of the app that rewrites the SIWE message of the nonce answer (a phishing proxy). */
+function siweRelay(change: (message: string) => string): typeof fetch {
+  return async (input, init) => {
+    const response = await fetch(input, init);
+    if (!String(input).endsWith("/siwe/nonce")) return response;
+    const body = (await response.json()) as { message: string };
+    body.message = change(body.message);
+    return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
+  };
+}
+
 describe.each(engines())("@erebus/client against a real app ($name)", (engine) => {
   let db: Awaited<ReturnType<typeof engine.create>>;
   let app: Awaited<ReturnType<typeof startApp>>;
@@ -117,41 +136,24 @@ describe.each(engines())("@erebus/client against a real app ($name)", (engine) =
   });
 
   it("refuses to sign a message that names another site (a phishing relay), and the key never signs", async () => {
-    const account = privateKeyToAccount(generatePrivateKey());
-    let signed = 0;
-    const signer = { address: account.address, signMessage: async (args: { message: string }) => { signed++; return account.signMessage(args); } };
+    const { signer, signed } = countingSigner();
     // A relay in front of the app rewrites the nonce answer to a message for another domain.
-    const relay: typeof fetch = async (input, init) => {
-      const response = await fetch(input, init);
-      if (!String(input).endsWith("/siwe/nonce")) return response;
-      const body = (await response.json()) as { message: string };
-      body.message = body.message.replace(/^[^ ]+ wants/, "bank.example wants");
-      return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
-    };
+    const relay = siweRelay((message) => message.replace(/^[^ ]+ wants/, "bank.example wants"));
     const client = createErebusClient({ baseURL: app.url, fetch: relay });
     const before = await rowCounts(db);
     await expect(client.signInWithEthereum(signer)).rejects.toMatchObject({ code: "ERR_CLIENT_MESSAGE_MISMATCH" });
-    expect(signed).toBe(0);
+    expect(signed()).toBe(0);
     expect(await rowCounts(db)).toEqual(before);
   });
 
   it("review: refuses a message for another chain or another account than the signer's, and a sign-in redirected to another origin", async () => {
-    const account = privateKeyToAccount(generatePrivateKey());
-    let signed = 0;
-    const signer = { address: account.address, signMessage: async (args: { message: string }) => { signed++; return account.signMessage(args); } };
-    const rewrite = (change: (message: string) => string): typeof fetch => async (input, init) => {
-      const response = await fetch(input, init);
-      if (!String(input).endsWith("/siwe/nonce")) return response;
-      const body = (await response.json()) as { message: string };
-      body.message = change(body.message);
-      return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
-    };
-    const otherChain = createErebusClient({ baseURL: app.url, fetch: rewrite((m) => m.replace(/\nChain ID: \d+/, "\nChain ID: 8453")) });
+    const { account, signer, signed } = countingSigner();
+    const otherChain = createErebusClient({ baseURL: app.url, fetch: siweRelay((m) => m.replace(/\nChain ID: \d+/, "\nChain ID: 8453")) });
     await expect(otherChain.signInWithEthereum(signer, { chainId: 1 })).rejects.toMatchObject({ code: "ERR_CLIENT_MESSAGE_MISMATCH" });
     const victim = privateKeyToAccount(generatePrivateKey()).address;
-    const otherAccount = createErebusClient({ baseURL: app.url, fetch: rewrite((m) => m.replace(/\n0x[0-9a-fA-F]{40}\n/, `\n${victim}\n`)) });
+    const otherAccount = createErebusClient({ baseURL: app.url, fetch: siweRelay((m) => m.replace(/\n0x[0-9a-fA-F]{40}\n/, `\n${victim}\n`)) });
     await expect(otherAccount.signInWithEthereum(signer, { chainId: 1 })).rejects.toMatchObject({ code: "ERR_CLIENT_MESSAGE_MISMATCH" });
-    expect(signed).toBe(0);
+    expect(signed()).toBe(0);
 
     // A 307 on the verify POST would carry the signed message to another site: not followed.
     const { createServer } = await import("node:http");
@@ -177,20 +179,12 @@ describe.each(engines())("@erebus/client against a real app ($name)", (engine) =
   });
 
   it("a statement line cannot shadow the URI the message really carries", async () => {
-    const account = privateKeyToAccount(generatePrivateKey());
-    let signed = 0;
-    const signer = { address: account.address, signMessage: async (args: { message: string }) => { signed++; return account.signMessage(args); } };
+    const { signer, signed } = countingSigner();
     // The relay keeps the first line, puts a convincing "URI:" in the statement, and points the real URI elsewhere.
-    const relay: typeof fetch = async (input, init) => {
-      const response = await fetch(input, init);
-      if (!String(input).endsWith("/siwe/nonce")) return response;
-      const body = (await response.json()) as { message: string };
-      body.message = body.message.replace(/\n\n(Sign in to [^\n]*)\n\nURI: ([^\n]+)/, (_m, statement, uri) => `\n\n${statement}\nURI: ${uri}\n\nURI: https://bank.example`);
-      return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
-    };
+    const relay = siweRelay((message) => message.replace(/\n\n(Sign in to [^\n]*)\n\nURI: ([^\n]+)/, (_m, statement, uri) => `\n\n${statement}\nURI: ${uri}\n\nURI: https://bank.example`));
     const client = createErebusClient({ baseURL: app.url, fetch: relay });
     await expect(client.signInWithEthereum(signer)).rejects.toMatchObject({ code: "ERR_CLIENT_MESSAGE_MISMATCH" });
-    expect(signed).toBe(0);
+    expect(signed()).toBe(0);
   });
 
   it("email code sign-in, API keys (create, list, rotate now, revoke) and a program acting with its key", async () => {
