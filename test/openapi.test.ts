@@ -8,6 +8,7 @@ import { privateKeyToAccount, generatePrivateKey } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuth, type ErebusAuth, type ErebusProvider } from "@erebus/core";
 import { createErebusClient } from "@erebus/client";
+import { mountedRoutes } from "@erebus/core/testing";
 import { apiKeyProvider } from "@erebus/provider-apikey";
 import { emailProvider, memoryTransport } from "@erebus/provider-email";
 import { oauthProvider, oidc } from "@erebus/provider-oauth";
@@ -28,16 +29,6 @@ type Operation = { responses: Record<string, { content?: Record<string, { schema
 type Document = { openapi: string; paths: Record<string, Record<string, Operation>>; components: unknown };
 
 const pointer = (...parts: string[]) => parts.map((part) => part.replace(/~/g, "~0").replace(/\//g, "~1")).join("/");
-
-/** Every route of an Express router, nested routers included, as `METHOD /path`. */
-function routesOf(router: unknown, prefix = ""): string[] {
-  const out: string[] = [];
-  for (const layer of (router as { stack: { route?: { path: string; methods: Record<string, boolean> }; handle: { stack?: unknown } }[] }).stack) {
-    if (layer.route) for (const method of Object.keys(layer.route.methods)) out.push(`${method.toUpperCase()} ${prefix}${layer.route.path}`);
-    else if (layer.handle?.stack) out.push(...routesOf(layer.handle, prefix));
-  }
-  return out;
-}
 
 describe("the OpenAPI document (GET /auth/openapi.json)", () => {
   const engine = engines()[0]!;
@@ -90,7 +81,7 @@ describe("the OpenAPI document (GET /auth/openapi.json)", () => {
 
   it("describes every route the router has, none undocumented, and nothing that is not mounted", () => {
     expect(document.openapi).toBe("3.1.0");
-    const mounted = routesOf(auth.router, "/auth").map((route) => route.replace(/:([A-Za-z0-9_]+)/g, "{$1}")).sort();
+    const mounted = mountedRoutes(auth.router).map(({ method, path }) => `${method.toUpperCase()} /auth${path}`.replace(/:([A-Za-z0-9_]+)/g, "{$1}")).sort();
     const documented = Object.entries(document.paths).flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`)).sort();
     expect(documented).toEqual(mounted);
     const undocumented = Object.entries(document.paths).flatMap(([path, operations]) => Object.entries(operations).filter(([, operation]) => operation.summary === "(undocumented)").map(([method]) => `${method} ${path}`));

@@ -151,7 +151,7 @@ const HOSTILE_STRINGS = ["a\u0000b", "\ud800", "x\udfff", "\udbff\u0000"];
 const WRONG_VALUES: readonly unknown[] = [12345, -1.5, true, null, [], {}, "x", ["x"]];
 
 /** Every route of the app's router and the routers mounted in it, with the zod schemas from `describeRoute`. */
-function routesOf(router: Router): CollectedRoute[] {
+export function routesOf(router: Router): CollectedRoute[] {
   const out = collectRoutes(router, "core");
   for (const layer of (router as unknown as { stack: { route?: unknown; handle?: { stack?: unknown } }[] }).stack) {
     if (!layer.route && Array.isArray(layer.handle?.stack)) out.push(...routesOf(layer.handle as unknown as Router));

@@ -3,6 +3,7 @@ export { engines, rowCounts, tableRowCounts, type Engine, type EnginesOptions } 
 export { startPostgres, findPostgres, postgresBinDir, type RunningPostgres } from "./postgres-server.js";
 export { listen, cookieFrom, startAuthServer, createTestAuth, type Running } from "./http.js";
 export {
+  routesOf as mountedRoutes,
   testProviderConformance,
   type ProviderConformanceOptions,
   type ConformanceTestApi,
