@@ -1,0 +1,196 @@
+import { AuthError, describeRoute, sendProblem, signInResultSchema, type ProviderContext, type RouteDoc, type SignInResult, type VerifiedIdentity } from "@erebus/core";
+import type { Request, Response, Router } from "express";
+import * as z from "zod";
+import { createAttemptStore, type AttemptData } from "./attempts.js";
+import { runStrategy, type StrategyOutcome } from "./drive.js";
+import { passportErrors } from "./errors.js";
+import { mapIdentity } from "./identity.js";
+import type { ResolvedPassportOptions } from "./options.js";
+import { refusalOf, type Phase } from "./outcome.js";
+
+const SIGN_IN_ERRORS = ["ERR_PASSPORT_PROFILE_INVALID", "ERR_PASSPORT_STRATEGY_ERROR", "ERR_PASSPORT_TIMEOUT", "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID", "ERR_SOURCE_TYPE_INVALID"];
+const startQuery = z.object({ returnTo: z.string().max(512).optional().describe("a path on this site to land on after sign-in (default: successRedirect)") });
+const callbackQuery = z.looseObject({
+  code: z.string().max(4096).optional(),
+  state: z.string().max(256).optional(),
+  error: z.string().max(256).optional(),
+  error_description: z.string().max(2048).optional(),
+});
+
+/** A return path that stays on this site: `/x?y#z`, never `//host`, `/\\host` or a scheme. */
+export function safeReturnTo(value: unknown, fallback: string): string | undefined {
+  if (value === undefined) return fallback;
+  if (typeof value !== "string" || value.length > 512) return undefined;
+  if (!/^\/(?![/\\])[^\s\\]*$/.test(value) || /[\u0000-\u001f\u007f]/.test(value)) return undefined;
+  return value;
+}
+
+/** API clients (Accept: application/json, no HTML) get JSON; browsers get redirects. */
+const wantsJson = (req: Request) => req.accepts(["text/html", "application/json"]) === "application/json";
+
+function docsFor(id: string, label: string, form: z.ZodType) {
+  return {
+    start: {
+      summary: `Passport (${label}): go to the identity provider`,
+      description: "302 to the identity provider with a single-use state (and the strategy's PKCE challenge); a cookie binds the attempt to this browser.",
+      query: startQuery,
+      responses: { 302: { description: "to the identity provider" } },
+      errors: ["ERR_PASSPORT_RETURN_TO_INVALID", "ERR_PASSPORT_DENIED", ...SIGN_IN_ERRORS],
+    },
+    callback: {
+      summary: `Passport (${label}): the identity provider's redirect back`,
+      description:
+        "Uses the state up (once, in the browser that started the sign-in), lets the strategy exchange the code, then starts a session. A browser is redirected (to returnTo, or to errorRedirect?error=ERR_…); a client that asks for JSON gets the sign-in result or a problem document.",
+      query: callbackQuery,
+      responses: { 200: { description: "signed in (Accept: application/json)", schema: signInResultSchema }, 302: { description: "signed in, or an error, as a redirect" } },
+      errors: ["ERR_PASSPORT_CALLBACK_INVALID", "ERR_PASSPORT_STATE_INVALID", "ERR_PASSPORT_STATE_USED", "ERR_PASSPORT_STATE_EXPIRED", "ERR_PASSPORT_BROWSER_MISMATCH", "ERR_PASSPORT_DENIED", ...SIGN_IN_ERRORS],
+    },
+    form: {
+      summary: `Passport (${label}): sign in with the posted credentials`,
+      description: `JSON or an HTML form. The strategy "${id}" checks the fields; a form post from a browser is redirected (successRedirect, or errorRedirect?error=ERR_…).`,
+      body: form,
+      form: true,
+      responses: { 200: { description: "signed in", schema: signInResultSchema }, 303: { description: "signed in (or refused) from an HTML form" } },
+      errors: ["ERR_PASSPORT_CREDENTIALS_MISSING", "ERR_PASSPORT_CREDENTIALS_INVALID", ...SIGN_IN_ERRORS],
+    },
+  } satisfies Record<string, RouteDoc>;
+}
+
+/** The posted fields of a form strategy: the option, or passport-local's two fields, strings, nothing else. */
+function formSchema(options: ResolvedPassportOptions): z.ZodType {
+  if (options.body) return options.body;
+  const strategy = options.strategy as { _usernameField?: unknown; _passwordField?: unknown };
+  if (typeof strategy._usernameField === "string" && typeof strategy._passwordField === "string") {
+    return z.strictObject({ [strategy._usernameField]: z.string().min(1).max(256), [strategy._passwordField]: z.string().min(1).max(1024) });
+  }
+  return z.record(z.string().max(64), z.string().max(4096));
+}
+
+export function passportRoutes(router: Router, ctx: ProviderContext, options: ResolvedPassportOptions): { formPath: string | undefined } {
+  const { id, strategy } = options;
+  const label = strategy.name ?? id;
+  const base = `${ctx.basePath === "/" ? "" : ctx.basePath}/passport/${id}`;
+  const callbackURL = `${ctx.baseURL.origin}${base}/callback`;
+  const limiter = ctx.rateLimit({ name: `${ctx.providerId}-attempts`, points: options.attemptsPerMinute, duration: 60 });
+  const docs = docsFor(id, label, formSchema(options));
+  const run = (req: Request, extra: Record<string, unknown>, prepare?: (instance: Record<string, unknown>) => void) =>
+    runStrategy(strategy, req, { ...options.authenticateOptions, ...extra }, { timeout: options.timeout, logger: ctx.logger, label, ...(prepare ? { prepare } : {}) });
+
+  /** The identity of a successful outcome; any other outcome is its refusal. */
+  const identityOf = (outcome: StrategyOutcome, phase: Phase): Promise<VerifiedIdentity> => {
+    if (outcome.action !== "success") throw refusalOf(outcome, phase, ctx.logger, label);
+    return mapIdentity(options.toIdentity, outcome.user, outcome.info);
+  };
+  /** One commit: the identity, the session (rotating the request's old one) and, when given, the client's count. */
+  const signIn = (req: Request, res: Response, verify: () => Promise<VerifiedIdentity>, limitKey?: string): Promise<SignInResult> =>
+    ctx.signInOnce(req, res, { verify, consume: async () => undefined, ...(limitKey === undefined ? {} : { limit: { limiter, key: limitKey } }) });
+
+  function redirectFailure(req: Request, res: Response, error: unknown, status: 302 | 303): void {
+    if (!(error instanceof AuthError)) throw error;
+    if (error.status >= 500) ctx.logger.warn("passport sign-in failed", { strategy: label, code: error.code });
+    const target = new URL(options.errorRedirect, ctx.baseURL);
+    target.searchParams.set("error", error.code);
+    res.setHeader("Cache-Control", "no-store");
+    res.redirect(status, `${target.pathname}${target.search}`);
+  }
+
+  if (options.kind === "redirect") {
+    const attempts = createAttemptStore(ctx, id, options.stateTtl);
+
+    router.get(`/passport/${id}`, describeRoute(docs.start), limiter.middleware(), async (req, res) => {
+      const query = ctx.parse(startQuery, req.query, "query");
+      const returnTo = safeReturnTo(query.returnTo, options.successRedirect);
+      if (!returnTo) throw passportErrors.create("ERR_PASSPORT_RETURN_TO_INVALID");
+      // The strategy's state store, for this request: the strategy reads `this._stateStore`
+      // (passport-oauth2, passport-openidconnect), so a per-request instance gets ours instead of
+      // the session-backed default, and state is always on, whatever the strategy was built with.
+      // store(req, verifier | oidcContext, appState, meta, cb): five arguments fit both libraries.
+      const store = {
+        store(_req: unknown, kept: unknown, appState: unknown, _meta: unknown, cb: (err: unknown, handle?: string) => void) {
+          attempts.issue(req, res, { kept: kept ?? null, appState: appState ?? null, returnTo } satisfies AttemptData).then((handle) => cb(null, handle), (error: unknown) => cb(error));
+        },
+        verify(_req: unknown, _handle: unknown, cb: (err: unknown, ok?: unknown, state?: unknown) => void) {
+          cb(passportErrors.create("ERR_PASSPORT_CALLBACK_INVALID"));
+        },
+      };
+      const outcome = await run(req, { callbackURL }, (instance) => {
+        instance._stateStore = store;
+      });
+      if (outcome.action === "redirect") {
+        res.setHeader("Cache-Control", "no-store");
+        return res.redirect(outcome.status === 303 ? 303 : 302, outcome.url);
+      }
+      // A strategy may also answer at once (a custom one that needs no round trip).
+      try {
+        const result = await signIn(req, res, () => identityOf(outcome, "redirect"));
+        if (wantsJson(req)) return res.json(result);
+        res.redirect(302, returnTo);
+      } catch (error) {
+        if (wantsJson(req)) throw error;
+        redirectFailure(req, res, error, 302);
+      }
+    });
+
+    router.get(`/passport/${id}/callback`, describeRoute(docs.callback), async (req, res) => {
+      try {
+        const query = ctx.parse(callbackQuery, req.query, "query");
+        if (!query.state || (query.code === undefined && query.error === undefined)) throw passportErrors.create("ERR_PASSPORT_CALLBACK_INVALID");
+        // The state is used up before the strategy runs (also for an `error` callback, which the
+        // strategies answer without looking at their store): once, unexpired, in this browser.
+        const attempt = await attempts.consume(req, query.state);
+        const state = query.state;
+        const store = {
+          store(_req: unknown, _kept: unknown, _appState: unknown, _meta: unknown, cb: (err: unknown) => void) {
+            cb(passportErrors.create("ERR_PASSPORT_CALLBACK_INVALID"));
+          },
+          // passport-oauth2 takes (err, verifier | true, appState); passport-openidconnect (err, context, appState).
+          verify(_req: unknown, handle: unknown, cb: (err: unknown, ok?: unknown, state?: unknown) => void) {
+            if (handle !== state) return cb(passportErrors.create("ERR_PASSPORT_STATE_INVALID"));
+            let kept = attempt.kept ?? true;
+            const issued = (kept as { issued?: unknown }).issued;
+            if (typeof issued === "string") kept = { ...(kept as object), issued: new Date(issued) };
+            cb(null, kept, attempt.appState ?? undefined);
+          },
+        };
+        const result = await signIn(req, res, async () =>
+          identityOf(await run(req, { callbackURL }, (instance) => {
+            instance._stateStore = store;
+          }), "redirect"),
+        );
+        res.setHeader("Cache-Control", "no-store");
+        if (wantsJson(req)) return res.json(result);
+        res.redirect(302, attempt.returnTo);
+      } catch (error) {
+        if (wantsJson(req)) {
+          if (error instanceof AuthError) return sendProblem(res, error);
+          throw error;
+        }
+        redirectFailure(req, res, error, 302);
+      }
+    });
+    return { formPath: undefined };
+  }
+
+  if (options.kind === "form") {
+    const schema = docs.form.body;
+    router.post(`/passport/${id}`, describeRoute(docs.form), async (req, res) => {
+      const isForm = Boolean(req.is("application/x-www-form-urlencoded"));
+      const wantsPage = isForm && req.accepts(["application/json", "text/html"]) === "text/html";
+      const key = req.ip ?? "unknown";
+      try {
+        // Counted in memory before anything is parsed (malformed posts count too), then on the shared
+        // counter in the sign-in's commit, or in a commit of its own when the attempt fails.
+        limiter.consumeLocal(key);
+        ctx.parse(schema, req.body);
+        const result = await signIn(req, res, async () => identityOf(await run(req, {}), "form"), key);
+        if (wantsPage) return res.redirect(303, options.successRedirect);
+        res.json(result);
+      } catch (error) {
+        if (!wantsPage) throw error;
+        redirectFailure(req, res, error, 303);
+      }
+    });
+    return { formPath: `/passport/${id}` };
+  }
+  return { formPath: undefined };
+}
