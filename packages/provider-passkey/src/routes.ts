@@ -262,7 +262,7 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
         const row = await credentials.find(body.response.id);
         if (!row) throw fail("ERR_PASSKEY_CREDENTIAL_UNKNOWN");
         stored = row;
-        const assertion = await verifyAssertion(body.response, { credentialId: row.credential_id, publicKey: row.public_key, counter: row.counter, userHandle: row.user_handle }, rp, requireUv, challenge);
+        const assertion = await verifyAssertion(body.response, { credentialId: row.credential_id, publicKey: row.public_key, userHandle: row.user_handle }, rp, requireUv, challenge);
         counter = assertion.counter;
         backedUp = assertion.backedUp;
         return {
@@ -276,11 +276,13 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
         const row = stored!;
         // The counter moves forward in the same commit; a concurrent sign-in that moved it past this one makes this a rollback.
         if (await credentials.recordUse(row.credential_id, user.id, counter, backedUp, ctx.clock(), q)) return;
+        // Only a holder of the private key gets here (the signature verified) with a live challenge.
+        const current = await credentials.find(row.credential_id, q);
         ctx.logger.warn("passkey: the signature counter went backwards; the authenticator may have been cloned (WebAuthn §6.1.1)", {
           credentialId: row.credential_id,
           userId: user.id,
           counter,
-          stored: row.counter,
+          stored: current?.counter ?? row.counter,
         });
         throw fail("ERR_PASSKEY_COUNTER_ROLLBACK");
       },

@@ -184,7 +184,6 @@ export async function verifyRegistration(response: RegistrationResponse, rp: Rel
 export interface StoredCredential {
   credentialId: string;
   publicKey: string;
-  counter: number;
   userHandle: string;
 }
 
@@ -204,9 +203,8 @@ export function precheckAssertion(response: AuthenticationResponse, rp: RelyingP
 }
 
 /**
- * Verifies an assertion (WebAuthn §7.2) with the stored credential: the signature over
- * authenticatorData ‖ SHA-256(clientDataJSON), then the counter. The counter is compared only after
- * the signature verified, so only the holder of the key can make a "possible clone" report.
+ * Verifies an assertion (WebAuthn §7.2) with the stored credential: the user handle and the
+ * signature over authenticatorData ‖ SHA-256(clientDataJSON). Writes nothing.
  */
 export async function verifyAssertion(
   response: AuthenticationResponse,
@@ -233,9 +231,8 @@ export async function verifyAssertion(
   }
   if (!verified.verified) throw fail("ERR_PASSKEY_SIGNATURE_INVALID");
   const info = verified.authenticationInfo;
-  // WebAuthn §7.2 step 21: a counter that does not move forward (when either is non-zero) is a signal of a cloned authenticator.
-  if ((info.newCounter > 0 || credential.counter > 0) && info.newCounter <= credential.counter) {
-    throw fail("ERR_PASSKEY_COUNTER_ROLLBACK", `counter ${info.newCounter}, stored ${credential.counter}`);
-  }
+  // WebAuthn §7.2 step 21 (the counter must move forward unless both are 0) is checked when the
+  // counter is written, in the sign-in's commit, once the challenge is known to be live: a replay
+  // is then a replay, never a "possible clone" report (see credentials.recordUse).
   return { counter: info.newCounter, backedUp: info.credentialBackedUp, deviceType: info.credentialDeviceType, userVerified: info.userVerified };
 }

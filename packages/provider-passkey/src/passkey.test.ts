@@ -1,0 +1,386 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import type { Database, ErebusAuth, Logger } from "@erebus/core";
+import { engines, rowCounts, startAuthServer, type Running } from "@erebus/core/testing";
+import { Browser, SoftAuthenticator, type Algorithm, type Overrides } from "../test/soft-authenticator.js";
+import { passkeyProvider } from "./index.js";
+
+const ORIGIN = "http://app.test";
+const RP = { rpId: "app.test", origin: ORIGIN };
+
+for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
+  describe(`passkeys over HTTP on ${engine.name}`, () => {
+    let db: Database;
+    let server: Running;
+    let strict: Running;
+    let auth: ErebusAuth;
+    let now = new Date("2026-11-27T10:00:00Z");
+    const warnings: { message: string; fields?: Record<string, unknown> }[] = [];
+    const logger: Logger = { debug() {}, info() {}, error() {}, warn: (message, fields) => void warnings.push({ message, fields }) };
+
+    const browser = (url = server.url) => new Browser(url, ORIGIN);
+    const counts = async () => {
+      const { rows } = await db.query<{ credentials: number; challenges_used: number }>(
+        "SELECT (SELECT count(*)::int FROM erebus_passkey_credentials) AS credentials, (SELECT count(*)::int FROM erebus_passkey_challenges WHERE consumed_at IS NOT NULL) AS challenges_used",
+      );
+      const all = await rowCounts(db);
+      return { users: all.user_references, sessions: all.erebus_sessions, ...rows[0] };
+    };
+
+    /** register/options → the authenticator → register/verify, in one browser. */
+    async function signUp(b: Browser, authenticator: SoftAuthenticator, o: Overrides = {}, body: Record<string, unknown> = {}) {
+      const options = await b.post("/passkey/register/options", body);
+      expect(options.status, JSON.stringify(options.body)).toBe(200);
+      return b.post("/passkey/register/verify", { response: authenticator.register(options.body.options, o) });
+    }
+    async function signIn(b: Browser, authenticator: SoftAuthenticator, o: Overrides = {}) {
+      const options = await b.post("/passkey/options");
+      expect(options.status, JSON.stringify(options.body)).toBe(200);
+      return b.post("/passkey/verify", { response: authenticator.assert(options.body.options, o) });
+    }
+    /** A refusal: 4xx problem+json with this code, and nothing but the challenge's use written. */
+    async function expectRefused(answer: Promise<{ status: number; body: any; headers: Headers }>, status: number, code: string) {
+      const result = await answer;
+      expect(result.status, JSON.stringify(result.body)).toBe(status);
+      expect(result.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      expect(result.body.code).toBe(code);
+      expect(result.headers.getSetCookie().filter((c) => c.startsWith("erebus_session="))).toEqual([]);
+      return result;
+    }
+    async function registered(alg: Algorithm = "ES256", options: ConstructorParameters<typeof SoftAuthenticator>[2] = {}) {
+      const authenticator = new SoftAuthenticator(alg, RP, options);
+      const answer = await signUp(browser(), authenticator);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      return { authenticator, user: answer.body.user };
+    }
+
+    beforeAll(async () => {
+      db = await engine.create();
+      ({ auth, server } = await startAuthServer({ database: db, baseURL: ORIGIN, providers: [passkeyProvider({ rpName: "Example App" })], logger, clock: () => now, rateLimit: { enabled: false } }));
+      // The same database, a second app that requires user verification.
+      ({ server: strict } = await startAuthServer({ database: db, baseURL: ORIGIN, providers: [passkeyProvider({ userVerification: "required" })], logger, clock: () => now, rateLimit: { enabled: false } }));
+    });
+    afterAll(async () => {
+      await server?.close();
+      await strict?.close();
+      await db?.close();
+    });
+
+    for (const alg of ["ES256", "EdDSA"] as const) {
+      it(`signs up with a new ${alg} passkey: passkey:<credential id>, a passkey source type, the public key and counter stored, a session`, async () => {
+        const b = browser();
+        const options = await b.post("/passkey/register/options", { userName: "ada@example.com" });
+        expect(options.status).toBe(200);
+        const creation = options.body.options;
+        expect(creation.rp).toEqual({ name: "Example App", id: "app.test" });
+        expect(creation.user.name).toBe("ada@example.com");
+        expect(creation.attestation).toBe("none");
+        expect(creation.authenticatorSelection).toMatchObject({ residentKey: "required", requireResidentKey: true, userVerification: "preferred" });
+        expect(creation.pubKeyCredParams.map((p: { alg: number }) => p.alg)).toEqual([-8, -7, -257]);
+        expect(Buffer.from(creation.challenge, "base64url").length).toBe(32);
+        expect(Buffer.from(creation.user.id, "base64url").length).toBe(32);
+        expect(new Date(options.body.expiresAt).getTime() - now.getTime()).toBe(300_000);
+        expect(options.headers.get("cache-control")).toBe("no-store");
+        // The challenge is bound to this browser by an HttpOnly, SameSite=Strict cookie.
+        expect(options.headers.getSetCookie().find((c) => c.startsWith("erebus_passkey_browser="))).toMatch(/HttpOnly; SameSite=Strict/);
+
+        const authenticator = new SoftAuthenticator(alg, RP, { aaguid: "fbfc3007-154e-4ecc-8c0b-6e020557d7bd" });
+        const answer = await b.post("/passkey/register/verify", { response: authenticator.register(creation), name: "My laptop" });
+        expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+        expect(b.cookies.get("erebus_session")).toBeDefined();
+        expect(answer.body.user).toMatchObject({
+          network: "passkey",
+          source_identifier: authenticator.id,
+          user_type: "external",
+          source_type: { type: "passkey", credential_id: authenticator.id, device_type: "multiDevice", backed_up: true, transports: ["internal", "hybrid"], aaguid: "fbfc3007-154e-4ecc-8c0b-6e020557d7bd", authenticator_name: "iCloud Keychain" },
+        });
+        expect(answer.body.passkey).toMatchObject({ id: authenticator.id, name: "My laptop", authenticatorName: "iCloud Keychain", backedUp: true });
+        const { rows } = await db.query<Record<string, unknown>>("SELECT * FROM erebus_passkey_credentials WHERE credential_id = $1", [authenticator.id]);
+        expect(rows[0]).toMatchObject({ user_id: answer.body.user.id, user_handle: creation.user.id, algorithm: alg === "ES256" ? -7 : -8, attestation_format: "none" });
+        expect(Number(rows[0]!.counter)).toBe(0);
+        // A public key only: no column holds anything but public data.
+        expect(Object.keys(rows[0]!).sort()).toEqual(["aaguid", "algorithm", "attestation_format", "backed_up", "counter", "created_at", "credential_id", "device_type", "last_used_at", "name", "public_key", "transports", "user_handle", "user_id"]);
+        const session = await b.get("/session");
+        expect(session.body.user.id).toBe(answer.body.user.id);
+      });
+
+      it(`signs in with a discoverable ${alg} passkey (allowCredentials empty, userVerification preferred) as the same user, counter moving forward`, async () => {
+        const { authenticator, user } = await registered(alg, { counter: 7 });
+        const b = browser();
+        const options = await b.post("/passkey/options", {});
+        expect(options.body.options).toMatchObject({ rpId: "app.test", allowCredentials: [], userVerification: "preferred" });
+        const answer = await b.post("/passkey/verify", { response: authenticator.assert(options.body.options) });
+        expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+        expect(answer.body.user.id).toBe(user.id);
+        expect(b.cookies.get("erebus_session")).toBeDefined();
+        const { rows } = await db.query<{ counter: string; last_used_at: Date }>("SELECT counter, last_used_at FROM erebus_passkey_credentials WHERE credential_id = $1", [authenticator.id]);
+        expect(Number(rows[0]!.counter)).toBe(8);
+        expect(rows[0]!.last_used_at).not.toBeNull();
+      });
+    }
+
+    it("an options request with no body at all works too (the page's plain fetch)", async () => {
+      const b = browser();
+      const res = await fetch(`${server.url}/auth/passkey/options`, { method: "POST", headers: { origin: ORIGIN } });
+      expect(res.status).toBe(200);
+      expect((await b.post("/passkey/register/options")).status).toBe(200);
+    });
+
+    it("wrong origin: a response made on another origin is refused at registration and at sign-in, writing nothing", async () => {
+      const { authenticator } = await registered();
+      const before = await counts();
+      await expectRefused(signUp(browser(), new SoftAuthenticator("ES256", RP), { origin: "https://evil.example" }), 401, "ERR_PASSKEY_ORIGIN_MISMATCH");
+      await expectRefused(signIn(browser(), authenticator, { origin: "http://app.test:8080" }), 401, "ERR_PASSKEY_ORIGIN_MISMATCH");
+      // Inside a cross-origin frame of another site.
+      await expectRefused(signIn(browser(), authenticator, { crossOrigin: true, topOrigin: "https://evil.example" }), 401, "ERR_PASSKEY_ORIGIN_MISMATCH");
+      expect(await counts()).toEqual(before);
+    });
+
+    it("the origin is baseURL's, never the request's Host or Origin header", async () => {
+      const { authenticator } = await registered();
+      const b = browser();
+      const options = await b.post("/passkey/options", {}, { headers: { host: "evil.example" } });
+      expect(options.body.options.rpId).toBe("app.test");
+      await expectRefused(b.post("/passkey/verify", { response: authenticator.assert(options.body.options, { origin: "http://evil.example", rpId: "evil.example" }) }, { headers: { host: "evil.example" } }), 401, "ERR_PASSKEY_ORIGIN_MISMATCH");
+    });
+
+    it("wrong RP ID: an authenticator that signed for another relying party is refused (and the challenge is used up)", async () => {
+      const { authenticator } = await registered();
+      const before = await counts();
+      await expectRefused(signUp(browser(), new SoftAuthenticator("EdDSA", RP), { rpId: "evil.example" }), 401, "ERR_PASSKEY_RP_ID_MISMATCH");
+      await expectRefused(signIn(browser(), authenticator, { rpId: "test" }), 401, "ERR_PASSKEY_RP_ID_MISMATCH");
+      expect(await counts()).toEqual({ ...before, challenges_used: before.challenges_used + 2 });
+    });
+
+    it("replayed challenge: the same assertion twice, or a new assertion on a used challenge, is refused", async () => {
+      const { authenticator } = await registered("ES256", { counter: 1 });
+      const b = browser();
+      const options = await b.post("/passkey/options");
+      const assertion = authenticator.assert(options.body.options);
+      expect((await b.post("/passkey/verify", { response: assertion })).status).toBe(200);
+      const before = await counts();
+      await expectRefused(b.post("/passkey/verify", { response: assertion }), 401, "ERR_PASSKEY_CHALLENGE_USED");
+      await expectRefused(b.post("/passkey/verify", { response: authenticator.assert(options.body.options) }), 401, "ERR_PASSKEY_CHALLENGE_USED");
+      expect(await counts()).toEqual(before);
+      // No "possible clone" report for a replay: the challenge is refused before the counter is looked at.
+      expect(warnings.filter((w) => w.fields?.credentialId === authenticator.id)).toEqual([]);
+    });
+
+    it("a registration challenge cannot sign in, nor a sign-in challenge register (challenges are per ceremony)", async () => {
+      const { authenticator } = await registered();
+      const b = browser();
+      const creation = await b.post("/passkey/register/options");
+      await expectRefused(b.post("/passkey/verify", { response: authenticator.assert(creation.body.options) }), 401, "ERR_PASSKEY_CHALLENGE_UNKNOWN");
+      const request = await b.post("/passkey/options");
+      const fresh = new SoftAuthenticator("ES256", RP);
+      await expectRefused(b.post("/passkey/register/verify", { response: fresh.register({ challenge: request.body.options.challenge, user: { id: "AAAA" } }) }), 401, "ERR_PASSKEY_CHALLENGE_UNKNOWN");
+      // A client data of the other ceremony type.
+      await expectRefused(signIn(browser(), authenticator, { type: "webauthn.create" }), 401, "ERR_PASSKEY_CEREMONY_MISMATCH");
+    });
+
+    it("a challenge the server never issued is refused", async () => {
+      const { authenticator } = await registered();
+      await expectRefused(browser().post("/passkey/verify", { response: authenticator.assert({ challenge: Buffer.alloc(32, 7).toString("base64url") }) }), 401, "ERR_PASSKEY_CHALLENGE_UNKNOWN");
+    });
+
+    it("expired challenge: one used after 5 minutes is refused, at sign-in and at registration", async () => {
+      const { authenticator } = await registered();
+      const b = browser();
+      const options = await b.post("/passkey/options");
+      const creation = await b.post("/passkey/register/options");
+      now = new Date(now.getTime() + 300_001);
+      try {
+        await expectRefused(b.post("/passkey/verify", { response: authenticator.assert(options.body.options) }), 401, "ERR_PASSKEY_CHALLENGE_EXPIRED");
+        await expectRefused(b.post("/passkey/register/verify", { response: new SoftAuthenticator("ES256", RP).register(creation.body.options) }), 401, "ERR_PASSKEY_CHALLENGE_EXPIRED");
+      } finally {
+        now = new Date(now.getTime() + 1000);
+      }
+    });
+
+    it("challenge from another browser: refused without using it up; the browser that asked still signs in with it", async () => {
+      const { authenticator, user } = await registered();
+      const victim = browser();
+      const options = await victim.post("/passkey/options");
+      const assertion = authenticator.assert(options.body.options);
+      const before = await counts();
+      // The same response from a browser without (or with another) binding cookie.
+      await expectRefused(browser().post("/passkey/verify", { response: assertion }), 401, "ERR_PASSKEY_CHALLENGE_BROWSER");
+      const other = browser();
+      await other.post("/passkey/options");
+      await expectRefused(other.post("/passkey/verify", { response: assertion }), 401, "ERR_PASSKEY_CHALLENGE_BROWSER");
+      expect(await counts()).toEqual(before);
+      const answer = await victim.post("/passkey/verify", { response: assertion });
+      expect(answer.status).toBe(200);
+      expect(answer.body.user.id).toBe(user.id);
+    });
+
+    it("two ceremonies in one browser (a waiting conditional-UI request and a button) both stay valid", async () => {
+      const { authenticator } = await registered();
+      const b = browser();
+      const waiting = await b.post("/passkey/options");
+      const clicked = await b.post("/passkey/options");
+      expect((await b.post("/passkey/verify", { response: authenticator.assert(clicked.body.options) })).status).toBe(200);
+      expect((await b.post("/passkey/verify", { response: authenticator.assert(waiting.body.options) })).status).toBe(200);
+    });
+
+    it("counter rollback: a valid signature with a counter that went backwards (or stayed) is refused and logged as a possible clone", async () => {
+      const { authenticator, user } = await registered("ES256", { counter: 10 });
+      expect((await signIn(browser(), authenticator)).status).toBe(200); // counter 11 stored
+      const before = await counts();
+      for (const counter of [11, 5]) {
+        await expectRefused(signIn(browser(), authenticator, { counter }), 401, "ERR_PASSKEY_COUNTER_ROLLBACK");
+        expect(warnings.at(-1)).toMatchObject({ message: expect.stringMatching(/cloned/), fields: { credentialId: authenticator.id, userId: user.id, counter, stored: 11 } });
+      }
+      // Only the two challenges were used up; no session, the stored counter unchanged.
+      expect(await counts()).toEqual({ ...before, challenges_used: before.challenges_used + 2 });
+      const { rows } = await db.query<{ counter: string }>("SELECT counter FROM erebus_passkey_credentials WHERE credential_id = $1", [authenticator.id]);
+      expect(Number(rows[0]!.counter)).toBe(11);
+      expect((await signIn(browser(), authenticator, { counter: 12 })).status).toBe(200);
+    });
+
+    it("a passkey whose authenticator keeps no counter (always 0, as synced passkeys do) signs in every time", async () => {
+      const { authenticator } = await registered("EdDSA");
+      for (let i = 0; i < 3; i++) expect((await signIn(browser(), authenticator)).status).toBe(200);
+    });
+
+    it("user verification missing when required: refused at registration and at sign-in; the options ask for it", async () => {
+      const noUv = new SoftAuthenticator("ES256", RP, { uv: false });
+      const b = browser(strict.url);
+      const creation = await b.post("/passkey/register/options");
+      expect(creation.body.options.authenticatorSelection.userVerification).toBe("required");
+      await expectRefused(b.post("/passkey/register/verify", { response: noUv.register(creation.body.options) }), 401, "ERR_PASSKEY_USER_VERIFICATION_REQUIRED");
+      // Registered where it is only preferred, then used where it is required.
+      const { authenticator } = await registered("ES256", { uv: false });
+      const options = await b.post("/passkey/options");
+      expect(options.body.options.userVerification).toBe("required");
+      await expectRefused(b.post("/passkey/verify", { response: authenticator.assert(options.body.options) }), 401, "ERR_PASSKEY_USER_VERIFICATION_REQUIRED");
+      authenticator.uv = true;
+      expect((await signIn(browser(strict.url), authenticator)).status).toBe(200);
+      // User presence is never optional.
+      await expectRefused(signIn(browser(), authenticator, { up: false }), 401, "ERR_PASSKEY_USER_PRESENCE_MISSING");
+    });
+
+    it("tampered client data: a changed clientDataJSON no longer matches the signature, and the challenge is used up", async () => {
+      const { authenticator } = await registered("EdDSA");
+      const b = browser();
+      const options = await b.post("/passkey/options");
+      const before = await counts();
+      const tampered = authenticator.assert(options.body.options, { tamperClientData: (data) => ({ ...data, extra: "injected" }) });
+      await expectRefused(b.post("/passkey/verify", { response: tampered }), 401, "ERR_PASSKEY_SIGNATURE_INVALID");
+      expect(await counts()).toEqual({ ...before, challenges_used: before.challenges_used + 1 });
+      await expectRefused(b.post("/passkey/verify", { response: authenticator.assert(options.body.options) }), 401, "ERR_PASSKEY_CHALLENGE_USED");
+      // A signature made by another key for this credential id.
+      const impostor = new SoftAuthenticator("EdDSA", RP);
+      Object.defineProperty(impostor, "credentialId", { value: authenticator.credentialId });
+      impostor.userHandle = authenticator.userHandle;
+      await expectRefused(signIn(browser(), impostor), 401, "ERR_PASSKEY_SIGNATURE_INVALID");
+    });
+
+    it("credential registered twice: the second registration of one credential id is refused (409), the first owner keeps it", async () => {
+      const { authenticator, user } = await registered();
+      const before = await counts();
+      await expectRefused(signUp(browser(), authenticator), 409, "ERR_PASSKEY_CREDENTIAL_EXISTS");
+      expect(await counts()).toEqual({ ...before, challenges_used: before.challenges_used + 1 });
+      const { rows } = await db.query<{ user_id: string }>("SELECT user_id FROM erebus_passkey_credentials WHERE credential_id = $1", [authenticator.id]);
+      expect(rows).toEqual([{ user_id: user.id }]);
+    });
+
+    it("five concurrent registrations of one credential: one wins, the rest get 409, one row", async () => {
+      const authenticator = new SoftAuthenticator("ES256", RP);
+      const answers = await Promise.all(Array.from({ length: 5 }, () => signUp(browser(), authenticator)));
+      expect(answers.map((a) => a.status).sort()).toEqual([200, 409, 409, 409, 409]);
+      const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_references WHERE network = 'passkey' AND source_identifier = $1", [authenticator.id]);
+      expect(rows[0]!.n).toBe(1);
+    });
+
+    it("unknown credential: an assertion from a passkey never registered here is refused", async () => {
+      const stranger = new SoftAuthenticator("ES256", RP);
+      stranger.userHandle = Buffer.alloc(32, 1).toString("base64url");
+      const before = await counts();
+      await expectRefused(signIn(browser(), stranger), 401, "ERR_PASSKEY_CREDENTIAL_UNKNOWN");
+      expect(await counts()).toEqual({ ...before, challenges_used: before.challenges_used + 1 });
+    });
+
+    it("a user handle that is not the credential's is refused", async () => {
+      const { authenticator } = await registered();
+      await expectRefused(signIn(browser(), authenticator, { userHandle: Buffer.alloc(32, 2).toString("base64url") }), 401, "ERR_PASSKEY_USER_HANDLE_MISMATCH");
+    });
+
+    it("id and rawId that disagree, or an id that is not the authenticator's credential, are refused", async () => {
+      const { authenticator } = await registered();
+      const b = browser();
+      const options = await b.post("/passkey/options");
+      const assertion = authenticator.assert(options.body.options);
+      await expectRefused(b.post("/passkey/verify", { response: { ...assertion, rawId: "AAAA" } }), 400, "ERR_PASSKEY_CREDENTIAL_ID_MISMATCH");
+      const creation = await b.post("/passkey/register/options");
+      const reg = new SoftAuthenticator("ES256", RP).register(creation.body.options);
+      await expectRefused(b.post("/passkey/register/verify", { response: { ...reg, id: "AAAA", rawId: "AAAA" } }), 400, "ERR_PASSKEY_CREDENTIAL_ID_MISMATCH");
+    });
+
+    it("concurrent uses of one assertion: exactly one signs in", async () => {
+      const { authenticator } = await registered();
+      const b = browser();
+      const options = await b.post("/passkey/options");
+      const assertion = authenticator.assert(options.body.options);
+      const answers = await Promise.all(Array.from({ length: 5 }, () => b.post("/passkey/verify", { response: assertion })));
+      expect(answers.filter((a) => a.status === 200)).toHaveLength(1);
+      expect(answers.every((a) => a.status === 200 || a.status === 401)).toBe(true);
+    });
+
+    it("a deactivated user cannot sign in with their passkey (403), and the challenge is used up", async () => {
+      const { authenticator, user } = await registered();
+      await auth.api.deactivateUser(user.id);
+      await expectRefused(signIn(browser(), authenticator), 403, "ERR_USER_DEACTIVATED");
+      await auth.api.reactivateUser(user.id);
+      expect((await signIn(browser(), authenticator)).status).toBe(200);
+    });
+
+    it("signed in, adding a passkey to the person needs core's link intents (409 until then); intent sign-up makes a new person", async () => {
+      const { authenticator } = await registered();
+      const b = browser();
+      expect((await signIn(b, authenticator)).status).toBe(200);
+      const before = await counts();
+      await expectRefused(b.post("/passkey/register/options"), 409, "ERR_PASSKEY_LINK_UNAVAILABLE");
+      await expectRefused(b.post("/passkey/register/options", { intent: "link" }), 409, "ERR_PASSKEY_LINK_UNAVAILABLE");
+      await expectRefused(browser().post("/passkey/register/options", { intent: "link" }), 409, "ERR_PASSKEY_LINK_UNAVAILABLE");
+      expect(await counts()).toEqual(before);
+      const other = await signUp(b, new SoftAuthenticator("EdDSA", RP), {}, { intent: "sign-up" });
+      expect(other.status).toBe(200);
+      expect((await b.get("/session")).body.user.id).toBe(other.body.user.id);
+    });
+
+    it("management: lists the person's passkeys (no key material), renames one, and refuses others' and strangers", async () => {
+      const { authenticator, user } = await registered();
+      const b = browser();
+      expect((await signIn(b, authenticator)).status).toBe(200);
+      const list = await b.get("/passkey/credentials");
+      expect(list.status).toBe(200);
+      expect(list.body.passkeys).toEqual([expect.objectContaining({ id: authenticator.id, userId: user.id, name: "Passkey", deviceType: "multiDevice" })]);
+      expect(JSON.stringify(list.body)).not.toMatch(/public_?key|user_?handle|counter/i);
+      const renamed = await b.post(`/passkey/credentials/${authenticator.id}`, { name: "  Work phone " }, { method: "PATCH" });
+      expect(renamed.status, JSON.stringify(renamed.body)).toBe(200);
+      expect(renamed.body.passkey.name).toBe("Work phone");
+      // Someone else's passkey is not found, and cannot be renamed or deleted.
+      const { authenticator: theirs } = await registered();
+      await expectRefused(b.post(`/passkey/credentials/${theirs.id}`, { name: "mine now" }, { method: "PATCH" }), 404, "ERR_PASSKEY_NOT_FOUND");
+      await expectRefused(b.post(`/passkey/credentials/${theirs.id}`, undefined, { method: "DELETE" }), 404, "ERR_PASSKEY_NOT_FOUND");
+      await expectRefused(b.post(`/passkey/credentials/%00`, undefined, { method: "DELETE" }), 404, "ERR_PASSKEY_NOT_FOUND");
+      // Nobody signed in.
+      await expectRefused(browser().get("/passkey/credentials"), 401, "ERR_UNAUTHENTICATED");
+    });
+
+    it("delete: never the passkey this session signed in with, never the person's last identity, and only with a fresh session", async () => {
+      const { authenticator } = await registered();
+      const b = browser();
+      expect((await signIn(b, authenticator)).status).toBe(200);
+      const before = await counts();
+      await expectRefused(b.post(`/passkey/credentials/${authenticator.id}`, undefined, { method: "DELETE" }), 409, "ERR_PASSKEY_IN_USE");
+      now = new Date(now.getTime() + 601_000);
+      try {
+        await expectRefused(b.post(`/passkey/credentials/${authenticator.id}`, undefined, { method: "DELETE" }), 403, "ERR_PASSKEY_REAUTH_REQUIRED");
+      } finally {
+        now = new Date(now.getTime() + 1000);
+      }
+      expect(await counts()).toEqual(before);
+    });
+  });
+}
