@@ -205,14 +205,12 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       out(JSON.stringify(agent, null, 2));
       return 0;
     }
-    for (const provider of providers) {
-      const handler = provider.commands?.[command];
-      if (handler) {
-        // The provider parses its own flags: hand it the raw words after the command, less --config.
-        const own = argv.slice(argv.indexOf(command) + 1).filter((word, i, all) => !(word === "--config" || word.startsWith("--config=") || all[i - 1] === "--config"));
-        await handler.run(own, { auth, ctx: auth.providerContext(provider.id), out, err });
-        return 0;
-      }
+    const handler = auth.commands.get(command);
+    if (handler) {
+      // The provider parses its own flags: hand it the raw words after the command, less --config.
+      const own = argv.slice(argv.indexOf(command) + 1).filter((word, i, all) => !(word === "--config" || word.startsWith("--config=") || all[i - 1] === "--config"));
+      await handler.command.run(own, { auth, ctx: auth.providerContext(handler.providerId), out, err });
+      return 0;
     }
     err(`unknown command "${command}"\n\n${USAGE}`);
     return 2;

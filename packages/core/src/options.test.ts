@@ -21,7 +21,7 @@ describe("createAuth options", () => {
     ["a provider without an id", { ...base, providers: [{ emits: [], routes() {} }] }, /providers\[0\]\.id/],
     ["two providers with one id", { ...base, providers: [testProvider(), testProvider()] }, /providers\[1\] \("test"\)\.id "test" is used by two providers/],
     ["a provider emitting an unregistered type", { ...base, providers: [{ id: "x", emits: ["carrier_pigeon"], routes() {} }] }, /providers\[0\] \("x"\) emits unknown source type "carrier_pigeon"/],
-    ["a provider that can do nothing", { ...base, providers: [{ id: "x", emits: [] }] }, /providers\[0\] \("x"\) has no routes, authenticate, migrations or commands/],
+    ["a provider that can do nothing", { ...base, providers: [{ id: "x", emits: [] }] }, /providers\[0\] \("x"\) has no setup, routes, authenticate, migrations or commands/],
     ["a malformed migration id", { ...base, providers: [{ id: "x", emits: [], routes() {}, migrations: [{ id: "first", sql: "SELECT 1" }] }] }, /providers\[0\] \("x"\)\.migrations\[0\]\.id/],
     ["a provider re-registering a core type", { ...base, providers: [{ id: "x", emits: [], routes() {}, sourceTypes: [defineSourceType("oauth", { a: z.string() })] }] }, /source type "oauth" \(from x\) is already registered/],
   ];

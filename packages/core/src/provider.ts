@@ -8,10 +8,14 @@ import type { RateLimiter, RateLimitRule } from "./rate-limit.js";
 import type { Session } from "./sessions.js";
 import type { SourceTypeDefinition } from "./source-types.js";
 import type { SystemAgentInput, UserReference } from "./users.js";
+import type { Verifications, VerificationResult, LinkIntent } from "./verifications.js";
 
 /** Who made a request, as core's middleware puts it on `req.auth`. */
 export interface RequestAuth {
+  /** The identity that made the request (the one that signed in, or an API key's own row). */
   user: UserReference;
+  /** The person that identity belongs to: key your app's own data by this. */
+  personId: string;
   /** `session` for a session token (cookie or Bearer); `api_key` (or a provider's own word) for header credentials. */
   via: "session" | "api_key" | (string & {});
   /** What the credential may do. A session carries `["*"]`: a signed-in person may do everything their account may. */
@@ -23,7 +27,7 @@ export interface RequestAuth {
 }
 
 /** What a provider's `authenticate` returns for a credential it recognises and has verified. */
-export type ProviderAuthResult = Omit<RequestAuth, "session">;
+export type ProviderAuthResult = Omit<RequestAuth, "session" | "personId"> & { personId?: string };
 
 /** What `ctx.signIn` answers with; send it as the body of a sign-in route. */
 export interface SignInResult {
@@ -35,8 +39,12 @@ export interface SignInResult {
 export interface SignInAttempt {
   /** Checks the proof (signature, code) and returns the identity; throws its AuthError. Writes nothing. */
   verify(): Promise<VerifiedIdentity> | VerifiedIdentity;
-  /** Marks the single-use secret (nonce, code, state) used on `q`; throws its AuthError when it cannot be used. */
-  consume(q: Queryable): Promise<void>;
+  /**
+   * Marks the single-use secret (nonce, code, state) used on `q`; throws its AuthError when it cannot
+   * be used. Return the consumed verification (from `ctx.verifications`): when it carries a link
+   * intent, the identity is attached to the asking person instead of starting a session.
+   */
+  consume(q: Queryable): Promise<void | VerificationResult>;
   /** The provider's own rows that belong to this sign-in, written in the same commit. */
   bind?(q: Queryable, user: UserReference): Promise<void>;
   /**
@@ -63,6 +71,17 @@ export interface ProviderContext {
   /** Where the auth router is mounted (`/auth`). */
   readonly basePath: string;
   readonly production: boolean;
+  /** An absolute URL under the mount point: `ctx.url("/oauth/x/callback")` → `https://app.example/auth/oauth/x/callback`. */
+  url(path: string): string;
+  /** SHA-256, hex: how to store a secret you must recognise later. */
+  hash(value: string): string;
+  /** A random token: 32 CSPRNG bytes as base64url by default, or `length` characters of `alphabet` (uniform). */
+  randomToken(options?: { bytes?: number } | { alphabet: string; length: number }): string;
+  /**
+   * The store for single-use secrets (nonces, links, codes, OAuth state, challenges): issue with a TTL
+   * and a purpose (only a hash is kept), consume exactly once, and learn why a consume failed.
+   */
+  readonly verifications: Verifications;
   /**
    * Persists a verified identity into `user_references` and returns its row (403 for a deactivated
    * user). Pass `{ db: tx }` to run it inside the provider's own transaction (`ctx.db.transaction`),
@@ -87,7 +106,7 @@ export interface ProviderContext {
    * in one transaction. A failed attempt still uses the secret up, so each gets exactly one try.
    */
   signInOnce(req: Request, res: Response, attempt: SignInAttempt): Promise<SignInResult>;
-  /** A Postgres-backed limiter shared by every instance of the app. */
+  /** A Postgres-backed limiter shared by every instance of the app; `name` is namespaced by the provider id. */
   rateLimit(rule: RateLimitRule): RateLimiter;
   /** Who made the request (runs core's authentication once per request), or `null`. */
   authenticate(req: Request, res: Response): Promise<RequestAuth | null>;
@@ -97,27 +116,46 @@ export interface ProviderContext {
   parse<S extends z.ZodType>(schema: S, value: unknown, part?: "body" | "query"): z.infer<S>;
 }
 
+/** What a provider's `setup` returns: what it offers the app. */
+export interface ProviderSetup<Api = unknown> {
+  /** Adds the provider's routes; the router is mounted under core's auth router (`/auth`). */
+  routes?(router: Router): void;
+  /**
+   * Looks at a request's headers for a credential of this provider's (an API key, say). Returns
+   * `null` when there is none of its kind, the verified identity when there is, and throws an
+   * `AuthError` when there is one and it is bad.
+   */
+  authenticate?(req: Request): Promise<ProviderAuthResult | null>;
+  /** Subcommands of `npx erebus` (`api-keys` → `npx erebus api-keys create …`). */
+  commands?: Readonly<Record<string, ProviderCommand>>;
+  /** What the app reaches as `auth.providers.<id>` (e.g. creating API keys from code). */
+  api?: Api;
+}
+
 /**
  * The provider contract. A provider is a plain object that `satisfies ErebusProvider`.
  *
  * @example
- * export function passkeyProvider(options: PasskeyOptions) {
+ * export function telegramProvider(options: TelegramOptions) {
  *   return {
- *     id: "passkey",
- *     emits: ["passkey"],
- *     sourceTypes: [passkeySourceType],
- *     migrations: [{ id: "0001_challenges", sql: "CREATE TABLE passkey_challenges (...)" }],
- *     routes(router, ctx) {
- *       router.post("/passkey/verify", async (req, res) => {
- *         const body = ctx.parse(verifyBody, req.body);
- *         const user = await ctx.resolveIdentity(await verify(body));
- *         res.json(await ctx.signIn(req, res, user));
- *       });
+ *     id: "telegram",
+ *     emits: ["telegram"],
+ *     sourceTypes: [telegramSourceType],
+ *     errors: telegramErrors.table,
+ *     setup(ctx) {
+ *       return {
+ *         routes(router) {
+ *           router.post("/telegram/verify", describeRoute({ summary: "Verify a widget payload", form: true, responses: {} }), async (req, res) => {
+ *             const body = ctx.parse(widgetBody, req.body);
+ *             res.json(await ctx.signInOnce(req, res, { verify: () => check(body), consume: (q) => remember(body, q) }));
+ *           });
+ *         },
+ *       };
  *     },
  *   } satisfies ErebusProvider;
  * }
  */
-export interface ErebusProvider {
+export interface ErebusProvider<Api = unknown> {
   /** Lower-case token, unique among the providers of one app: `wallet`, `oauth`, `apikey`. */
   readonly id: string;
   /** Names of the source types this provider emits (core's or its own). */
@@ -129,20 +167,20 @@ export interface ErebusProvider {
   /** Error codes the provider can answer with (`ERR_<AREA>_<REASON>` → status, title), for documentation and checks. */
   readonly errors?: Readonly<Record<string, { status: number; title: string }>>;
   /**
-   * Paths of its POST routes (as written in `routes`, e.g. `/email/verify`) that also take
-   * `application/x-www-form-urlencoded` bodies, for plain HTML forms. Every other route is JSON only.
-   * The cross-site check applies to them as to every route.
+   * Called once per `createAuth` with the provider's context; returns what the provider offers.
+   * Keep per-instance state in its closure (never in globals or WeakMaps).
+   */
+  setup?(ctx: ProviderContext): ProviderSetup<Api>;
+  /**
+   * @deprecated Mark the route instead: `describeRoute({ ..., form: true })`. Paths of POST routes
+   * that also take `application/x-www-form-urlencoded` bodies.
    */
   readonly formRoutes?: readonly string[];
-  /** Adds the provider's routes; the router is mounted under core's auth router (`/auth`). */
+  /** @deprecated Return `routes` from `setup`. Adds the provider's routes under core's auth router. */
   routes?(router: Router, ctx: ProviderContext): void;
-  /**
-   * Looks at a request's headers for a credential of this provider's (an API key, say).
-   * Returns `null` when there is none of its kind, the verified identity when there is, and throws an
-   * `AuthError` when there is one and it is bad.
-   */
+  /** @deprecated Return `authenticate` from `setup`. */
   authenticate?(req: Request, ctx: ProviderContext): Promise<ProviderAuthResult | null>;
-  /** Subcommands of `npx erebus` (`api-keys` → `npx erebus api-keys create …`). */
+  /** @deprecated Return `commands` from `setup`. */
   readonly commands?: Readonly<Record<string, ProviderCommand>>;
   /**
    * A development helper (the test provider, a fake IdP): `createAuth` throws when it is given one
@@ -159,3 +197,5 @@ export interface ProviderCommand {
     io: { auth: import("./create-auth.js").ErebusAuth; ctx: ProviderContext; out(line: string): void; err(line: string): void },
   ): Promise<void>;
 }
+
+export type { LinkIntent, Verifications, VerificationResult };

@@ -56,7 +56,7 @@ for (const engine of engines()) {
       // The live counter still counts: its window's budget is spent.
       await expect(long.consume("live")).rejects.toMatchObject({ code: "ERR_RATE_LIMITED" });
       // prune() does sessions and counters together (what `npx erebus prune` runs).
-      expect(await auth.api.prune()).toEqual({ sessions: 0, rateLimits: 0 });
+      expect(await auth.api.prune()).toEqual({ sessions: 0, rateLimits: 0, verifications: 0 });
     });
 
     // The CLI opens the database by URL: only the server engine has one (not a skip: on PGlite the test is not defined).

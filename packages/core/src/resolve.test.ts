@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engines, serverEngine } from "../../../test/engines.js";
-import { AuthError, createAuth, runMigrations, coreMigrations, silentLogger, toChecksumAddress, type Database, type ErebusAuth } from "./index.js";
+import { AuthError, createAuth, runMigrations, silentLogger, toChecksumAddress, type Database, type ErebusAuth } from "./index.js";
+import { coreMigrations } from "./migrate.js";
 import { testProvider } from "./testing/index.js";
 
 const ADDRESS = toChecksumAddress("0x52908400098527886e0f7030069857d2e4169ee7");
@@ -145,7 +146,7 @@ describe("migration runner", () => {
       const { connectDatabase } = await import("./index.js");
       const other = await connectDatabase(a.url!);
       const [first, second] = await Promise.all([runMigrations(a, [coreMigrations]), runMigrations(other, [coreMigrations])]);
-      expect([...first.applied, ...second.applied].sort()).toEqual(["core/0001_user_references", "core/0002_sessions_and_rate_limits", "core/0003_session_notify"]);
+      expect([...first.applied, ...second.applied].sort()).toEqual(["core/0001_user_references", "core/0002_sessions_and_rate_limits", "core/0003_session_notify", "core/0004_verifications", "core/0005_people"]);
       expect(first.applied.length === 0 || second.applied.length === 0).toBe(true);
       const { rows } = await a.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_migrations");
       expect(rows[0]!.n).toBe(3);
@@ -160,7 +161,7 @@ describe("migration runner", () => {
       const db = await engine.create();
       try {
         const results = await Promise.all([runMigrations(db, [coreMigrations]), runMigrations(db, [coreMigrations])]);
-        expect(results.flatMap((r) => r.applied)).toHaveLength(3);
+        expect(results.flatMap((r) => r.applied)).toHaveLength(5);
         const provider = { owner: "demo", migrations: [{ id: "0001_things", sql: "CREATE TABLE demo_things (id int)" }] };
         expect((await runMigrations(db, [coreMigrations, provider])).applied).toEqual(["demo/0001_things"]);
         expect((await runMigrations(db, [coreMigrations, provider])).applied).toEqual([]);

@@ -2,7 +2,8 @@ import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engines } from "../../../test/engines.js";
 import { cookieFrom, listen, type Running } from "../../../test/http.js";
-import { createAuth, hashToken, silentLogger, type Database, type ErebusAuth } from "./index.js";
+import { createAuth, silentLogger, type Database, type ErebusAuth } from "./index.js";
+import { hashToken } from "./sessions.js";
 import { testProvider } from "./testing/index.js";
 
 const ORIGIN = "http://app.test";

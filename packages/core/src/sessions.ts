@@ -10,6 +10,8 @@ export interface Session {
   userId: string;
   createdAt: Date;
   expiresAt: Date;
+  /** When this session last proved a credential (its sign-in, or a later re-proof): freshness for sensitive actions. */
+  authenticatedAt: Date;
 }
 
 export interface SessionTimes {
@@ -32,6 +34,7 @@ interface SessionRow extends UserReference {
   __session_created_at: Date;
   __session_expires_at: Date;
   __session_absolute_expires_at: Date;
+  __session_authenticated_at: Date;
 }
 
 export type SessionCheck =
@@ -67,16 +70,24 @@ export function createSessionStore(
     const startedAt = cache?.generation() ?? 0;
     const { rows } = await db.query<SessionRow>(
       `SELECT u.*, s.id AS __session_id, s.created_at AS __session_created_at,
-              s.expires_at AS __session_expires_at, s.absolute_expires_at AS __session_absolute_expires_at
+              s.expires_at AS __session_expires_at, s.absolute_expires_at AS __session_absolute_expires_at,
+              s.authenticated_at AS __session_authenticated_at
        FROM erebus_sessions s JOIN user_references u ON u.id = s.user_id
        WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2`,
       [hash, now],
     );
     const row = rows[0];
     if (!row) return invalid();
-    const { __session_id: id, __session_created_at: createdAt, __session_expires_at: expiresAt, __session_absolute_expires_at: absolute, ...user } = row;
+    const {
+      __session_id: id,
+      __session_created_at: createdAt,
+      __session_expires_at: expiresAt,
+      __session_absolute_expires_at: absolute,
+      __session_authenticated_at: authenticatedAt,
+      ...user
+    } = row;
     if (user.is_active === false) return { ok: false, error: AuthError.of("ERR_USER_DEACTIVATED") };
-    let session: Session = { id, userId: user.id, createdAt, expiresAt };
+    let session: Session = { id, userId: user.id, createdAt, expiresAt, authenticatedAt };
     let refreshed = false;
     if (refreshDue(expiresAt.getTime(), absolute.getTime(), now.getTime())) {
       const next = await refresh(id, now.getTime(), absolute.getTime());
@@ -97,11 +108,11 @@ export function createSessionStore(
       const absolute = new Date(now.getTime() + times.absoluteMaxAge * 1000);
       const expires = new Date(Math.min(now.getTime() + times.maxAge * 1000, absolute.getTime()));
       const { rows } = await q.query<{ id: string }>(
-        `INSERT INTO erebus_sessions (token_hash, user_id, created_at, expires_at, absolute_expires_at, user_agent, ip)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+        `INSERT INTO erebus_sessions (token_hash, user_id, created_at, expires_at, absolute_expires_at, user_agent, ip, authenticated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $3) RETURNING id`,
         [hashToken(token), userId, now, expires, absolute, meta.userAgent?.slice(0, 512) ?? null, meta.ip ?? null],
       );
-      return { token, session: { id: rows[0]!.id, userId, createdAt: now, expiresAt: expires } };
+      return { token, session: { id: rows[0]!.id, userId, createdAt: now, expiresAt: expires, authenticatedAt: now } };
     },
 
     /**
@@ -142,9 +153,20 @@ export function createSessionStore(
       return rowCount > 0;
     },
 
+    /**
+     * Marks the session as having just proved a credential again (step-up), on `q`. The trigger's
+     * NOTIFY drops it from every instance's cache; this one drops it at once.
+     */
+    async reauthenticated(sessionId: string, q: Queryable = db): Promise<Date> {
+      const now = clock();
+      await q.query("UPDATE erebus_sessions SET authenticated_at = $2 WHERE id = $1 AND revoked_at IS NULL", [sessionId, now]);
+      cache?.dropSession(sessionId);
+      return now;
+    },
+
     /** Revokes every session of a user ("sign out everywhere"). Returns how many. */
-    async revokeAll(userId: string): Promise<number> {
-      const { rowCount } = await db.query(
+    async revokeAll(userId: string, q: Queryable = db): Promise<number> {
+      const { rowCount } = await q.query(
         "UPDATE erebus_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
         [userId, clock()],
       );

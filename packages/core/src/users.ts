@@ -7,6 +7,8 @@ import type { SourceTypeRegistry } from "./source-types.js";
 /** One row of `user_references`, as the database returns it. */
 export interface UserReference {
   id: string;
+  /** The person this identity belongs to (its own id until it is linked to another identity). */
+  person_id: string;
   source_identifier: string;
   network: string;
   user_type: UserType;

@@ -1,0 +1,97 @@
+import type { Request, Response } from "express";
+import type { Database, Queryable } from "./db/types.js";
+import { AuthError } from "./errors.js";
+import type { VerifiedIdentity } from "./identities.js";
+import type { Logger } from "./logger.js";
+import type { SignInAttempt, SignInResult } from "./provider.js";
+import type { SessionCache } from "./session-cache.js";
+import { hashToken } from "./sessions.js";
+import type { SessionTransport } from "./session-transport.js";
+import type { UserReference } from "./users.js";
+
+type Resolve = (identity: VerifiedIdentity, options: { db: Queryable }) => Promise<UserReference>;
+
+export interface SignInDeps {
+  db: Database;
+  transport: SessionTransport;
+  sessionCache: SessionCache;
+  logger: Logger;
+}
+
+/** Starting sessions: `signIn` for a user already resolved, `signInOnce` for a whole attempt in one commit. */
+export function createSignIn({ db, transport, sessionCache, logger }: SignInDeps) {
+  async function signIn(req: Request, res: Response, user: UserReference): Promise<SignInResult> {
+    const { token, session } = await transport.issueSession(db, req, user);
+    return transport.signInResponse(req, res, user, token, session);
+  }
+
+  /**
+   * A whole sign-in in one commit: the proof is checked first (no writes), then the client's limit,
+   * the single-use secret, the identity upsert, the provider's own rows and the session are written
+   * in one transaction. Every way it can fail after the check still uses the secret up, in a commit
+   * of its own, so each nonce, code or state gets exactly one try.
+   */
+  async function signInOnce(req: Request, res: Response, attempt: SignInAttempt, resolve: Resolve): Promise<SignInResult> {
+    // The shared counter, read before the costly proof (an RPC, a signature): every instance's hits
+    // count, not only this one's. Its hit is written later, in the sign-in's or the use-up's commit.
+    if (attempt.limit) await attempt.limit.limiter.check(attempt.limit.key);
+    let identity: VerifiedIdentity;
+    try {
+      identity = await attempt.verify();
+    } catch (error) {
+      await useUp(attempt);
+      throw error;
+    }
+    try {
+      const { user, token, session, previous } = await db.transaction(async (tx) => {
+        if (attempt.limit) await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
+        await attempt.consume(tx);
+        const user = await resolve(identity, { db: tx });
+        await attempt.bind?.(tx, user);
+        return { user, ...(await transport.issueSession(tx, req, user)) };
+      });
+      // Revoked in the commit; dropped here again in case a request cached them in between.
+      for (const old of previous) sessionCache.dropHash(hashToken(old));
+      return transport.signInResponse(req, res, user, token, session);
+    } catch (error) {
+      // Rolled back with the rest (or refused before it): used up alone, so the attempt still counts
+      // (a wrong short code's try, too).
+      if (error instanceof AuthError || !isProgrammingError(error)) await useUp(attempt);
+      throw error;
+    }
+  }
+
+  /**
+   * Marks the attempt's secret used, and counts the failed attempt on the shared limit, in one commit
+   * of their own (a failure must count on every instance, not only in this one's memory). The
+   * secret's own refusal (used, expired, unknown) wins over the caller's error.
+   */
+  async function useUp(attempt: SignInAttempt): Promise<void> {
+    let refusal: AuthError | undefined;
+    try {
+      await db.transaction(async (tx) => {
+        try {
+          await attempt.consume(tx);
+        } catch (error) {
+          if (!(error instanceof AuthError)) throw error;
+          refusal = error;
+        }
+        if (attempt.limit) {
+          try {
+            await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
+          } catch (error) {
+            if (!(error instanceof AuthError)) throw error; // past the limit: counted all the same
+          }
+        }
+      });
+    } catch (error) {
+      logger.warn("sign-in: a failed attempt's secret could not be marked used", { error: (error as Error).message });
+    }
+    if (refusal) throw refusal;
+  }
+
+  return { signIn, signInOnce };
+}
+
+/** A bug in the caller (a TypeError from a provider that emits a type it did not declare): not the client's failure. */
+const isProgrammingError = (error: unknown) => error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError;
