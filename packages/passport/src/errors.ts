@@ -5,7 +5,7 @@ export const passportErrors = defineErrors({
   ERR_PASSPORT_CREDENTIALS_MISSING: { status: 400, title: "The strategy found no credentials in the request" },
   ERR_PASSPORT_CREDENTIALS_INVALID: { status: 401, title: "The strategy refused the credentials" },
   ERR_PASSPORT_DENIED: { status: 401, title: "The identity provider did not sign you in (denied, cancelled or refused)" },
-  ERR_PASSPORT_CALLBACK_INVALID: { status: 400, title: "The callback carries no state, or neither a code nor an error" },
+  ERR_PASSPORT_CALLBACK_INVALID: { status: 400, title: "Not a callback: no state, neither a code nor an error, or callback parameters sent to the start" },
   ERR_PASSPORT_STATE_INVALID: { status: 401, title: "The callback's state is not one this app gave out" },
   ERR_PASSPORT_STATE_USED: { status: 401, title: "This callback was already used (replay)" },
   ERR_PASSPORT_STATE_EXPIRED: { status: 401, title: "The sign-in took too long; start again" },

@@ -14,7 +14,8 @@ export function strategyError(error: unknown, logger: Logger, label: string): Au
   if (error instanceof AuthError) return error;
   if (isConnectionError(error)) return AuthError.of("ERR_DATABASE_UNAVAILABLE", { cause: error, retryAfter: 5 });
   const name = error instanceof Error ? error.name : typeof error;
-  const message = error instanceof Error ? error.message.slice(0, 200) : "";
+  // Some strategies' errors have no message at all (passport-oauth2's AuthorizationError without an error_description).
+  const message = error instanceof Error ? String(error.message ?? "").slice(0, 200) : "";
   logger.warn("passport strategy raised an error", { strategy: label, error: `${name}: ${message}` });
   return passportErrors.create("ERR_PASSPORT_STRATEGY_ERROR", { cause: error });
 }

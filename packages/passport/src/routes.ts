@@ -35,7 +35,7 @@ function docsFor(id: string, label: string, form: z.ZodType) {
       description: "302 to the identity provider with a single-use state (and the strategy's PKCE challenge); a cookie binds the attempt to this browser.",
       query: startQuery,
       responses: { 302: { description: "to the identity provider" } },
-      errors: ["ERR_PASSPORT_RETURN_TO_INVALID", "ERR_PASSPORT_DENIED", ...SIGN_IN_ERRORS],
+      errors: ["ERR_PASSPORT_RETURN_TO_INVALID", "ERR_PASSPORT_CALLBACK_INVALID", "ERR_PASSPORT_DENIED", ...SIGN_IN_ERRORS],
     },
     callback: {
       summary: `Passport (${label}): the identity provider's redirect back`,
@@ -99,6 +99,10 @@ export function passportRoutes(router: Router, ctx: ProviderContext, options: Re
 
     router.get(`/passport/${id}`, describeRoute(docs.start), limiter.middleware(), async (req, res) => {
       const query = ctx.parse(startQuery, req.query, "query");
+      // The strategies take a request with `code` or `error` for their callback, wherever it arrives;
+      // the start is not a callback (and must not consume or refuse anyone's state).
+      const raw = req.query as Record<string, unknown>;
+      if (raw.code !== undefined || raw.error !== undefined || raw.state !== undefined) throw passportErrors.create("ERR_PASSPORT_CALLBACK_INVALID", { detail: "code, state and error belong on the callback" });
       const returnTo = safeReturnTo(query.returnTo, options.successRedirect);
       if (!returnTo) throw passportErrors.create("ERR_PASSPORT_RETURN_TO_INVALID");
       // The strategy's state store, for this request: the strategy reads `this._stateStore`
