@@ -11,7 +11,7 @@ const binding = (headers: Headers) =>
   headers
     .getSetCookie()
     .map((c) => c.split(";")[0]!)
-    .find((c) => c.startsWith("erebus_passkey_browser="))!;
+    .find((c) => c.startsWith("erebus_bind="))!;
 
 const sessionCookie = (headers: Headers) => headers.getSetCookie().map((c) => c.split(";")[0]!).find((c) => c.startsWith("erebus_session="))!;
 

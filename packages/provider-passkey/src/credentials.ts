@@ -1,4 +1,4 @@
-import type { Database, Queryable } from "@erebus/core";
+import type { Database, Queryable } from "@erebus/core/provider";
 
 const TABLE = "erebus_passkey_credentials";
 

@@ -1,4 +1,4 @@
-import { defineErrors } from "@erebus/core";
+import { defineErrors } from "@erebus/core/provider";
 
 /** Every code the passkey provider answers with (besides core's), with its HTTP status. */
 export const passkeyErrors = defineErrors({

@@ -1,4 +1,4 @@
-import { parseOptions } from "@erebus/core";
+import { parseOptions } from "@erebus/core/provider";
 import * as z from "zod";
 
 /** COSE algorithm ids (RFC 9053, IANA COSE registry) this provider can verify through @simplewebauthn/server. */

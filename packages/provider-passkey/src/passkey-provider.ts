@@ -1,10 +1,15 @@
-import type { ErebusProvider } from "@erebus/core";
-import { challengeMigration } from "./challenges.js";
-import { credentialMigration } from "./credentials.js";
+import type { ErebusProvider } from "@erebus/core/provider";
+import { credentialMigration, credentialStore, toInfo, type PasskeyInfo } from "./credentials.js";
 import { passkeyErrors } from "./errors.js";
 import { resolvePasskeyOptions, type PasskeyOptions } from "./options.js";
 import { passkeyRoutes } from "./routes.js";
 import { passkeySourceType } from "./source-type.js";
+
+/** What the app reaches as `auth.providers.passkey`. */
+export interface PasskeyApi {
+  /** The passkeys of these identities (`user_references` ids), oldest first; no key material. */
+  listPasskeys(userIds: readonly string[]): Promise<PasskeyInfo[]>;
+}
 
 /**
  * Passkeys (WebAuthn Level 3) with @simplewebauthn/server: sign up with a passkey, sign in with a
@@ -14,6 +19,7 @@ import { passkeySourceType } from "./source-type.js";
  *
  * @example
  * const auth = createAuth({ database, baseURL: "https://app.example.com", providers: [passkeyProvider({ rpName: "Example App" })] });
+ * app.use("/auth", auth.router);
  */
 export function passkeyProvider(input: PasskeyOptions = {}) {
   const options = resolvePasskeyOptions(input);
@@ -22,9 +28,17 @@ export function passkeyProvider(input: PasskeyOptions = {}) {
     emits: ["passkey"],
     sourceTypes: [passkeySourceType],
     errors: passkeyErrors.codes,
-    migrations: [credentialMigration, challengeMigration],
-    routes(router, ctx) {
-      passkeyRoutes(router, ctx, options);
+    migrations: [credentialMigration],
+    setup(ctx) {
+      const credentials = credentialStore(ctx.db);
+      return {
+        routes(router) {
+          passkeyRoutes(router, ctx, options);
+        },
+        api: {
+          listPasskeys: async (userIds) => (await credentials.ofUsers(userIds)).map(toInfo),
+        },
+      };
     },
-  } satisfies ErebusProvider;
+  } satisfies ErebusProvider<PasskeyApi>;
 }

@@ -12,6 +12,7 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
     let db: Database;
     let server: Running;
     let strict: Running;
+    let secure: Running;
     let auth: ErebusAuth;
     let now = new Date("2026-11-27T10:00:00Z");
     const warnings: { message: string; fields?: Record<string, unknown> }[] = [];
@@ -20,10 +21,9 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
     const browser = (url = server.url) => new Browser(url, ORIGIN);
     const counts = async () => {
       const { rows } = await db.query<{ credentials: number; challenges_used: number }>(
-        "SELECT (SELECT count(*)::int FROM erebus_passkey_credentials) AS credentials, (SELECT count(*)::int FROM erebus_passkey_challenges WHERE consumed_at IS NOT NULL) AS challenges_used",
+        "SELECT (SELECT count(*)::int FROM erebus_passkey_credentials) AS credentials, (SELECT count(*)::int FROM erebus_verifications WHERE provider = 'passkey' AND consumed_at IS NOT NULL) AS challenges_used",
       );
-      const all = await rowCounts(db);
-      return { users: all.user_references, sessions: all.erebus_sessions, ...rows[0] };
+      return { ...(await rowCounts(db)), ...rows[0] };
     };
 
     /** register/options → the authenticator → register/verify, in one browser. */
@@ -58,10 +58,13 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       ({ auth, server } = await startAuthServer({ database: db, baseURL: ORIGIN, providers: [passkeyProvider({ rpName: "Example App" })], logger, clock: () => now, rateLimit: { enabled: false } }));
       // The same database, a second app that requires user verification.
       ({ server: strict } = await startAuthServer({ database: db, baseURL: ORIGIN, providers: [passkeyProvider({ userVerification: "required" })], logger, clock: () => now, rateLimit: { enabled: false } }));
+      // And one whose public origin is https (behind a TLS-terminating proxy, as in production).
+      ({ server: secure } = await startAuthServer({ database: db, baseURL: "https://app.test", providers: [passkeyProvider()], logger, clock: () => now, rateLimit: { enabled: false } }));
     });
     afterAll(async () => {
       await server?.close();
       await strict?.close();
+      await secure?.close();
       await db?.close();
     });
 
@@ -80,8 +83,8 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
         expect(Buffer.from(creation.user.id, "base64url").length).toBe(32);
         expect(new Date(options.body.expiresAt).getTime() - now.getTime()).toBe(300_000);
         expect(options.headers.get("cache-control")).toBe("no-store");
-        // The challenge is bound to this browser by an HttpOnly, SameSite=Strict cookie.
-        expect(options.headers.getSetCookie().find((c) => c.startsWith("erebus_passkey_browser="))).toMatch(/HttpOnly; SameSite=Strict/);
+        // The challenge is bound to this browser by core's HttpOnly binding cookie.
+        expect(options.headers.getSetCookie().find((c) => c.startsWith("erebus_bind="))).toMatch(/HttpOnly/);
 
         const authenticator = new SoftAuthenticator(alg, RP, { aaguid: "fbfc3007-154e-4ecc-8c0b-6e020557d7bd" });
         const answer = await b.post("/passkey/register/verify", { response: authenticator.register(creation), name: "My laptop" });
@@ -185,12 +188,13 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
     it("expired challenge: one used after 5 minutes is refused, at sign-in and at registration", async () => {
       const { authenticator } = await registered();
       const b = browser();
+      const c = browser();
       const options = await b.post("/passkey/options");
-      const creation = await b.post("/passkey/register/options");
+      const creation = await c.post("/passkey/register/options");
       now = new Date(now.getTime() + 300_001);
       try {
         await expectRefused(b.post("/passkey/verify", { response: authenticator.assert(options.body.options) }), 401, "ERR_PASSKEY_CHALLENGE_EXPIRED");
-        await expectRefused(b.post("/passkey/register/verify", { response: new SoftAuthenticator("ES256", RP).register(creation.body.options) }), 401, "ERR_PASSKEY_CHALLENGE_EXPIRED");
+        await expectRefused(c.post("/passkey/register/verify", { response: new SoftAuthenticator("ES256", RP).register(creation.body.options) }), 401, "ERR_PASSKEY_CHALLENGE_EXPIRED");
       } finally {
         now = new Date(now.getTime() + 1000);
       }
@@ -213,13 +217,22 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect(answer.body.user.id).toBe(user.id);
     });
 
-    it("two ceremonies in one browser (a waiting conditional-UI request and a button) both stay valid", async () => {
+    it("two ceremonies in one browser (a waiting conditional-UI request and a button): on https both stay valid, on http only the newest", async () => {
       const { authenticator } = await registered();
       const b = browser();
       const waiting = await b.post("/passkey/options");
       const clicked = await b.post("/passkey/options");
       expect((await b.post("/passkey/verify", { response: authenticator.assert(clicked.body.options) })).status).toBe(200);
-      expect((await b.post("/passkey/verify", { response: authenticator.assert(waiting.body.options) })).status).toBe(200);
+      // Core's binding cookie keeps one value on plain http (no __Host- prefix to protect several).
+      await expectRefused(b.post("/passkey/verify", { response: authenticator.assert(waiting.body.options) }), 401, "ERR_PASSKEY_CHALLENGE_BROWSER");
+      const tls = new SoftAuthenticator("ES256", { rpId: "app.test", origin: "https://app.test" });
+      const s = new Browser(secure.url, "https://app.test");
+      const creation = await s.post("/passkey/register/options");
+      expect((await s.post("/passkey/register/verify", { response: tls.register(creation.body.options) })).status).toBe(200);
+      const first = await s.post("/passkey/options");
+      const second = await s.post("/passkey/options");
+      expect((await s.post("/passkey/verify", { response: tls.assert(second.body.options) })).status).toBe(200);
+      expect((await s.post("/passkey/verify", { response: tls.assert(first.body.options) })).status).toBe(200);
     });
 
     it("counter rollback: a valid signature with a counter that went backwards (or stayed) is refused and logged as a possible clone", async () => {
@@ -334,18 +347,57 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect((await signIn(browser(), authenticator)).status).toBe(200);
     });
 
-    it("signed in, adding a passkey to the person needs core's link intents (409 until then); intent sign-up makes a new person", async () => {
+    it("signed in, \"Add a passkey\" links a second passkey to the same person (core's link intent); both sign in as that person", async () => {
+      const { authenticator, user } = await registered();
+      const b = browser();
+      expect((await signIn(b, authenticator)).status).toBe(200);
+      const creation = await b.post("/passkey/register/options", { userName: "ada" });
+      expect(creation.status, JSON.stringify(creation.body)).toBe(200);
+      // The person's passkeys are excluded (an authenticator holding one refuses a second), and the user handle is the person's.
+      expect(creation.body.options.excludeCredentials).toEqual([{ id: authenticator.id, type: "public-key", transports: ["internal", "hybrid"] }]);
+      expect(creation.body.options.user.id).toBe(authenticator.userHandle);
+      const second = new SoftAuthenticator("EdDSA", RP);
+      const linked = await b.post("/passkey/register/verify", { response: second.register(creation.body.options), name: "Phone" });
+      expect(linked.status, JSON.stringify(linked.body)).toBe(200);
+      const session = await b.get("/session");
+      expect(session.body.user.id).toBe(user.id);
+      expect(session.body.person.identities.map((i: { source_identifier: string }) => i.source_identifier).sort()).toEqual([authenticator.id, second.id].sort());
+      const list = await b.get("/passkey/credentials");
+      expect(list.body.passkeys.map((p: { id: string }) => p.id).sort()).toEqual([authenticator.id, second.id].sort());
+      // The new passkey signs in as an identity of the same person.
+      const other = browser();
+      const signedIn = await signIn(other, second);
+      expect(signedIn.status).toBe(200);
+      expect((await other.get("/session")).body.person.id).toBe(session.body.person.id);
+    });
+
+    it("\"Add a passkey\" needs a signed-in, fresh session; intent sign-up while signed in makes a new person", async () => {
       const { authenticator } = await registered();
       const b = browser();
       expect((await signIn(b, authenticator)).status).toBe(200);
       const before = await counts();
-      await expectRefused(b.post("/passkey/register/options"), 409, "ERR_PASSKEY_LINK_UNAVAILABLE");
-      await expectRefused(b.post("/passkey/register/options", { intent: "link" }), 409, "ERR_PASSKEY_LINK_UNAVAILABLE");
-      await expectRefused(browser().post("/passkey/register/options", { intent: "link" }), 409, "ERR_PASSKEY_LINK_UNAVAILABLE");
+      await expectRefused(browser().post("/passkey/register/options", { intent: "link" }), 401, "ERR_UNAUTHENTICATED");
+      now = new Date(now.getTime() + 3_600_000);
+      try {
+        await expectRefused(b.post("/passkey/register/options"), 403, "ERR_REAUTH_REQUIRED");
+      } finally {
+        now = new Date(now.getTime() - 3_600_000);
+      }
       expect(await counts()).toEqual(before);
       const other = await signUp(b, new SoftAuthenticator("EdDSA", RP), {}, { intent: "sign-up" });
       expect(other.status).toBe(200);
       expect((await b.get("/session")).body.user.id).toBe(other.body.user.id);
+    });
+
+    it("a link-intent challenge used from another browser or session is refused", async () => {
+      const { authenticator } = await registered();
+      const b = browser();
+      expect((await signIn(b, authenticator)).status).toBe(200);
+      const creation = await b.post("/passkey/register/options");
+      const response = new SoftAuthenticator("ES256", RP).register(creation.body.options);
+      const before = await counts();
+      await expectRefused(browser().post("/passkey/register/verify", { response }), 401, "ERR_PASSKEY_CHALLENGE_BROWSER");
+      expect(await counts()).toEqual(before);
     });
 
     it("management: lists the person's passkeys (no key material), renames one, and refuses others' and strangers", async () => {
@@ -368,19 +420,30 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       await expectRefused(browser().get("/passkey/credentials"), 401, "ERR_UNAUTHENTICATED");
     });
 
-    it("delete: never the passkey this session signed in with, never the person's last identity, and only with a fresh session", async () => {
+    it("delete: another passkey of the person with a fresh session; never the one this session signed in with, nor the last identity", async () => {
       const { authenticator } = await registered();
       const b = browser();
       expect((await signIn(b, authenticator)).status).toBe(200);
+      const creation = await b.post("/passkey/register/options");
+      const second = new SoftAuthenticator("ES256", RP);
+      expect((await b.post("/passkey/register/verify", { response: second.register(creation.body.options) })).status).toBe(200);
       const before = await counts();
       await expectRefused(b.post(`/passkey/credentials/${authenticator.id}`, undefined, { method: "DELETE" }), 409, "ERR_PASSKEY_IN_USE");
       now = new Date(now.getTime() + 601_000);
       try {
-        await expectRefused(b.post(`/passkey/credentials/${authenticator.id}`, undefined, { method: "DELETE" }), 403, "ERR_PASSKEY_REAUTH_REQUIRED");
+        await expectRefused(b.post(`/passkey/credentials/${second.id}`, undefined, { method: "DELETE" }), 403, "ERR_PASSKEY_REAUTH_REQUIRED");
       } finally {
-        now = new Date(now.getTime() + 1000);
+        now = new Date(now.getTime() - 601_000);
       }
       expect(await counts()).toEqual(before);
+      const deleted = await b.post(`/passkey/credentials/${second.id}`, undefined, { method: "DELETE" });
+      expect(deleted.status, JSON.stringify(deleted.body)).toBe(204);
+      expect((await b.get("/passkey/credentials")).body.passkeys.map((p: { id: string }) => p.id)).toEqual([authenticator.id]);
+      // Its credential is gone: it no longer signs in.
+      await expectRefused(signIn(browser(), second), 401, "ERR_PASSKEY_CREDENTIAL_UNKNOWN");
+      // Signed in with the other one, the first is now the last identity of the person.
+      const c = browser();
+      expect((await signIn(c, second)).status).toBe(401);
     });
   });
 }

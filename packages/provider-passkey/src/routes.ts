@@ -1,9 +1,9 @@
-import { describeRoute, pgText, signInResultSchema, type ProviderContext, type RouteDoc } from "@erebus/core";
+import { AuthError, describeRoute, pgText, signInResultSchema, type ProviderContext, type RouteDoc } from "@erebus/core/provider";
 import { generateAuthenticationOptions, generateRegistrationOptions } from "@simplewebauthn/server";
 import type { Request, Router } from "express";
 import * as z from "zod";
 import { KNOWN_AUTHENTICATORS } from "./authenticator-names.js";
-import { createChallengeStore, type Purpose } from "./challenges.js";
+import { createChallenges } from "./challenges.js";
 import { credentialStore, toInfo, type CredentialRow } from "./credentials.js";
 import { fail, type PasskeyErrorCode } from "./errors.js";
 import { relyingParty, type ResolvedPasskeyOptions } from "./options.js";
@@ -28,6 +28,8 @@ const registerOptionsBody = z
     /** The account name the authenticator shows in its picker (an email address, a handle). */
     userName: label.optional(),
     userDisplayName: label.optional(),
+    /** With `link`: take in the other person when this passkey already belongs to one (core's merge). */
+    merge: z.boolean().optional(),
   })
   .optional();
 const registerVerifyBody = z.strictObject({ response: registrationResponseSchema, name: label.optional() });
@@ -112,21 +114,15 @@ const docs = {
 } satisfies Record<string, RouteDoc>;
 
 const isEmpty = (body: unknown) => body === undefined || (typeof body === "object" && body !== null && !Array.isArray(body) && Object.keys(body).length === 0);
-const challengeRefusal: Record<string, PasskeyErrorCode> = {
-  unknown: "ERR_PASSKEY_CHALLENGE_UNKNOWN",
-  used: "ERR_PASSKEY_CHALLENGE_USED",
-  expired: "ERR_PASSKEY_CHALLENGE_EXPIRED",
-  browser: "ERR_PASSKEY_CHALLENGE_BROWSER",
-};
 
 export function passkeyRoutes(router: Router, ctx: ProviderContext, options: ResolvedPasskeyOptions): void {
   const rp = relyingParty(options, ctx.baseURL);
   const requireUv = options.userVerification === "required";
   const names: Record<string, string> = { ...KNOWN_AUTHENTICATORS, ...options.authenticatorNames };
-  const challenges = createChallengeStore(ctx);
+  const challenges = createChallenges(ctx, options.challengeTtl);
   const credentials = credentialStore(ctx.db);
-  const optionsLimit = ctx.rateLimit({ name: "passkey-options", points: options.rateLimit.options, duration: 60 });
-  const verifyLimit = ctx.rateLimit({ name: "passkey-verify", points: options.rateLimit.verify, duration: 60 });
+  const optionsLimit = ctx.rateLimit({ name: "options", points: options.rateLimit.options, duration: 60 });
+  const verifyLimit = ctx.rateLimit({ name: "verify", points: options.rateLimit.verify, duration: 60 });
   const client = (req: Request) => req.ip ?? "unknown";
 
   const info = (row: CredentialRow) => ({ ...toInfo(row), authenticatorName: row.aaguid ? (names[row.aaguid] ?? null) : null });
@@ -138,28 +134,28 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
     ...(c.transports.length ? { transports: c.transports } : {}),
     ...(c.aaguid ? { aaguid: c.aaguid, ...(names[c.aaguid] ? { authenticator_name: names[c.aaguid] } : {}) } : {}),
   });
-  /** Uses the challenge up on `q`, or throws why it cannot be used. */
-  const consumeChallenge = async (purpose: Purpose, challenge: string, req: Request, q: Parameters<typeof challenges.consume>[0]["q"]) => {
-    const result = await challenges.consume({ purpose, secret: challenge, browser: req, q });
-    if (!result.ok) throw fail(challengeRefusal[result.reason]!);
-    return result.data;
-  };
-  /** A fresh 32-byte challenge (WebAuthn §13.4.3: at least 16 random bytes), base64url, as clientData carries it. */
-  const newChallenge = () => ctx.random(32).toString("base64url");
 
   router.post("/passkey/register/options", describeRoute(docs.registerOptions), async (req, res) => {
     optionsLimit.consumeLocal(client(req));
     const body = ctx.parse(registerOptionsBody, isEmpty(req.body) ? undefined : req.body) ?? {};
     const auth = await currentAuth(ctx, req, res);
     const intent = body.intent ?? (auth ? "link" : "sign-up");
+    let link: Awaited<ReturnType<typeof linkIntent>> | undefined;
+    let existing: CredentialRow[] = [];
     if (intent === "link") {
-      if (!auth) throw fail("ERR_PASSKEY_LINK_UNAVAILABLE", "sign in first to add a passkey to your account");
-      linkIntent(ctx, req);
+      if (!auth) throw AuthError.of("ERR_UNAUTHENTICATED", { detail: "sign in first to add a passkey to your account" });
+      link = await linkIntent(ctx, req, res, body.merge === true);
+      existing = await credentials.ofUsers((await signedInPerson(ctx, req, res)).person.userIds);
+      if (existing.length >= options.maxPasskeys) throw fail("ERR_PASSKEY_LIMIT_REACHED", `at most ${options.maxPasskeys}`);
     }
-    // A new person gets a new random user handle (WebAuthn §14.6.1: no personal data in it).
-    const userHandle = ctx.random(32).toString("base64url");
+    // One user handle per person (an authenticator keeps one passkey per RP id and handle, so a second
+    // one of the same person replaces rather than duplicates), random for a new person (WebAuthn §14.6.1: no personal data in it).
+    const userHandle = existing[0]?.user_handle ?? ctx.randomToken({ bytes: 32 });
     const userName = body.userName ?? `${rp.rpName} passkey`;
-    const challenge = newChallenge();
+    const { challenge, expiresAt } = await ctx.db.transaction(async (tx) => {
+      await optionsLimit.consumeIn(tx, client(req));
+      return challenges.issue("register", { req, res }, { userHandle }, tx, link);
+    });
     const creation = await generateRegistrationOptions({
       rpName: rp.rpName,
       rpID: rp.rpId,
@@ -169,14 +165,11 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
       challenge: Buffer.from(challenge, "base64url"),
       timeout: options.challengeTtl * 1000,
       attestationType: options.attestation,
-      excludeCredentials: [],
+      // The person's passkeys: an authenticator that holds one of them refuses to make another.
+      excludeCredentials: existing.map((c) => ({ id: c.credential_id, transports: c.transports })),
       // Discoverable (resident) credentials: sign-in needs no user name (allowCredentials stays empty).
       authenticatorSelection: { residentKey: "required", requireResidentKey: true, userVerification: options.userVerification },
       supportedAlgorithmIDs: options.algorithms,
-    });
-    const { expiresAt } = await ctx.db.transaction(async (tx) => {
-      await optionsLimit.consumeIn(tx, client(req));
-      return challenges.issue({ purpose: "register", ttlSeconds: options.challengeTtl, secret: { value: challenge }, data: { userHandle }, browser: { req, res } }, tx);
     });
     res.setHeader("Cache-Control", "no-store");
     res.json({ options: creation, expiresAt: expiresAt.toISOString() });
@@ -197,8 +190,9 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
         return { network: PASSKEY_NETWORK, sourceIdentifier: verified.credentialId, sourceType: sourceTypeOf(verified) };
       },
       async consume(q) {
-        const data = await consumeChallenge("register", challenge, req, q);
-        userHandle = String(data.userHandle);
+        const used = await challenges.consume("register", challenge, req, q);
+        userHandle = String(used.data.userHandle);
+        return used;
       },
       async bind(q, user) {
         const v = verified!;
@@ -231,7 +225,10 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
   router.post("/passkey/options", describeRoute(docs.options), async (req, res) => {
     optionsLimit.consumeLocal(client(req));
     ctx.parse(authenticateOptionsBody, isEmpty(req.body) ? undefined : req.body);
-    const challenge = newChallenge();
+    const { challenge, expiresAt } = await ctx.db.transaction(async (tx) => {
+      await optionsLimit.consumeIn(tx, client(req));
+      return challenges.issue("authenticate", { req, res }, {}, tx);
+    });
     const request = await generateAuthenticationOptions({
       rpID: rp.rpId,
       // Discoverable credentials: the authenticator offers the passkeys it holds for this RP id.
@@ -239,10 +236,6 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
       userVerification: options.userVerification,
       challenge: Buffer.from(challenge, "base64url"),
       timeout: options.challengeTtl * 1000,
-    });
-    const { expiresAt } = await ctx.db.transaction(async (tx) => {
-      await optionsLimit.consumeIn(tx, client(req));
-      return challenges.issue({ purpose: "authenticate", ttlSeconds: options.challengeTtl, secret: { value: challenge }, data: {}, browser: { req, res } }, tx);
     });
     res.setHeader("Cache-Control", "no-store");
     res.json({ options: request, expiresAt: expiresAt.toISOString() });
@@ -271,7 +264,7 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
           sourceType: sourceTypeOf({ credentialId: row.credential_id, deviceType: assertion.deviceType, backedUp, transports: row.transports, aaguid: row.aaguid }),
         };
       },
-      consume: (q) => consumeChallenge("authenticate", challenge, req, q).then(() => undefined),
+      consume: (q) => challenges.consume("authenticate", challenge, req, q),
       async bind(q, user) {
         const row = stored!;
         // The counter moves forward in the same commit; a concurrent sign-in that moved it past this one makes this a rollback.
