@@ -1,5 +1,5 @@
 import type { Request } from "express";
-import type { Logger } from "@erebus/core";
+import type { Logger } from "@erebus/core/provider";
 
 /**
  * What Erebus needs of a Passport strategy: `authenticate(req, options)`, which ends by calling one of

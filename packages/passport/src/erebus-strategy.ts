@@ -1,4 +1,4 @@
-import { AuthError, type RequestAuth } from "@erebus/core";
+import { AuthError, type RequestAuth } from "@erebus/core/provider";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import { Strategy } from "passport-strategy";
 

@@ -1,4 +1,4 @@
-import { defineErrors } from "@erebus/core";
+import { defineErrors } from "@erebus/core/provider";
 
 /** Every code `passportProvider` answers with besides core's. Statuses are fixed: match on `code`. */
 export const passportErrors = defineErrors({

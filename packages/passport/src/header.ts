@@ -1,4 +1,4 @@
-import { isPgText, type ProviderAuthResult, type ProviderContext } from "@erebus/core";
+import { isPgText, type ProviderAuthResult, type ProviderContext } from "@erebus/core/provider";
 import type { Request } from "express";
 import { runStrategy } from "./drive.js";
 import { mapIdentity } from "./identity.js";

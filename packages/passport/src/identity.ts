@@ -1,4 +1,5 @@
-import { AuthError, isPgText, type OAuthSourceType, type VerifiedIdentity } from "@erebus/core";
+import type { OAuthSourceType } from "@erebus/core";
+import { AuthError, isPgText, type VerifiedIdentity } from "@erebus/core/provider";
 import { passportErrors } from "./errors.js";
 
 /** Maps what the strategy's verify callback handed to `done(null, user, info)` onto a verified identity. */

@@ -184,7 +184,7 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect(((await fourth.json()) as { code: string }).code).toBe("ERR_RATE_LIMITED");
       expect(fourth.headers.get("retry-after")).toMatch(/^\d+$/);
       const { rows } = await limited.db.query<{ key: string }>("SELECT key FROM erebus_rate_limits");
-      expect(rows.some((r) => r.key.includes("passport-local-attempts"))).toBe(true);
+      expect(rows.some((r) => r.key.includes("passport-local:attempts"))).toBe(true);
     });
 
     it("refuses a deactivated user (403 ERR_USER_DEACTIVATED) and starts no session", async () => {

@@ -1,4 +1,4 @@
-import { parseOptions, type SourceTypeDefinition } from "@erebus/core";
+import { parseOptions, type SourceTypeDefinition } from "@erebus/core/provider";
 import * as z from "zod";
 import type { PassportStrategy } from "./drive.js";
 import { oauthProfileIdentity, type ToIdentity } from "./identity.js";

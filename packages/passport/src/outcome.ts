@@ -1,4 +1,4 @@
-import { AuthError, isConnectionError, type Logger } from "@erebus/core";
+import { AuthError, isConnectionError, type Logger } from "@erebus/core/provider";
 import type { StrategyOutcome } from "./drive.js";
 import { passportErrors } from "./errors.js";
 

@@ -1,5 +1,4 @@
-import type { ErebusProvider, ProviderContext } from "@erebus/core";
-import { attemptsMigration } from "./attempts.js";
+import type { ErebusProvider } from "@erebus/core/provider";
 import { passportErrors } from "./errors.js";
 import { headerAuthenticator } from "./header.js";
 import { resolvePassportOptions, type PassportProviderOptions } from "./options.js";
@@ -27,29 +26,18 @@ import { passportRoutes } from "./routes.js";
  */
 export function passportProvider(input: PassportProviderOptions) {
   const options = resolvePassportOptions(input);
-  const formPaths = options.kind === "form" ? [`/passport/${options.id}`] : [];
-  // One authenticator per createAuth (its context), made on first use.
-  const authenticators = new WeakMap<ProviderContext, ReturnType<typeof headerAuthenticator>>();
   return {
     id: `passport-${options.id}`,
     emits: options.emits,
     ...(options.sourceTypes?.length ? { sourceTypes: options.sourceTypes } : {}),
     errors: passportErrors.codes,
-    ...(options.kind === "redirect" ? { migrations: [attemptsMigration] } : {}),
-    // Plain HTML login forms post urlencoded bodies (core's cross-site check applies as everywhere).
-    formRoutes: formPaths,
-    ...(options.kind === "header"
-      ? {
-          authenticate(req, ctx) {
-            let authenticate = authenticators.get(ctx);
-            if (!authenticate) authenticators.set(ctx, (authenticate = headerAuthenticator(ctx, options)));
-            return authenticate(req);
-          },
-        }
-      : {
-          routes(router, ctx) {
-            passportRoutes(router, ctx, options);
-          },
-        }),
+    setup(ctx) {
+      if (options.kind === "header") return { authenticate: headerAuthenticator(ctx, options) };
+      return {
+        routes(router) {
+          passportRoutes(router, ctx, options);
+        },
+      };
+    },
   } satisfies ErebusProvider;
 }

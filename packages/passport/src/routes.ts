@@ -1,4 +1,4 @@
-import { AuthError, describeRoute, sendProblem, signInResultSchema, type ProviderContext, type RouteDoc, type SignInResult, type VerifiedIdentity } from "@erebus/core";
+import { AuthError, describeRoute, sendProblem, signInResultSchema, type ProviderContext, type RouteDoc, type SignInResult, type VerifiedIdentity } from "@erebus/core/provider";
 import type { Request, Response, Router } from "express";
 import * as z from "zod";
 import { createAttemptStore, type AttemptData } from "./attempts.js";
@@ -66,12 +66,13 @@ function formSchema(options: ResolvedPassportOptions): z.ZodType {
   return z.record(z.string().max(64), z.string().max(4096));
 }
 
-export function passportRoutes(router: Router, ctx: ProviderContext, options: ResolvedPassportOptions): { formPath: string | undefined } {
+export function passportRoutes(router: Router, ctx: ProviderContext, options: ResolvedPassportOptions): void {
   const { id, strategy } = options;
   const label = strategy.name ?? id;
   const base = `${ctx.basePath === "/" ? "" : ctx.basePath}/passport/${id}`;
   const callbackURL = `${ctx.baseURL.origin}${base}/callback`;
-  const limiter = ctx.rateLimit({ name: `${ctx.providerId}-attempts`, points: options.attemptsPerMinute, duration: 60 });
+  // Stored as `passport-<id>:attempts`: core namespaces rule names by provider id.
+  const limiter = ctx.rateLimit({ name: "attempts", points: options.attemptsPerMinute, duration: 60 });
   const docs = docsFor(id, label, formSchema(options));
   const run = (req: Request, extra: Record<string, unknown>, prepare?: (instance: Record<string, unknown>) => void) =>
     runStrategy(strategy, req, { ...options.authenticateOptions, ...extra }, { timeout: options.timeout, logger: ctx.logger, label, ...(prepare ? { prepare } : {}) });
@@ -95,7 +96,7 @@ export function passportRoutes(router: Router, ctx: ProviderContext, options: Re
   }
 
   if (options.kind === "redirect") {
-    const attempts = createAttemptStore(ctx, id, options.stateTtl);
+    const attempts = createAttemptStore(ctx, options.stateTtl);
 
     router.get(`/passport/${id}`, describeRoute(docs.start), limiter.middleware(), async (req, res) => {
       const query = ctx.parse(startQuery, req.query, "query");
@@ -172,7 +173,7 @@ export function passportRoutes(router: Router, ctx: ProviderContext, options: Re
         redirectFailure(req, res, error, 302);
       }
     });
-    return { formPath: undefined };
+    return;
   }
 
   if (options.kind === "form") {
@@ -194,7 +195,5 @@ export function passportRoutes(router: Router, ctx: ProviderContext, options: Re
         redirectFailure(req, res, error, 303);
       }
     });
-    return { formPath: `/passport/${id}` };
   }
-  return { formPath: undefined };
 }
