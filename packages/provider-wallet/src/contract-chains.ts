@@ -1,4 +1,4 @@
-import type { Queryable } from "@erebus/core";
+import type { Queryable } from "@erebus/core/provider";
 import { walletErrors } from "./errors.js";
 
 /**

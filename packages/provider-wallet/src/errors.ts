@@ -1,4 +1,4 @@
-import { defineErrors } from "@erebus/core";
+import { defineErrors } from "@erebus/core/provider";
 
 /** The checks both sign-in flavours share; each gets an `ERR_SIWE_*` and an `ERR_SIWS_*` code. */
 const shared = {

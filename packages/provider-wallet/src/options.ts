@@ -1,4 +1,4 @@
-import { parseOptions } from "@erebus/core";
+import { parseOptions } from "@erebus/core/provider";
 import * as z from "zod";
 
 /** What Erebus needs of a chain client: a viem public client has it (EIP-1271 and ERC-6492 inside). */

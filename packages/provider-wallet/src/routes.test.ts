@@ -93,7 +93,8 @@ for (const engine of engines()) {
       expect(a.body).toMatchObject({ nonce: expect.stringMatching(/^[A-Za-z0-9]{22}$/), domain: "app.test", uri: ORIGIN, version: "1", chains: [1, 10] });
       expect(new Date(a.body.expiresAt).getTime()).toBe(now.getTime() + 10 * MINUTE);
       expect(a.body.nonce).not.toBe(b.body.nonce);
-      const stored = await db.query("SELECT * FROM erebus_wallet_nonces");
+      const stored = await db.query("SELECT * FROM erebus_verifications WHERE provider = 'wallet'");
+      expect(stored.rows.length).toBeGreaterThanOrEqual(2);
       expect(JSON.stringify(stored.rows)).not.toContain(a.body.nonce);
     });
 

@@ -1,4 +1,4 @@
-import { describeRoute, signInResultSchema, toChecksumAddress, type ProviderContext, type Queryable, type RouteDoc } from "@erebus/core";
+import { describeRoute, signInResultSchema, toChecksumAddress, type ProviderContext, type RouteDoc } from "@erebus/core/provider";
 import type { Router } from "express";
 import * as z from "zod";
 import { bindContractChain } from "./contract-chains.js";
@@ -87,8 +87,9 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
   const domain = options.domain ?? ctx.baseURL.host;
   const origin = options.origin ?? ctx.baseURL.origin;
   const nonces = createNonceStore(ctx, options.nonceTtl);
-  const nonceLimit = ctx.rateLimit({ name: "wallet-nonce", points: options.rateLimit.nonce, duration: 60 });
-  const verifyLimit = ctx.rateLimit({ name: "wallet-verify", points: options.rateLimit.verify, duration: 60 });
+  // Core stores these as `wallet:nonce` and `wallet:verify` (names are namespaced by provider id).
+  const nonceLimit = ctx.rateLimit({ name: "nonce", points: options.rateLimit.nonce, duration: 60 });
+  const verifyLimit = ctx.rateLimit({ name: "verify", points: options.rateLimit.verify, duration: 60 });
   const keyCache = new Ed25519KeyCache();
   const siweParses = new SiweParseCache();
   /** The client's nonce limit (checked in memory first) and the nonce, in one commit. */
@@ -113,12 +114,6 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
   /** Size first, before any parsing: oversized is its own 413. */
   const checkSize = (family: Family, message: string) => {
     if (Buffer.byteLength(message, "utf8") > options.maxMessageBytes) throw fail(family, "MESSAGE_TOO_LARGE");
-  };
-  const consumeNonce = async (family: Family, nonceFamily: NonceFamily, nonce: string, q: Queryable) => {
-    const result = await nonces.consume(nonceFamily, nonce, q);
-    if (result === "unknown") throw fail(family, "NONCE_UNKNOWN");
-    if (result === "used") throw fail(family, "NONCE_USED");
-    if (result === "expired") throw fail(family, "NONCE_EXPIRED");
   };
 
   if (options.ethereum) {
@@ -162,7 +157,7 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
       // session commit together, and a failed attempt uses the nonce up alone (ctx.signInOnce).
       const result = await ctx.signInOnce(req, res, {
         limit: { limiter: verifyLimit, key: req.ip ?? "unknown" },
-        consume: (q) => consumeNonce("SIWE", "ethereum", parsed.nonce, q),
+        consume: (q) => nonces.consume("SIWE", "ethereum", parsed.nonce, q),
         async verify() {
           signer = await verifySiweSignature(parsed, body.message, signature, body.signature as `0x${string}`, rpc, ethereum.rpcTimeoutMs, confirmedChains);
           const sourceType: WalletSourceType = {
@@ -214,7 +209,7 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
       const parsed = checkSiwsMessage(body.message, body.address, policy(chains));
       const result = await ctx.signInOnce(req, res, {
         limit: { limiter: verifyLimit, key: req.ip ?? "unknown" },
-        consume: (q) => consumeNonce("SIWS", "solana", parsed.nonce, q),
+        consume: (q) => nonces.consume("SIWS", "solana", parsed.nonce, q),
         verify() {
           verifySiwsSignature(keyCache, body.address, credentials.publicKey, body.message, credentials.signature);
           const sourceType: WalletSourceType = {

@@ -159,7 +159,7 @@ describe("wallet verify limit across instances", () => {
       const attempt = await signed(b.server);
       const refused = await post(b.server, "/siwe/verify", attempt);
       expect([refused.status, refused.body.code]).toEqual([429, "ERR_RATE_LIMITED"]);
-      const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_wallet_nonces WHERE consumed_at IS NOT NULL");
+      const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_verifications WHERE provider = 'wallet' AND purpose = 'nonce' AND consumed_at IS NOT NULL");
       // The two sign-ins. The refused attempt was turned away by the shared counter before its proof
       // was looked at (review: before any RPC), so its nonce had no try and is not used up.
       expect(rows[0]!.n).toBe(2);

@@ -1,6 +1,6 @@
 import { createPublicKey, verify as verifySignature, type KeyObject } from "node:crypto";
 import { keccak_256 } from "@noble/hashes/sha3.js";
-import { toChecksumAddress } from "@erebus/core";
+import { toChecksumAddress } from "@erebus/core/provider";
 import bs58 from "bs58";
 import secp256k1 from "secp256k1";
 

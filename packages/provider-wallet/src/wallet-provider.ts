@@ -1,7 +1,7 @@
-import type { ErebusProvider } from "@erebus/core";
+import type { ErebusProvider } from "@erebus/core/provider";
 import { contractChainMigration } from "./contract-chains.js";
 import { walletErrors } from "./errors.js";
-import { nonceMigration } from "./nonces.js";
+import { dropNonceTableMigration, nonceMigration } from "./nonces.js";
 import { resolveWalletOptions, type WalletOptions } from "./options.js";
 import { walletRoutes } from "./routes.js";
 
@@ -21,9 +21,9 @@ export function walletProvider(input: WalletOptions = {}) {
     id: "wallet",
     emits: ["web3_wallet"],
     errors: walletErrors.codes,
-    migrations: [nonceMigration, contractChainMigration],
-    routes(router, ctx) {
-      walletRoutes(router, ctx, options);
+    migrations: [nonceMigration, contractChainMigration, dropNonceTableMigration],
+    setup(ctx) {
+      return { routes: (router) => walletRoutes(router, ctx, options) };
     },
   } satisfies ErebusProvider;
 }
