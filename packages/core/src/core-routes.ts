@@ -1,18 +1,19 @@
 import * as z from "zod";
-import { userReferenceSchema, type RouteDoc } from "./openapi.js";
+import { personSchema, userReferenceSchema, type RouteDoc } from "./openapi.js";
 
 /** The OpenAPI descriptions of core's own routes. */
 export const coreRouteDocs = {
   session: {
     summary: "Who is signed in",
-    description: "The session's (or API key's) user, the session itself, how the request authenticated, and its scopes.",
+    description: "The session's (or API key's) identity, the person it belongs to with all its identities, the session itself, how the request authenticated, and its scopes.",
     auth: ["session", "apiKey"],
     responses: {
       200: {
         description: "signed in",
         schema: z.object({
           user: userReferenceSchema,
-          session: z.object({ id: z.string(), userId: z.string(), createdAt: z.string(), expiresAt: z.string() }).nullable(),
+          person: personSchema,
+          session: z.object({ id: z.string(), userId: z.string(), createdAt: z.string(), expiresAt: z.string(), authenticatedAt: z.string() }).nullable(),
           via: z.string(),
           scopes: z.array(z.string()),
         }),

@@ -10,6 +10,7 @@ import { coreMigrations, runMigrations, type MigrateResult, type MigrationSet } 
 import { describeRoute } from "./openapi.js";
 import { resolveOptions, type AuthOptions } from "./options.js";
 import type { ProviderCommand, ProviderContext, RequestAuth } from "./provider.js";
+import { createPeople } from "./people.js";
 import { createProviderContext } from "./provider-context.js";
 import { checkProviders, collectCommands, setUpProvider, type ProviderInstance } from "./provider-registry.js";
 import { createRateLimiterFactory, pruneRateLimits, type RateLimiter, type RateLimitRule } from "./rate-limit.js";
@@ -51,6 +52,12 @@ export interface ErebusAuth {
   requireUser(): RequestHandler;
   requireUserType(...allowed: UserType[]): RequestHandler;
   requireScope(...scopes: string[]): RequestHandler;
+  /**
+   * 403 `ERR_REAUTH_REQUIRED` unless the request's session proved a credential within `maxAge`
+   * seconds (default `people.freshAge`): for sensitive actions (step-up). Signing in again, or
+   * re-proving any identity of the person under a link intent, makes it fresh.
+   */
+  requireFresh(options?: { maxAge?: number }): RequestHandler;
   /** Settles when start-up work (migrations, with `migrate: true`) is done; rejects if it failed. */
   readonly ready: Promise<void>;
   /** The database Erebus uses. */
@@ -149,10 +156,11 @@ export function createAuth(input: AuthOptions): ErebusAuth {
     errorHandler,
     whenReady: () => (isReady ? undefined : ready),
   });
-  const signIn = createSignIn({ db, transport, sessionCache, logger });
+  const people = createPeople({ db, options, users, sessions, sessionCache, transport, authentication, rateLimit, logger });
+  const signIn = createSignIn({ db, transport, sessionCache, logger, people });
   const browserCookie = createBrowserCookie(options.baseURL, options.basePath);
   const instances: ProviderInstance[] = options.providers.map((provider) =>
-    setUpProvider(provider, createProviderContext(provider, { options, db, users, signIn, rateLimit, authentication, browserCookie })),
+    setUpProvider(provider, createProviderContext(provider, { options, db, users, signIn, rateLimit, authentication, browserCookie, people })),
   );
   for (const instance of instances) if (instance.authenticate) authenticators.push(instance.authenticate);
   const commands = collectCommands(instances, CORE_COMMANDS);
@@ -165,10 +173,12 @@ export function createAuth(input: AuthOptions): ErebusAuth {
     errorHandler,
     ready,
     coreRoutes(r) {
-      r.get("/session", describeRoute(coreRouteDocs.session), authentication.requireUser(), function erebusSession(req, res) {
+      r.get("/session", describeRoute(coreRouteDocs.session), authentication.requireUser(), async function erebusSession(req, res) {
+        const auth = req.auth!;
         res.setHeader("Cache-Control", "no-store");
-        res.json({ user: req.auth!.user, session: req.auth!.session ?? null, via: req.auth!.via, scopes: req.auth!.scopes });
+        res.json({ user: auth.user, person: await people.person(auth.personId), session: auth.session ?? null, via: auth.via, scopes: auth.scopes });
       });
+      people.routes(r);
       r.post("/sign-out", describeRoute(coreRouteDocs.signOut), async function erebusSignOut(req, res) {
         const bearer = bearerToken(req);
         const cookie = transport.cookieToken(req);
@@ -226,6 +236,12 @@ export function createAuth(input: AuthOptions): ErebusAuth {
     requireUser: authentication.requireUser,
     requireUserType: authentication.requireUserType,
     requireScope: authentication.requireScope,
+    requireFresh(opts = {}) {
+      if (opts.maxAge !== undefined && (!Number.isInteger(opts.maxAge) || opts.maxAge < 1)) throw new TypeError("requireFresh: maxAge must be a positive number of seconds");
+      return authentication.guard("erebusRequireFresh", async (req, res) => {
+        await people.requireFreshSession(req, res, opts.maxAge);
+      });
+    },
     ready,
     db,
     sourceTypes: registry.all() as readonly SourceTypeDefinition[],

@@ -29,6 +29,7 @@ export type { Session, SessionCheck } from "./sessions.js";
 export { SESSION_CHANGED_CHANNEL } from "./session-cache.js";
 export type { RateLimiter, RateLimitRule } from "./rate-limit.js";
 export type { ErebusProvider, ProviderCommand, ProviderContext, RequestAuth, SignInResult } from "./provider.js";
+export type { Person, PersonIdentity, LinkOutcome } from "./people.js";
 export { main as runCli, type ErebusCliConfig } from "./cli.js";
 export { consoleLogger, silentLogger, type Logger } from "./logger.js";
 export { sendProblem } from "./http.js";

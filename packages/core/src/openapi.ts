@@ -228,6 +228,7 @@ export function buildOpenApiDocument(input: OpenApiInput): Record<string, unknow
 /** A `user_references` row as the routes send it (for response documentation). */
 export const userReferenceSchema = z.object({
   id: z.uuid(),
+  person_id: z.uuid(),
   source_identifier: z.string(),
   network: z.string(),
   user_type: z.enum(["external", "api", "agent", "system"]),
@@ -240,8 +241,31 @@ export const userReferenceSchema = z.object({
   updated_at: z.string(),
 });
 
-/** What every sign-in route answers: the user and the new session (`token` only for bearer clients). */
+/** A person and its sign-in identities (no secrets, no provider data). */
+export const personSchema = z.object({
+  id: z.uuid(),
+  identities: z.array(
+    z.object({
+      id: z.uuid(),
+      network: z.string(),
+      source_identifier: z.string(),
+      type: z.string(),
+      email: z.string().nullable(),
+      is_active: z.boolean().nullable(),
+      created_at: z.string(),
+    }),
+  ),
+});
+
+/**
+ * What every sign-in route answers: the user and the new session (`token` only for bearer clients).
+ * After a proof made under a link intent: the session's own user and session (no new one), the
+ * person as it is now, the identity proven, and whether it was linked, merged or re-proven.
+ */
 export const signInResultSchema = z.object({
   user: userReferenceSchema,
   session: z.object({ id: z.string(), expiresAt: z.string(), token: z.string().optional() }),
+  person: personSchema.optional(),
+  linked: userReferenceSchema.optional(),
+  outcome: z.enum(["linked", "merged", "reauthenticated"]).optional(),
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import * as z from "zod";
-import type { Database } from "./db/types.js";
+import type { Database, Queryable } from "./db/types.js";
 import { consoleLogger, type Logger } from "./logger.js";
 import type { ErebusProvider } from "./provider.js";
 
@@ -91,6 +91,24 @@ export const optionsSchema = z.strictObject({
     .refine((s) => s.updateAge <= s.maxAge, { message: "updateAge must not exceed maxAge", path: ["updateAge"] })
     .refine((s) => s.maxAge <= s.absoluteMaxAge, { message: "maxAge must not exceed absoluteMaxAge", path: ["maxAge"] }),
   rateLimit: z.strictObject({ enabled: z.boolean().default(true) }).default({ enabled: true }),
+  /** People: several identities linked to one person (DESIGN.md, "People"). */
+  people: z
+    .strictObject({
+      /** Seconds since a session last proved a credential within which link, unlink and merge are allowed. */
+      freshAge: z.number().int().positive().max(86_400).default(600),
+      /** Most identities one person may have (API keys not counted). */
+      maxIdentities: z.number().int().min(2).max(1000).default(50),
+      /** Link attempts started per session per hour (and per client address: twice that). */
+      linksPerHour: z.number().int().positive().default(30),
+      /**
+       * Called inside the merge transaction: move your app's rows keyed by `from` to `into` with
+       * `db` (throwing rolls the whole merge back).
+       */
+      onMerge: z
+        .custom<(from: string, into: string, context: { db: Queryable }) => Promise<void> | void>(isFunction, "must be a function (from, into, { db }) => Promise<void>")
+        .optional(),
+    })
+    .default({ freshAge: 600, maxIdentities: 50, linksPerHour: 30 }),
   /** Largest JSON body the auth router accepts, in bytes. */
   bodyLimit: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
   clock: z.custom<() => Date>(isFunction, "must be a function returning a Date").default(() => () => new Date()),

@@ -1,4 +1,6 @@
+import type { Response } from "express";
 import * as z from "zod";
+import type { People } from "./people.js";
 import type { Database, Queryable } from "./db/types.js";
 import { AuthError } from "./errors.js";
 import type { VerifiedIdentity } from "./identities.js";
@@ -20,7 +22,11 @@ export interface ContextDeps {
   rateLimit: RateLimitFactory;
   authentication: Authentication;
   browserCookie: BrowserCookie;
+  people: People;
 }
+
+/** For a check made without a response at hand: a bad cookie is then not cleared, only refused. */
+const noResponse = { append: () => undefined } as unknown as Response;
 
 /** A logger that names the provider in every entry. */
 function providerLogger(logger: Logger, id: string): Logger {
@@ -40,13 +46,14 @@ export function createProviderContext(provider: ErebusProvider, deps: ContextDep
   const mount = options.basePath === "/" ? "" : options.basePath;
 
   /** `emits` is a promise the provider makes: resolving any other type is a bug in the provider, said at once. */
-  const resolve = async (identity: VerifiedIdentity, opts?: { db?: Queryable }) => {
-    const type = (identity as { source_type?: { type?: unknown } } | null)?.source_type?.type;
+  const upsert = async (identity: VerifiedIdentity, opts?: { db?: Queryable; personId?: string }) => {
+    const type = (identity as { sourceType?: { type?: unknown } } | null)?.sourceType?.type;
     if (typeof type === "string" && !emits.has(type)) {
       throw new TypeError(`provider "${provider.id}" resolved an identity of source type "${type}", which is not in its emits (${[...emits].join(", ") || "none"})`);
     }
-    return users.resolveIdentity(identity, opts);
+    return users.upsertIdentity(identity, opts);
   };
+  const resolve = async (identity: VerifiedIdentity, opts?: { db?: Queryable; personId?: string }) => (await upsert(identity, opts)).user;
 
   return {
     providerId: provider.id,
@@ -74,7 +81,9 @@ export function createProviderContext(provider: ErebusProvider, deps: ContextDep
     getUser: users.getUser,
     findUser: users.findUser,
     signIn: deps.signIn.signIn,
-    signInOnce: (req, res, attempt) => deps.signIn.signInOnce(req, res, attempt, resolve),
+    signInOnce: (req, res, attempt) => deps.signIn.signInOnce(req, res, attempt, upsert),
+    linkIntent: (req, input, res) => deps.people.linkIntent(req, res ?? noResponse, input),
+    requireFresh: (req, res, opts) => deps.people.requireFreshSession(req, res, opts?.maxAge),
     rateLimit: (rule) => rateLimit({ ...rule, name: `${provider.id}:${rule.name}` }),
     parse: parseWith,
     async authenticate(req, res) {

@@ -98,7 +98,8 @@ describe("the provider contract: setup, api, checks", () => {
     const auth = createAuth({ ...base, database: db, migrate: true, providers: [liar] });
     await auth.ready;
     const ctx = auth.providerContext("liar");
-    const identity = { source_identifier: "0xab5801a7d398351b8be11c439e05c5b3259aec9b", network: "ethereum", user_type: "external", source_type: { type: "web3_wallet", chain: "ethereum", address: "0xab5801a7d398351b8be11c439e05c5b3259aec9b", provider: "metamask", verified_at: new Date().toISOString() } } as const;
+    const address = "0xAb5801a7D398351b8bE11C439e05C5B3259aeC9B";
+    const identity = { sourceIdentifier: address, network: "ethereum", userType: "external", sourceType: { type: "web3_wallet", chain: "ethereum", address, provider: "metamask", verified_at: new Date().toISOString() } } as const;
     await expect(ctx.resolveIdentity(identity as never)).rejects.toThrow(/provider "liar" resolved an identity of source type "web3_wallet", which is not in its emits \(email_auth\)/);
     const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_references");
     expect(rows[0]!.n).toBe(0);

@@ -31,8 +31,13 @@ export type ProviderAuthResult = Omit<RequestAuth, "session" | "personId"> & { p
 
 /** What `ctx.signIn` answers with; send it as the body of a sign-in route. */
 export interface SignInResult {
+  /** The identity that signed in (for a link: the identity the session belongs to). */
   user: UserReference;
   session: { id: string; expiresAt: string; token?: string };
+  /** After a link-intent proof: the person as it is now, the identity proven, and what happened. */
+  person?: { id: string; identities: import("./people.js").PersonIdentity[] };
+  linked?: UserReference;
+  outcome?: import("./people.js").LinkOutcome;
 }
 
 /** One sign-in attempt for {@link ProviderContext.signInOnce}. */
@@ -87,7 +92,7 @@ export interface ProviderContext {
    * user). Pass `{ db: tx }` to run it inside the provider's own transaction (`ctx.db.transaction`),
    * so the identity and the provider's rows are written together or not at all.
    */
-  resolveIdentity(identity: VerifiedIdentity, options?: { db?: Queryable }): Promise<UserReference>;
+  resolveIdentity(identity: VerifiedIdentity, options?: { db?: Queryable; personId?: string }): Promise<UserReference>;
   /** Registers (or updates) a system agent's row (`{ db: tx }` as for resolveIdentity). */
   registerSystemAgent(input: SystemAgentInput, options?: { db?: Queryable }): Promise<UserReference>;
   /** Looks a user up by id. */
@@ -108,6 +113,15 @@ export interface ProviderContext {
   signInOnce(req: Request, res: Response, attempt: SignInAttempt): Promise<SignInResult>;
   /** A Postgres-backed limiter shared by every instance of the app; `name` is namespaced by the provider id. */
   rateLimit(rule: RateLimitRule): RateLimiter;
+  /**
+   * For a start route (nonce, challenge, OAuth start): `undefined` for a plain sign-in; for
+   * `{ intent: "link" }` checks the session is signed in and fresh (else 401 / 403
+   * `ERR_REAUTH_REQUIRED`) and returns the intent to pass as `link` to `verifications.issue`. The
+   * proof, consumed in `signInOnce`, then attaches the identity to that person instead of signing in.
+   */
+  linkIntent(req: Request, input: { intent?: unknown; merge?: unknown }, res?: Response): Promise<LinkIntent | undefined>;
+  /** 401 / 403 `ERR_REAUTH_REQUIRED` unless a signed-in session proved a credential within `maxAge` seconds (default the app's people.freshAge). */
+  requireFresh(req: Request, res: Response, options?: { maxAge?: number }): Promise<RequestAuth>;
   /** Who made the request (runs core's authentication once per request), or `null`. */
   authenticate(req: Request, res: Response): Promise<RequestAuth | null>;
   /** Like `authenticate`, but 401 (or the session's own error, e.g. 403 deactivated) when nobody is signed in. */

@@ -8,18 +8,20 @@ import type { SessionCache } from "./session-cache.js";
 import { hashToken } from "./sessions.js";
 import type { SessionTransport } from "./session-transport.js";
 import type { UserReference } from "./users.js";
+import type { People } from "./people.js";
 
-type Resolve = (identity: VerifiedIdentity, options: { db: Queryable }) => Promise<UserReference>;
+type Resolve = (identity: VerifiedIdentity, options: { db: Queryable; personId?: string }) => Promise<{ user: UserReference; inserted: boolean }>;
 
 export interface SignInDeps {
   db: Database;
   transport: SessionTransport;
   sessionCache: SessionCache;
   logger: Logger;
+  people: People;
 }
 
 /** Starting sessions: `signIn` for a user already resolved, `signInOnce` for a whole attempt in one commit. */
-export function createSignIn({ db, transport, sessionCache, logger }: SignInDeps) {
+export function createSignIn({ db, transport, sessionCache, logger, people }: SignInDeps) {
   async function signIn(req: Request, res: Response, user: UserReference): Promise<SignInResult> {
     const { token, session } = await transport.issueSession(db, req, user);
     return transport.signInResponse(req, res, user, token, session);
@@ -43,14 +45,26 @@ export function createSignIn({ db, transport, sessionCache, logger }: SignInDeps
       throw error;
     }
     try {
-      const { user, token, session, previous } = await db.transaction(async (tx) => {
+      const done = await db.transaction(async (tx) => {
         if (attempt.limit) await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
-        await attempt.consume(tx);
-        const user = await resolve(identity, { db: tx });
+        const verification = await attempt.consume(tx);
+        if (verification && verification.ok && verification.link) {
+          // A link intent: the proof attaches to the person whose session asked; no new session.
+          const linked = await people.attach(tx, req, identity, verification.link, resolve);
+          await attempt.bind?.(tx, linked.linked!);
+          return { linked };
+        }
+        const { user } = await resolve(identity, { db: tx });
         await attempt.bind?.(tx, user);
         return { user, ...(await transport.issueSession(tx, req, user)) };
       });
+      if ("linked" in done && done.linked) {
+        res.setHeader("Cache-Control", "no-store");
+        sessionCache.dropUser(done.linked.user.id);
+        return done.linked;
+      }
       // Revoked in the commit; dropped here again in case a request cached them in between.
+      const { user, token, session, previous } = done as Exclude<typeof done, { linked: SignInResult }>;
       for (const old of previous) sessionCache.dropHash(hashToken(old));
       return transport.signInResponse(req, res, user, token, session);
     } catch (error) {

@@ -50,22 +50,32 @@ export interface SystemAgentInput {
 
 /** The `user_references` operations: resolution, look-up, system agents, soft delete. */
 export function createUserStore(db: Database, registry: SourceTypeRegistry, random: (bytes: number) => Buffer = randomBytes) {
-  async function resolveIdentity(verified: VerifiedIdentity, options: { db?: Queryable } = {}): Promise<UserReference> {
+  /**
+   * Upserts an identity and returns its row. `personId` names the person a new row joins (an
+   * existing row keeps its person: moving one is a link or merge, never a side effect of sign-in).
+   */
+  async function resolveIdentity(verified: VerifiedIdentity, options: { db?: Queryable; personId?: string } = {}): Promise<UserReference> {
+    return (await upsertIdentity(verified, options)).user;
+  }
+
+  /** {@link resolveIdentity}, also saying whether the row was created just now. */
+  async function upsertIdentity(verified: VerifiedIdentity, options: { db?: Queryable; personId?: string } = {}): Promise<{ user: UserReference; inserted: boolean }> {
     const identity = checkIdentity(verified, registry);
     const q = options.db ?? db;
-    let rows: UserReference[];
+    if (options.personId !== undefined && !UUID.test(options.personId)) throw new TypeError("resolveIdentity: personId must be a UUID");
+    let rows: (UserReference & { __inserted?: boolean })[];
     try {
       // One statement: N concurrent first sign-ins of one identity meet at the unique constraint and
       // yield one row. A repeat sign-in refreshes source_type and a newly verified email, never the
       // user-owned metadata and preferences. A deactivated row fails the WHERE and returns nothing.
       ({ rows } = await q.query<UserReference>(
-        `INSERT INTO user_references (source_identifier, network, user_type, source_type, email, metadata)
-         VALUES ($1, $2, $3, $4::jsonb, $5, COALESCE($6::jsonb, '{}'::jsonb))
+        `INSERT INTO user_references (source_identifier, network, user_type, source_type, email, metadata, person_id)
+         VALUES ($1, $2, $3, $4::jsonb, $5, COALESCE($6::jsonb, '{}'::jsonb), $7::uuid)
          ON CONFLICT (network, source_identifier) DO UPDATE
            SET source_type = EXCLUDED.source_type,
                email = COALESCE(EXCLUDED.email, user_references.email)
            WHERE user_references.is_active IS DISTINCT FROM false
-         RETURNING *`,
+         RETURNING *, (xmax = 0) AS __inserted`,
         [
           identity.sourceIdentifier,
           identity.network,
@@ -73,6 +83,7 @@ export function createUserStore(db: Database, registry: SourceTypeRegistry, rand
           JSON.stringify(identity.sourceType),
           identity.email,
           identity.metadata === undefined ? null : JSON.stringify(identity.metadata),
+          options.personId ?? null,
         ],
       ));
     } catch (error) {
@@ -80,7 +91,8 @@ export function createUserStore(db: Database, registry: SourceTypeRegistry, rand
     }
     const row = rows[0];
     if (!row) throw AuthError.of("ERR_USER_DEACTIVATED");
-    return row;
+    const { __inserted: inserted, ...user } = row;
+    return { user, inserted: inserted === true };
   }
 
   async function getUser(id: string): Promise<UserReference | null> {
@@ -106,6 +118,7 @@ export function createUserStore(db: Database, registry: SourceTypeRegistry, rand
 
   return {
     resolveIdentity,
+    upsertIdentity,
     getUser,
     findUser,
 

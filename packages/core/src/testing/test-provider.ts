@@ -13,6 +13,17 @@ export const testAccountSourceType = defineSourceType("test_account", {
 
 const errors = defineErrors({
   ERR_TEST_KEY_INVALID: { status: 401, title: "The X-Test-Key header is not valid" },
+  ERR_TEST_TICKET_INVALID: { status: 401, title: "The ticket is unknown, used, expired or for another handle" },
+});
+
+const startBody = z.strictObject({
+  handle: z.string().regex(/^[a-z0-9_]{1,32}$/, "must be 1-32 of a-z, 0-9, _"),
+  intent: z.enum(["sign-in", "link"]).optional(),
+  merge: z.boolean().optional(),
+});
+const verifyBody = z.strictObject({
+  handle: z.string().regex(/^[a-z0-9_]{1,32}$/, "must be 1-32 of a-z, 0-9, _"),
+  ticket: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "must be a ticket from /test/start"),
 });
 
 const signInBody = z.strictObject({
@@ -55,32 +66,86 @@ export function testProvider(options: TestProviderOptions = {}) {
               );`,
       },
     ],
-    routes(router, ctx) {
-      const limit = ctx.rateLimit({ name: "test-sign-in", points: options.signInsPerMinute ?? 1000, duration: 60 });
-      const doc = describeRoute({
-        summary: "Development sign-in as any handle (never in production)",
-        body: signInBody,
-        responses: { 200: { description: "signed in", schema: signInResultSchema } },
-        errors: ["ERR_USER_DEACTIVATED"],
+    setup(ctx) {
+      const limit = ctx.rateLimit({ name: "sign-in", points: options.signInsPerMinute ?? 1000, duration: 60 });
+      const identityOf = (handle: string, level?: number) => ({
+        network: "test",
+        sourceIdentifier: handle,
+        sourceType: { type: "test_account", handle, ...(level === undefined ? {} : { level }) },
       });
-      router.post("/test/sign-in", doc, limit.middleware(), async (req, res) => {
-        const body = ctx.parse(signInBody, req.body);
-        const user = await ctx.resolveIdentity({
-          network: "test",
-          sourceIdentifier: body.handle,
-          sourceType: { type: "test_account", handle: body.handle, ...(body.level === undefined ? {} : { level: body.level }) },
-        });
-        await ctx.db.query("INSERT INTO erebus_test_sign_ins (user_id, signed_in_at) VALUES ($1, $2)", [user.id, ctx.clock()]);
-        res.json(await ctx.signIn(req, res, user));
-      });
-    },
-    async authenticate(req, ctx) {
-      const header = req.headers["x-test-key"];
-      if (header === undefined) return null;
-      if (typeof header !== "string" || !/^[a-z0-9_]{1,32}$/.test(header)) throw errors.create("ERR_TEST_KEY_INVALID");
-      const user = await ctx.findUser("test", header);
-      if (!user) throw errors.create("ERR_TEST_KEY_INVALID");
-      return { user, via: "test_key", scopes: ["read"], credentialId: header };
+      return {
+        routes(router) {
+          const doc = describeRoute({
+            summary: "Development sign-in as any handle (never in production)",
+            body: signInBody,
+            responses: { 200: { description: "signed in", schema: signInResultSchema } },
+            errors: ["ERR_USER_DEACTIVATED"],
+          });
+          router.post("/test/sign-in", doc, limit.middleware(), async (req, res) => {
+            const body = ctx.parse(signInBody, req.body);
+            const user = await ctx.resolveIdentity(identityOf(body.handle, body.level));
+            await ctx.db.query("INSERT INTO erebus_test_sign_ins (user_id, signed_in_at) VALUES ($1, $2)", [user.id, ctx.clock()]);
+            res.json(await ctx.signIn(req, res, user));
+          });
+
+          // The two-step shape of a real provider (nonce, then proof), on core's single-use store:
+          // a ticket for a handle, used once by /test/verify; `intent: "link"` attaches instead.
+          router.post(
+            "/test/start",
+            describeRoute({
+              summary: "Development: a single-use ticket for a handle (link intent allowed)",
+              body: startBody,
+              responses: { 200: { description: "the ticket", schema: z.object({ ticket: z.string(), expiresAt: z.string() }) } },
+              errors: ["ERR_REAUTH_REQUIRED"],
+            }),
+            limit.middleware(),
+            async (req, res) => {
+              const body = ctx.parse(startBody, req.body);
+              const link = await ctx.linkIntent(req, { intent: body.intent, merge: body.merge }, res);
+              const issued = await ctx.verifications.issue({ purpose: "ticket", ttlSeconds: 300, subject: body.handle, ...(link ? { link } : {}) });
+              res.setHeader("Cache-Control", "no-store");
+              res.json({ ticket: issued.secret, expiresAt: issued.expiresAt.toISOString() });
+            },
+          );
+          router.post(
+            "/test/verify",
+            describeRoute({
+              summary: "Development: sign in (or link) with a ticket",
+              body: verifyBody,
+              responses: { 200: { description: "signed in, or linked under a link intent", schema: signInResultSchema } },
+              errors: [
+                "ERR_TEST_TICKET_INVALID",
+                "ERR_USER_DEACTIVATED",
+                "ERR_LINK_SESSION_MISMATCH",
+                "ERR_IDENTITY_LINKED_ELSEWHERE",
+                "ERR_IDENTITY_LIMIT",
+                "ERR_LINK_CONFLICT",
+              ],
+            }),
+            async (req, res) => {
+              const body = ctx.parse(verifyBody, req.body);
+              res.json(
+                await ctx.signInOnce(req, res, {
+                  verify: () => identityOf(body.handle),
+                  async consume(q) {
+                    const used = await ctx.verifications.consume({ purpose: "ticket", secret: body.ticket, subject: body.handle, q });
+                    if (!used.ok) throw errors.create("ERR_TEST_TICKET_INVALID", { detail: used.reason });
+                    return used;
+                  },
+                }),
+              );
+            },
+          );
+        },
+        async authenticate(req) {
+          const header = req.headers["x-test-key"];
+          if (header === undefined) return null;
+          if (typeof header !== "string" || !/^[a-z0-9_]{1,32}$/.test(header)) throw errors.create("ERR_TEST_KEY_INVALID");
+          const user = await ctx.findUser("test", header);
+          if (!user) throw errors.create("ERR_TEST_KEY_INVALID");
+          return { user, via: "test_key", scopes: ["read"], credentialId: header };
+        },
+      };
     },
   } satisfies ErebusProvider;
 }

@@ -1,0 +1,260 @@
+import type { Request, Response, Router } from "express";
+import * as z from "zod";
+import type { Authentication } from "./authentication.js";
+import type { Database, Queryable } from "./db/types.js";
+import { AuthError } from "./errors.js";
+import type { VerifiedIdentity } from "./identities.js";
+import type { Logger } from "./logger.js";
+import { describeRoute, personSchema, userReferenceSchema } from "./openapi.js";
+import type { ResolvedOptions } from "./options.js";
+import type { RequestAuth, SignInResult } from "./provider.js";
+import type { RateLimitFactory } from "./rate-limit.js";
+import type { SessionCache } from "./session-cache.js";
+import { hashToken, type SessionStore } from "./sessions.js";
+import type { SessionTransport } from "./session-transport.js";
+import type { UserReference, UserStore } from "./users.js";
+import type { LinkIntent } from "./verifications.js";
+
+/** One identity of a person, as the API shows it (no secrets, no provider data). */
+export interface PersonIdentity {
+  id: string;
+  network: string;
+  source_identifier: string;
+  type: string;
+  email: string | null;
+  is_active: boolean | null;
+  created_at: Date;
+}
+
+export interface Person {
+  id: string;
+  identities: PersonIdentity[];
+}
+
+/** What a proof made under a link intent did. */
+export type LinkOutcome = "linked" | "merged" | "reauthenticated";
+
+export interface PeopleDeps {
+  db: Database;
+  options: ResolvedOptions;
+  users: UserStore;
+  sessions: SessionStore;
+  sessionCache: SessionCache;
+  transport: SessionTransport;
+  authentication: Authentication;
+  rateLimit: RateLimitFactory;
+  logger: Logger;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * People (DESIGN.md): identities linked to one person only by a proof made in a fresh session that
+ * asked for it (a link intent), never by matching emails; merge only when asked; unlink never the
+ * last identity nor the one the session signed in with.
+ */
+export function createPeople(deps: PeopleDeps) {
+  const { db, options, users, sessions, transport, authentication } = deps;
+  const { freshAge, maxIdentities, linksPerHour, onMerge } = options.people;
+  const perSession = deps.rateLimit({ name: "core:link-session", points: linksPerHour, duration: 3600 });
+  const perClient = deps.rateLimit({ name: "core:link-client", points: linksPerHour * 2, duration: 3600 });
+
+  /** The person's sign-in identities (API keys' own rows are the person's keys, not identities). */
+  async function person(personId: string, q: Queryable = db): Promise<Person> {
+    const { rows } = await q.query<UserReference>(
+      "SELECT * FROM user_references WHERE person_id = $1 AND user_type <> 'api' ORDER BY created_at, id",
+      [personId],
+    );
+    return {
+      id: personId,
+      identities: rows.map((row) => ({
+        id: row.id,
+        network: row.network,
+        source_identifier: row.source_identifier,
+        type: row.source_type.type,
+        email: row.email,
+        is_active: row.is_active,
+        created_at: row.created_at,
+      })),
+    };
+  }
+
+  /** A signed-in session that proved a credential within `maxAge` seconds, or 401/403. */
+  async function requireFreshSession(req: Request, res: Response, maxAge = freshAge): Promise<RequestAuth & { session: NonNullable<RequestAuth["session"]> }> {
+    const auth = await authentication.requireAuth(req, res);
+    if (auth.via !== "session" || !auth.session) throw AuthError.of("ERR_REAUTH_REQUIRED", { detail: "needs a signed-in session, not an API key" });
+    const age = (options.clock().getTime() - auth.session.authenticatedAt.getTime()) / 1000;
+    if (age > maxAge) {
+      throw AuthError.of("ERR_REAUTH_REQUIRED", { detail: `the session last proved a credential ${Math.floor(age)} s ago; sign in again (at most ${maxAge} s)`, extensions: { maxAge } });
+    }
+    return auth as RequestAuth & { session: NonNullable<RequestAuth["session"]> };
+  }
+
+  /** Serialises changes to one person (link, merge, unlink) across instances. */
+  const lockPerson = (tx: Queryable, personId: string) => tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`erebus_person:${personId}`]);
+
+  return {
+    person,
+    requireFreshSession,
+
+    /**
+     * For a provider's start route: `undefined` for a plain sign-in; for `intent: "link"`, checks the
+     * session is signed in and fresh, counts the attempt, and returns the intent to store with the
+     * single-use secret (`ctx.verifications.issue({ link })`).
+     */
+    async linkIntent(req: Request, res: Response, input: { intent?: unknown; merge?: unknown } = {}): Promise<LinkIntent | undefined> {
+      const intent = input.intent ?? "sign-in";
+      if (intent === "sign-in") return undefined;
+      if (intent !== "link") throw AuthError.of("ERR_BODY_INVALID", { detail: 'intent: must be "sign-in" or "link"', extensions: { field: "intent" } });
+      if (input.merge !== undefined && typeof input.merge !== "boolean") throw AuthError.of("ERR_BODY_INVALID", { detail: "merge: must be a boolean", extensions: { field: "merge" } });
+      const auth = await requireFreshSession(req, res);
+      await perClient.consume(req.ip ?? "unknown");
+      await perSession.consume(auth.session.id);
+      const token = transport.requestToken(req)!;
+      return { sessionHash: hashToken(token), sessionId: auth.session.id, personId: auth.personId, merge: input.merge === true };
+    },
+
+    /**
+     * Attaches a proven identity to the person whose session asked (inside the sign-in's
+     * transaction): a new identity joins; one of the same person refreshes the session's proof
+     * (step-up); one of another person is refused unless a merge was asked for, and then that whole
+     * person moves here. Any failure rolls the whole attempt back.
+     */
+    async attach(
+      tx: Queryable,
+      req: Request,
+      identity: VerifiedIdentity,
+      link: LinkIntent,
+      resolve: (identity: VerifiedIdentity, options: { db: Queryable; personId: string }) => Promise<{ user: UserReference; inserted: boolean }>,
+    ): Promise<SignInResult> {
+      try {
+        return await attachOn(tx, req, identity, link, resolve);
+      } catch (error) {
+        // Two merges of the same two people in opposite directions: PostgreSQL breaks the deadlock
+        // by failing one; that one is told to try again rather than seeing a 500.
+        if ((error as { code?: unknown })?.code === "40P01") throw AuthError.of("ERR_LINK_CONFLICT", { cause: error });
+        throw error;
+      }
+    },
+
+    /** Core's people routes: the person's identities, and unlink. */
+    routes(router: Router) {
+      router.get(
+        "/identities",
+        describeRoute({
+          summary: "The signed-in person's identities",
+          auth: ["session", "apiKey"],
+          responses: { 200: { description: "the person", schema: z.object({ person: personSchema }) } },
+        }),
+        authentication.requireUser(),
+        async function erebusIdentities(req, res) {
+          res.setHeader("Cache-Control", "no-store");
+          res.json({ person: await person(req.auth!.personId) });
+        },
+      );
+
+      router.delete(
+        "/identities/:id",
+        describeRoute({
+          summary: "Unlink an identity from the signed-in person",
+          description:
+            "Needs a fresh session. Never the person's last identity, nor the one this session signed in with. The identity becomes a person of its own and its sessions end.",
+          auth: ["session"],
+          responses: { 200: { description: "unlinked; the person as it is now", schema: z.object({ person: personSchema, unlinked: userReferenceSchema }) } },
+          errors: ["ERR_REAUTH_REQUIRED", "ERR_IDENTITY_NOT_FOUND", "ERR_IDENTITY_LAST", "ERR_IDENTITY_IN_USE"],
+        }),
+        async function erebusUnlink(req, res) {
+          const auth = await requireFreshSession(req, res);
+          const id = req.params.id;
+          if (typeof id !== "string" || !UUID.test(id)) throw AuthError.of("ERR_IDENTITY_NOT_FOUND");
+          if (id === auth.user.id) throw AuthError.of("ERR_IDENTITY_IN_USE", { detail: "sign in with another identity of this person to unlink this one" });
+          const now = options.clock();
+          const result = await db.transaction(async (tx) => {
+            const { rows: current } = await tx.query<{ person_id: string }>("SELECT person_id FROM user_references WHERE id = $1", [auth.user.id]);
+            const personId = current[0]?.person_id;
+            if (!personId) throw AuthError.of("ERR_IDENTITY_NOT_FOUND");
+            await lockPerson(tx, personId);
+            const { rows } = await tx.query<UserReference>("SELECT * FROM user_references WHERE id = $1 AND person_id = $2 AND user_type <> 'api' FOR UPDATE", [id, personId]);
+            const target = rows[0];
+            if (!target) throw AuthError.of("ERR_IDENTITY_NOT_FOUND");
+            const { rows: counted } = await tx.query<{ n: number }>("SELECT count(*)::int AS n FROM user_references WHERE person_id = $1 AND user_type <> 'api'", [personId]);
+            if (counted[0]!.n <= 1) throw AuthError.of("ERR_IDENTITY_LAST");
+            // The person keeps its id (apps key their data by it): the unlinked identity gets its own
+            // id as person, or a new one when the person's id was this identity's.
+            const newPerson = target.id === personId ? randomUuid(options.random) : target.id;
+            const { rows: moved } = await tx.query<UserReference>("UPDATE user_references SET person_id = $2 WHERE id = $1 RETURNING *", [id, newPerson]);
+            await tx.query("UPDATE erebus_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL", [id, now]);
+            return { unlinked: moved[0]!, person: await person(personId, tx) };
+          });
+          deps.sessionCache.dropUser(id);
+          res.setHeader("Cache-Control", "no-store");
+          res.json(result);
+        },
+      );
+    },
+  };
+
+  async function attachOn(
+    tx: Queryable,
+    req: Request,
+    identity: VerifiedIdentity,
+    link: LinkIntent,
+    resolve: (identity: VerifiedIdentity, options: { db: Queryable; personId: string }) => Promise<{ user: UserReference; inserted: boolean }>,
+  ): Promise<SignInResult> {
+    const token = transport.requestToken(req);
+    // The proof must come from the very session that asked: a link-intent secret carried to
+    // another session or browser (CSRF, a stolen nonce) attaches nothing.
+    if (token === undefined || hashToken(token) !== link.sessionHash) throw AuthError.of("ERR_LINK_SESSION_MISMATCH");
+    const now = options.clock();
+    const { rows: found } = await tx.query<UserReference & { __expires_at: Date }>(
+      `SELECT u.*, s.expires_at AS __expires_at FROM erebus_sessions s JOIN user_references u ON u.id = s.user_id
+       WHERE s.id = $1 AND s.token_hash = $2 AND s.revoked_at IS NULL AND s.expires_at > $3`,
+      [link.sessionId, link.sessionHash, now],
+    );
+    if (!found[0]) throw AuthError.of("ERR_LINK_SESSION_MISMATCH", { detail: "the session that asked has ended" });
+    const { __expires_at: expiresAt, ...session } = found[0];
+    if (session.is_active === false) throw AuthError.of("ERR_USER_DEACTIVATED");
+    // The person as it is now (a merge since the intent may have moved the session's identity).
+    const into = session.person_id;
+    await lockPerson(tx, into);
+    const { user: proven, inserted } = await resolve(identity, { db: tx, personId: into });
+    let outcome: LinkOutcome = inserted ? "linked" : "reauthenticated";
+    if (proven.person_id !== into) {
+      const from = proven.person_id;
+      const { rows: counted } = await tx.query<{ n: number }>("SELECT count(*)::int AS n FROM user_references WHERE person_id = $1 AND user_type <> 'api'", [from]);
+      if (!link.merge) {
+        throw AuthError.of("ERR_IDENTITY_LINKED_ELSEWHERE", {
+          detail: `this identity belongs to another person with ${counted[0]!.n} identit${counted[0]!.n === 1 ? "y" : "ies"}; link again with merge to take that person in`,
+          extensions: { identities: counted[0]!.n },
+        });
+      }
+      await lockPerson(tx, from);
+      // Every identity and API key of that person moves, in this one transaction (N outbox events).
+      await tx.query("UPDATE user_references SET person_id = $1 WHERE person_id = $2", [into, from]);
+      if (onMerge) await onMerge(from, into, { db: tx });
+      deps.logger.info("people: merged", { from, into });
+      outcome = "merged";
+    }
+    const { rows: total } = await tx.query<{ n: number }>("SELECT count(*)::int AS n FROM user_references WHERE person_id = $1 AND user_type <> 'api'", [into]);
+    if (total[0]!.n > maxIdentities) throw AuthError.of("ERR_IDENTITY_LIMIT", { detail: `a person may have at most ${maxIdentities} identities`, extensions: { max: maxIdentities } });
+    // The person just proved a credential in this session: it counts as fresh.
+    await sessions.reauthenticated(link.sessionId, tx);
+    return {
+      user: session,
+      session: { id: link.sessionId, expiresAt: expiresAt.toISOString() },
+      person: await person(into, tx),
+      linked: { ...proven, person_id: into },
+      outcome,
+    };
+  }
+}
+
+export type People = ReturnType<typeof createPeople>;
+
+function randomUuid(random: (bytes: number) => Buffer): string {
+  const b = Buffer.from(random(16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const hex = b.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
