@@ -1,4 +1,4 @@
-import { defineErrors } from "@erebus/core";
+import { defineErrors } from "@erebus/core/provider";
 
 export const telegramErrors = defineErrors({
   ERR_TELEGRAM_HASH_INVALID: { status: 401, title: "This Telegram login was not signed by this app's bot" },

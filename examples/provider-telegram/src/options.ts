@@ -1,4 +1,4 @@
-import { parseOptions } from "@erebus/core";
+import { parseOptions } from "@erebus/core/provider";
 import * as z from "zod";
 
 /** Every option of `telegramProvider()`, with its default. */

@@ -1,10 +1,20 @@
-import { createHash } from "node:crypto";
-import { AuthError, describeRoute, sendPage, signInResultSchema, type ProviderContext, type RouteDoc, type SignInResult, type UserReference } from "@erebus/core";
+import {
+  AuthError,
+  describeRoute,
+  escapeHtml,
+  sendPage,
+  signInResultSchema,
+  type ProviderContext,
+  type RouteDoc,
+  type SignInResult,
+  type UserReference,
+  type VerifiedIdentity,
+} from "@erebus/core/provider";
 import type { Request, Response, Router } from "express";
 import { telegramErrors } from "./errors.js";
 import type { ResolvedTelegramOptions } from "./options.js";
 import { TELEGRAM_NETWORK, type TelegramSourceType } from "./source-type.js";
-import { secretKeyOf, telegramAuthDataSchema, verifyTelegramAuthData, type TelegramAuthData } from "./verify.js";
+import { secretKeyOf, telegramAuthDataSchema, verifyTelegramAuthData, type TelegramAuthData, type VerifiedTelegramLogin } from "./verify.js";
 
 const loginErrors = ["ERR_TELEGRAM_HASH_INVALID", "ERR_TELEGRAM_AUTH_EXPIRED", "ERR_TELEGRAM_AUTH_DATE_FUTURE", "ERR_TELEGRAM_AUTH_USED"];
 const docs = {
@@ -26,75 +36,54 @@ const docs = {
   },
 } satisfies Record<string, RouteDoc>;
 
-const USED_TABLE = "erebus_telegram_used_logins";
-
-export const telegramUsedLoginsMigration = {
-  id: "0001_used_logins",
-  // The SHA-256 of each hash that signed in, kept until its auth_date is past maxAge (then the date
-  // check refuses it anyway). The hash is not a secret once used, but the table need not hold it.
-  sql: `CREATE TABLE ${USED_TABLE} (
-          hash_sha256 TEXT PRIMARY KEY,
-          auth_date TIMESTAMPTZ NOT NULL,
-          used_at TIMESTAMPTZ NOT NULL
-        );
-        CREATE INDEX ${USED_TABLE}_auth_date_idx ON ${USED_TABLE} (auth_date);`,
-};
-
-export function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
 /** Core's self-contained page (no scripts, never framed, no Referer: the URL carries the signed login), with the avatar allowed. */
 const page = (res: Response, status: number, title: string, body: string) => sendPage(res, status, title, body, { imgSrc: "https:" });
 
 /** A browser navigating here asks for HTML first; fetch and programs (Accept: * / * or JSON) get problem+json. */
 const wantsHtml = (req: Request) => req.accepts(["application/json", "application/problem+json", "text/html"]) === "text/html";
 
-const sha256 = (value: string) => createHash("sha256").update(value).digest("hex");
+/** Purpose of the used-login records on core's single-use secret store. */
+const USED = "payload";
 
 export function telegramRoutes(router: Router, ctx: ProviderContext, options: ResolvedTelegramOptions): void {
   const secretKey = secretKeyOf(options.botToken);
-  const limit = ctx.rateLimit({ name: "telegram-client", points: options.perClient, duration: 60 });
-  const verifyPath = `${ctx.basePath === "/" ? "" : ctx.basePath}/telegram/verify`;
-  // This instance's last prune: state kept in the closure core calls once per createAuth, not a global.
-  let lastPrune = 0;
+  // Stored as `telegram:client` (core namespaces rate-limit names by provider id).
+  const limit = ctx.rateLimit({ name: "client", points: options.perClient, duration: 60 });
+  const verifyPath = new URL(ctx.url("/telegram/verify")).pathname;
 
   const verify = (data: TelegramAuthData) => verifyTelegramAuthData(data, { secretKey, maxAge: options.maxAge, clockSkew: options.clockSkew, now: ctx.clock() });
+  /** After this the date check refuses the login: until then a used one must stay refused. */
+  const staleAt = (login: VerifiedTelegramLogin) => new Date(login.authDate.getTime() + options.maxAge * 1000);
 
-  /** Deletes used logins the date check refuses anyway, at most once a minute per instance. */
-  async function prune(now: Date): Promise<void> {
-    if (now.getTime() - lastPrune < 60_000) return;
-    lastPrune = now.getTime();
-    await ctx.db.query(`DELETE FROM ${USED_TABLE} WHERE auth_date < $1`, [new Date(now.getTime() - (options.maxAge + 1) * 1000)]);
-  }
-
-  async function signIn(req: Request, res: Response, data: TelegramAuthData): Promise<SignInResult> {
-    const login = verify(data);
-    const now = ctx.clock();
-    await prune(now);
-    const f = login.fields;
-    const sourceType: TelegramSourceType = {
-      type: "telegram",
-      user_id: login.id,
-      first_name: f.first_name!,
-      ...(f.last_name === undefined ? {} : { last_name: f.last_name }),
-      ...(f.username === undefined ? {} : { username: f.username }),
-      ...(f.photo_url === undefined ? {} : { photo_url: f.photo_url }),
-      metadata: { last_login: now.toISOString(), auth_date: login.authDate.toISOString() },
-    };
-    const user = await ctx.db.transaction(async (tx) => {
-      // Single use, atomically: of concurrent requests with one login, one inserts, the rest wait
-      // for it and find the row. In the identity's transaction, so a refused identity (deactivated)
-      // leaves the login unused.
-      const claimed = await tx.query(`INSERT INTO ${USED_TABLE} (hash_sha256, auth_date, used_at) VALUES ($1, $2, $3) ON CONFLICT (hash_sha256) DO NOTHING RETURNING 1`, [
-        sha256(login.hash),
-        login.authDate,
-        now,
-      ]);
-      if (claimed.rows.length === 0) throw telegramErrors.create("ERR_TELEGRAM_AUTH_USED");
-      return ctx.resolveIdentity({ network: TELEGRAM_NETWORK, sourceIdentifier: login.id, sourceType }, { db: tx });
+  /**
+   * One sign-in, in one commit (ctx.signInOnce): the signature and date first, then the login marked
+   * used (single use, atomically: of concurrent requests with one login exactly one is first), the
+   * identity and the session together.
+   */
+  function signIn(req: Request, res: Response, data: TelegramAuthData): Promise<SignInResult> {
+    let login: VerifiedTelegramLogin | undefined;
+    return ctx.signInOnce(req, res, {
+      verify(): VerifiedIdentity {
+        login = verify(data);
+        const f = login.fields;
+        const sourceType: TelegramSourceType = {
+          type: "telegram",
+          user_id: login.id,
+          first_name: f.first_name!,
+          ...(f.last_name === undefined ? {} : { last_name: f.last_name }),
+          ...(f.username === undefined ? {} : { username: f.username }),
+          ...(f.photo_url === undefined ? {} : { photo_url: f.photo_url }),
+          metadata: { last_login: ctx.clock().toISOString(), auth_date: login.authDate.toISOString() },
+        };
+        return { network: TELEGRAM_NETWORK, sourceIdentifier: login.id, sourceType };
+      },
+      async consume(q) {
+        // A payload whose signature or date failed is no login: nothing of it is remembered.
+        if (!login) return;
+        const first = await ctx.verifications.remember({ purpose: USED, value: login.hash, until: staleAt(login), q });
+        if (!first.ok) throw telegramErrors.create("ERR_TELEGRAM_AUTH_USED");
+      },
     });
-    return ctx.signIn(req, res, user);
   }
 
   function failurePage(res: Response, error: AuthError): void {
@@ -128,8 +117,8 @@ export function telegramRoutes(router: Router, ctx: ProviderContext, options: Re
     try {
       const data = ctx.parse(telegramAuthDataSchema, req.query, "query");
       const login = verify(data);
-      const used = await ctx.db.query(`SELECT 1 FROM ${USED_TABLE} WHERE hash_sha256 = $1`, [sha256(login.hash)]);
-      if (used.rows.length > 0) throw telegramErrors.create("ERR_TELEGRAM_AUTH_USED");
+      const seen = await ctx.verifications.peek({ purpose: USED, secret: login.hash });
+      if (!seen.ok && seen.reason === "used") throw telegramErrors.create("ERR_TELEGRAM_AUTH_USED");
       const auth = await ctx.authenticate(req, res).catch(() => null);
       confirmPage(res, data, auth?.via === "session" ? auth.user : null);
     } catch (error) {

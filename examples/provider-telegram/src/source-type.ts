@@ -1,4 +1,4 @@
-import { defineSourceType } from "@erebus/core";
+import { defineSourceType } from "@erebus/core/provider";
 import * as z from "zod";
 
 /**

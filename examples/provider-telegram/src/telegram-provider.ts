@@ -1,7 +1,8 @@
-import type { ErebusProvider } from "@erebus/core";
+import type { ErebusProvider } from "@erebus/core/provider";
 import { telegramErrors } from "./errors.js";
 import { resolveTelegramOptions, type TelegramOptions } from "./options.js";
-import { telegramRoutes, telegramUsedLoginsMigration } from "./routes.js";
+import { moveUsedLoginsMigration, usedLoginsMigration } from "./migrations.js";
+import { telegramRoutes } from "./routes.js";
 import { telegramSourceType } from "./source-type.js";
 
 /**
@@ -20,11 +21,11 @@ export function telegramProvider(input: TelegramOptions) {
     emits: ["telegram"],
     sourceTypes: [telegramSourceType],
     errors: telegramErrors.codes,
-    migrations: [telegramUsedLoginsMigration],
-    // The confirm page's button is a plain HTML form.
-    formRoutes: ["/telegram/verify"],
-    routes(router, ctx) {
-      telegramRoutes(router, ctx, options);
+    migrations: [usedLoginsMigration, moveUsedLoginsMigration],
+    // Per-instance state lives in this closure (core calls setup once per createAuth). The verify
+    // route takes the confirm page's HTML form too: its describeRoute says `form: true`.
+    setup(ctx) {
+      return { routes: (router) => telegramRoutes(router, ctx, options) };
     },
   } satisfies ErebusProvider;
 }

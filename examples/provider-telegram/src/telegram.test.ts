@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createAuth, silentLogger, type Database } from "@erebus/core";
+import { createAuth, silentLogger, type Database, type ErebusAuth } from "@erebus/core";
 // Only the published testing entry: the engines (PGlite, and the PostgreSQL server the suite's
 // global setup started, or one of the kit's own), a listening app, cookies, row counts.
 import { cookieFrom, engines, rowCounts, startAuthServer, type Running } from "@erebus/core/testing";
 import { signTelegramAuthData, telegramProvider } from "./index.js";
+import { usedLoginsMigration } from "./migrations.js";
 
 const ORIGIN = "http://app.test";
 const BOT_TOKEN = "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
@@ -15,6 +16,7 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
   describe(`Telegram login on ${engine.name}`, () => {
     let db: Database;
     let server: Running;
+    let auth: ErebusAuth;
     let now = new Date("2026-05-01T09:00:00Z");
     const seconds = () => String(Math.floor(now.getTime() / 1000));
     let nextId = 1000;
@@ -40,7 +42,7 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
     const callback = (query: Record<string, string>, headers: Record<string, string> = {}) =>
       fetch(`${server.url}/auth/telegram/callback?${new URLSearchParams(query)}`, { redirect: "manual", headers });
     const counts = async () => {
-      const { rows } = await db.query<{ used: number }>("SELECT count(*)::int AS used FROM erebus_telegram_used_logins");
+      const { rows } = await db.query<{ used: number }>("SELECT count(*)::int AS used FROM erebus_verifications WHERE provider = 'telegram'");
       return { ...(await rowCounts(db)), used: rows[0]!.used };
     };
     /** A refusal: 4xx problem+json with `code`, and not one row written anywhere. */
@@ -56,7 +58,7 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
 
     beforeAll(async () => {
       db = await engine.create();
-      ({ server } = await startAuthServer({
+      ({ server, auth } = await startAuthServer({
         database: db,
         baseURL: ORIGIN,
         providers: [telegramProvider({ botToken: BOT_TOKEN, appName: "Example App", perClient: 100_000 })],
@@ -115,7 +117,8 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect(page.headers.get("referrer-policy")).toBe("no-referrer");
       expect(page.headers.get("cache-control")).toBe("no-store");
       const html = await page.text();
-      expect(html).toContain("&#60;b&#62;Eve&#60;/b&#62;");
+      // Core's escapeHtml (named entities) is what the page uses.
+      expect(html).toContain("&lt;b&gt;Eve&lt;/b&gt;");
       expect(html).not.toContain("<b>Eve</b>");
       expect(html).toContain('<form method="post" action="/auth/telegram/verify">');
       expect(await counts()).toEqual(before);
@@ -205,19 +208,30 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect(answers.filter((a) => a.status === 401 && a.body.code === "ERR_TELEGRAM_AUTH_USED")).toHaveLength(7);
     });
 
-    it("a used login is kept until it is stale, then pruned (and refused as expired)", async () => {
+    it("a used login is kept (as a hash, on core's erebus_verifications) until it is stale, then refused as expired and pruned by auth.prune()", async () => {
       const data = login();
       expect((await post(data)).status).toBe(200);
-      const row = async () => (await db.query("SELECT 1 FROM erebus_telegram_used_logins WHERE hash_sha256 = encode(sha256(convert_to($1, 'UTF8')), 'hex')", [data.hash])).rows.length;
-      expect(await row()).toBe(1);
+      const row = async () =>
+        (await db.query<{ expires_at: Date; consumed_at: Date | null }>(
+          "SELECT expires_at, consumed_at FROM erebus_verifications WHERE provider = 'telegram' AND purpose = 'payload' AND secret_hash = encode(sha256(convert_to($1, 'UTF8')), 'hex')",
+          [data.hash],
+        )).rows;
+      const [stored] = await row();
+      expect(stored?.consumed_at).not.toBeNull();
+      // Kept until the date check refuses the login anyway: auth_date + maxAge (a day).
+      expect(stored!.expires_at.getTime()).toBe(Number(data.auth_date) * 1000 + 86_400_000);
+      const raw = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_verifications WHERE secret_hash = $1", [data.hash]);
+      expect(raw.rows[0]!.n).toBe(0);
       now = new Date(now.getTime() + 86_400_000 - 10_000);
-      // (Not expectRefused: this request may prune older tests' stale rows, which is the point.)
       expect((await post(data)).body.code).toBe("ERR_TELEGRAM_AUTH_USED");
-      expect(await row()).toBe(1);
       now = new Date(now.getTime() + 70_000);
-      // Pruning runs at most once a minute per instance: past that minute, the next sign-in prunes it; the date check refuses the login anyway.
-      expect((await post(login())).status).toBe(200);
-      expect(await row()).toBe(0);
+      await expectRefused(data, 401, "ERR_TELEGRAM_AUTH_EXPIRED");
+      // Core's prune (npx erebus prune) drops it a day after it went stale.
+      await auth.api.prune();
+      expect(await row()).toHaveLength(1);
+      now = new Date(now.getTime() + 86_400_000);
+      await auth.api.prune();
+      expect(await row()).toHaveLength(0);
       await expectRefused(data, 401, "ERR_TELEGRAM_AUTH_EXPIRED");
     });
 
@@ -279,5 +293,37 @@ describe("telegramProvider options", () => {
     expect(() => telegramProvider({ botToken: BOT_TOKEN, clockSkew: -1 })).toThrow(/clockSkew/);
     expect(() => telegramProvider({ botToken: BOT_TOKEN, successRedirect: "//evil.example" })).toThrow(/successRedirect/);
     expect(() => telegramProvider({ botToken: BOT_TOKEN, maxAgeSeconds: 60 } as never)).toThrow(/"maxAgeSeconds" is not an option/);
+  });
+});
+
+describe("upgrading from the provider's own used-logins table", () => {
+  it("carries used logins over to erebus_verifications before dropping the table: one used before the upgrade stays refused", async () => {
+    const db = await engines({ postgresUrl: null })[0]!.create();
+    try {
+      const now = new Date();
+      const before = createAuth({ database: db, baseURL: ORIGIN, logger: silentLogger, migrate: true, providers: [{ ...telegramProvider({ botToken: BOT_TOKEN }), migrations: [usedLoginsMigration] }] });
+      await before.ready;
+      const used = signTelegramAuthData(BOT_TOKEN, { id: "777", first_name: "Ada", auth_date: String(Math.floor(now.getTime() / 1000) - 60) });
+      await db.query(
+        "INSERT INTO erebus_telegram_used_logins (hash_sha256, auth_date, used_at) VALUES (encode(sha256(convert_to($1, 'UTF8')), 'hex'), $2, $3)",
+        [used.hash, new Date(Number(used.auth_date) * 1000), now],
+      );
+      const { server } = await startAuthServer({ database: db, baseURL: ORIGIN, logger: silentLogger, providers: [telegramProvider({ botToken: BOT_TOKEN })] });
+      try {
+        expect((await db.query<{ t: string | null }>("SELECT to_regclass('erebus_telegram_used_logins')::text AS t")).rows[0]!.t).toBeNull();
+        const post = async (body: unknown) => {
+          const res = await fetch(`${server.url}/auth/telegram/verify`, { method: "POST", headers: { "content-type": "application/json", origin: ORIGIN }, body: JSON.stringify(body) });
+          return { status: res.status, body: (await res.json()) as { code?: string } };
+        };
+        const replay = await post(used);
+        expect([replay.status, replay.body.code]).toEqual([401, "ERR_TELEGRAM_AUTH_USED"]);
+        const fresh = signTelegramAuthData(BOT_TOKEN, { id: "777", first_name: "Ada", auth_date: String(Math.floor(now.getTime() / 1000) - 30) });
+        expect((await post(fresh)).status).toBe(200);
+      } finally {
+        await server.close();
+      }
+    } finally {
+      await db.close();
+    }
   });
 });
