@@ -29,7 +29,8 @@ interface PassportProfile {
 /**
  * The address the profile says its provider verified, or null. Passport profiles carry `emails` as
  * `[{ value }]`, usually without saying whether the address was verified: passport-github2 picks
- * the primary address without looking at `verified` (unless `allRawEmails: true`), and
+ * the primary address without looking at `verified` (unless `allRawEmails: true`, which keeps the
+ * flags: then the primary address is taken only when it is verified), and
  * passport-openidconnect drops `email_verified`. An address is written only when a flag says so.
  */
 export function verifiedEmailOf(profile: PassportProfile): string | null {
@@ -40,7 +41,9 @@ export function verifiedEmailOf(profile: PassportProfile): string | null {
   }
   if (Array.isArray(profile.emails)) {
     const emails = profile.emails as { value?: unknown; verified?: unknown; primary?: unknown }[];
-    const pick = emails.find((e) => e?.verified === true && e.primary === true) ?? emails.find((e) => e?.verified === true);
+    // The primary address, and only when it is verified; a list that marks no primary: a verified one.
+    const marksPrimary = emails.some((e) => typeof e?.primary === "boolean");
+    const pick = marksPrimary ? emails.find((e) => e?.primary === true && e.verified === true) : emails.find((e) => e?.verified === true);
     const email = pick && emailText(pick.value);
     if (email) return email;
   }
