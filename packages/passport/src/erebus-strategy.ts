@@ -18,7 +18,9 @@ export type ErebusStrategyInfo = Omit<RequestAuth, "user">;
  * Core has no `auth.authenticate(req, res)` yet; this is the one place to change when it does.
  */
 function authenticateWithCore(auth: ErebusStrategyAuth, req: Request, res: Response | undefined): Promise<void> {
-  const target = res ?? ({ append() {}, setHeader() {}, getHeader() {}, headersSent: true } as unknown as Response);
+  // Without an Express response (koa-passport, @fastify/passport) core's cookie writes (the sliding
+  // refresh, clearing a bad cookie) are dropped; the answer is the same.
+  const target = typeof res?.append === "function" ? res : ({ append() {}, setHeader() {}, getHeader() {}, headersSent: true } as unknown as Response);
   const view = new Proxy(target, {
     get(object, key) {
       if (key === "headersSent") return true;
