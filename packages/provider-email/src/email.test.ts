@@ -1,12 +1,14 @@
+import { createHash } from "node:crypto";
 import { request } from "node:http";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger, type Database } from "@erebus/core";
+import { createAuth, silentLogger, type Database } from "@erebus/core";
 import { engines, rowCounts } from "../../../test/engines.js";
 import { cookieFrom, startAuthServer, type Running } from "../../../test/http.js";
 import { startSmtpServer } from "../../../test/smtp.js";
 import { emailProvider } from "./email-provider.js";
-import { smtpTransport } from "./transport.js";
+import { emailCodeBudgetMigration, emailTokenMigration } from "./tokens.js";
+import { memoryTransport, smtpTransport } from "./transport.js";
 
 const ORIGIN = "http://app.test";
 const LINK = /http:\/\/app\.test\/auth\/email\/verify\?token=([A-Za-z0-9_-]{43})/;
@@ -37,7 +39,8 @@ function postFrom(baseUrl: string, localAddress: string, path: string, body: unk
 
 const tokenCounts = async (db: Database) => {
   const { rows } = await db.query<{ tokens: number; live: number }>(
-    "SELECT count(*)::int AS tokens, count(*) FILTER (WHERE consumed_at IS NULL AND invalidated_at IS NULL)::int AS live FROM erebus_email_tokens",
+    // Links and codes live in core's store (the provider's own erebus_email_tokens is dropped).
+    "SELECT count(*)::int AS tokens, count(*) FILTER (WHERE consumed_at IS NULL AND superseded_at IS NULL)::int AS live FROM erebus_verifications WHERE provider = 'email'",
   );
   return rows[0]!;
 };
@@ -117,7 +120,7 @@ for (const engine of engines()) {
         expect(html).toContain('<form method="post" action="/auth/email/verify">');
         expect(html).toContain(`value="${token}"`);
       }
-      const { rows } = await db.query<{ consumed_at: Date | null }>("SELECT consumed_at FROM erebus_email_tokens WHERE email = $1", [email]);
+      const { rows } = await db.query<{ consumed_at: Date | null }>("SELECT consumed_at FROM erebus_verifications WHERE provider = 'email' AND subject = $1", [email]);
       expect(rows[0]!.consumed_at).toBeNull();
 
       // The confirm page's button: a form POST from the app's own origin.
@@ -132,6 +135,28 @@ for (const engine of engines()) {
         email,
         source_type: { type: "email_auth", verified: true, provider: "other", metadata: { method: "link", last_login: now.toISOString() } },
       });
+    });
+
+    it("keeps links and codes in core's store as hashes only (its own erebus_email_tokens is dropped), and names its limits under email:", async () => {
+      const email = "store@example.com";
+      const { token } = await requestLink(email);
+      const { code } = await requestCode(email);
+      const { rows } = await db.query<{ purpose: string; secret_hash: string; max_attempts: number | null }>(
+        "SELECT purpose, secret_hash, max_attempts FROM erebus_verifications WHERE provider = 'email' AND subject = $1 ORDER BY seq",
+        [email],
+      );
+      expect(rows.map((r) => [r.purpose, r.max_attempts])).toEqual([["link", null], ["code", 5]]);
+      expect(JSON.stringify(rows)).not.toContain(token);
+      expect(rows[1]!.secret_hash).not.toBe(createHash("sha256").update(code).digest("hex"));
+      expect((await db.query<{ t: string | null }>("SELECT to_regclass('erebus_email_tokens')::text AS t")).rows[0]!.t).toBeNull();
+      // Still usable: the code, then (ended by it) not the link.
+      expect((await post("/email/verify", { email, code })).status).toBe(200);
+      expect((await post("/email/verify", { token })).body.code).toBe("ERR_EMAIL_TOKEN_SUPERSEDED");
+      const { rows: limits } = await db.query<{ key: string }>("SELECT key FROM erebus_rate_limits");
+      const names = new Set(limits.map((l) => l.key.split(":").slice(0, 3).join(":")));
+      expect(names).toContain("erebus:email:start-client");
+      expect(names).toContain("erebus:email:start-address");
+      expect(names).toContain("erebus:email:verify-client");
     });
 
     it("signs in with a six-digit code, and normalizes the address", async () => {
@@ -364,7 +389,7 @@ for (const engine of engines()) {
         const still = await session(victimCookie);
         expect([still.status, still.body?.user.source_identifier]).toEqual([200, "victim7@example.com"]);
         expect(await counts()).toEqual(before);
-        const { rows } = await db.query<{ consumed_at: Date | null }>("SELECT consumed_at FROM erebus_email_tokens WHERE email = 'mallory@example.com'");
+        const { rows } = await db.query<{ consumed_at: Date | null }>("SELECT consumed_at FROM erebus_verifications WHERE provider = 'email' AND subject = 'mallory@example.com'");
         expect(rows.every((r) => r.consumed_at === null)).toBe(true);
 
         // The explicit choice switches.
@@ -577,6 +602,25 @@ describe("email sends: limits and failures", () => {
       expect(errors[0]).not.toContain("down@example.com");
     } finally {
       await running.close();
+      await db.close();
+    }
+  });
+});
+
+describe("upgrading from the provider's own token table", () => {
+  it("drops erebus_email_tokens (short-lived links and codes) and keeps the address budgets", async () => {
+    const db = await engines()[0]!.create();
+    try {
+      const before = { ...emailProvider({ transport: memoryTransport() }), migrations: [emailTokenMigration, emailCodeBudgetMigration] };
+      const old = createAuth({ database: db, baseURL: ORIGIN, providers: [before], migrate: true, logger: silentLogger });
+      await old.ready;
+      await db.query("INSERT INTO erebus_email_tokens (id, email, kind, token_hash, created_at, expires_at) VALUES (gen_random_uuid(), 'a@example.com', 'link', 'h', now(), now())");
+      await db.query("INSERT INTO erebus_email_code_failures (email, failures, window_started_at) VALUES ('a@example.com', 3, now())");
+      const upgraded = createAuth({ database: db, baseURL: ORIGIN, providers: [emailProvider({ transport: memoryTransport() })], migrate: true, logger: silentLogger });
+      await upgraded.ready;
+      expect((await db.query<{ t: string | null }>("SELECT to_regclass('erebus_email_tokens')::text AS t")).rows[0]!.t).toBeNull();
+      expect((await db.query<{ failures: number }>("SELECT failures FROM erebus_email_code_failures")).rows).toEqual([{ failures: 3 }]);
+    } finally {
       await db.close();
     }
   });

@@ -1,4 +1,4 @@
-import { defineErrors } from "@erebus/core";
+import { defineErrors } from "@erebus/core/provider";
 
 export const emailErrors = defineErrors({
   ERR_EMAIL_INVALID: { status: 400, title: "Not a valid email address" },

@@ -1,5 +1,4 @@
-import { createHash } from "node:crypto";
-import { AuthError, describeRoute, sendPage, signInResultSchema, type ProviderContext, type RouteDoc, type UserReference } from "@erebus/core";
+import { AuthError, describeRoute, sendPage, signInResultSchema, type ProviderContext, type RouteDoc, type SignInResult, type UserReference, type VerifiedIdentity } from "@erebus/core/provider";
 import type { Request, Response, Router } from "express";
 import * as z from "zod";
 import { emailErrors } from "./errors.js";
@@ -48,14 +47,16 @@ const page = (res: Response, status: number, title: string, body: string) => sen
 /** How a signed-in identity is named on the confirm page. */
 const describeUser = (user: UserReference) => user.email ?? `${user.network} ${user.source_identifier}`;
 
-const hashed = (email: string) => createHash("sha256").update(email).digest("hex").slice(0, 32);
-
 export function emailRoutes(router: Router, ctx: ProviderContext, options: ResolvedEmailOptions): void {
   const tokens = createTokenStore(ctx, options);
-  const perClient = ctx.rateLimit({ name: "email-start-client", points: options.rateLimit.perClient, duration: 60 });
-  const perAddress = ctx.rateLimit({ name: "email-start-address", points: options.rateLimit.perAddress, duration: 15 * 60 });
-  const verifyLimit = ctx.rateLimit({ name: "email-verify-client", points: options.rateLimit.verifyPerClient, duration: 60 });
-  const verifyPath = `${ctx.basePath === "/" ? "" : ctx.basePath}/email/verify`;
+  // Stored as `email:<name>` (core prefixes the provider id).
+  const perClient = ctx.rateLimit({ name: "start-client", points: options.rateLimit.perClient, duration: 60 });
+  const perAddress = ctx.rateLimit({ name: "start-address", points: options.rateLimit.perAddress, duration: 15 * 60 });
+  const verifyLimit = ctx.rateLimit({ name: "verify-client", points: options.rateLimit.verifyPerClient, duration: 60 });
+  const verifyUrl = ctx.url("/email/verify");
+  const verifyPath = new URL(verifyUrl).pathname;
+  /** Addresses in logs and limiter keys: a hash, never the address in the clear. */
+  const hashed = (email: string) => ctx.hash(email).slice(0, 32);
 
   const parseEmail = (value: string) => {
     const parsed = emailSchema.safeParse(value);
@@ -125,7 +126,7 @@ ${form(`<input type="hidden" name="switch" value="1">`, `Sign out and sign in as
       const { secret } = await tokens.issue(email, body.mode);
       mail =
         body.mode === "link"
-          ? linkMail(options.appName, email, `${ctx.baseURL.origin}${verifyPath}?token=${secret}`, options.linkTtl)
+          ? linkMail(options.appName, email, `${verifyUrl}?token=${secret}`, options.linkTtl)
           : codeMail(options.appName, email, secret, options.codeTtl);
     }
     res.status(202).json({ ok: true, mode: body.mode });
@@ -156,37 +157,53 @@ ${form(`<input type="hidden" name="switch" value="1">`, `Sign out and sign in as
     confirmPage(res, 200, token, email, await otherAccount(req, res, email));
   });
 
+  /** The identity a used link or code proves (the address is verified by the use itself). */
+  const identityOf = (email: string, method: "link" | "code"): VerifiedIdentity => {
+    const sourceType: EmailSourceType = {
+      type: "email_auth",
+      verified: true,
+      provider: mailboxProvider(email),
+      metadata: { last_login: ctx.clock().toISOString(), method },
+    };
+    return { network: "email", sourceIdentifier: email, email, sourceType };
+  };
+
+  // The client's limit is counted in a commit of its own (the middleware), not in signInOnce's
+  // (`limit`): core's use-up commit takes the limit's row after the secret's locks, its sign-in
+  // commit before them, and two tries of one address's code from one client then deadlock on
+  // PostgreSQL (a 500; the "parallel wrong codes" test found it).
   router.post("/email/verify", describeRoute(docs.verify), verifyLimit.middleware(), async (req: Request, res: Response) => {
     const isForm = Boolean(req.is("application/x-www-form-urlencoded"));
     let body: z.infer<typeof verifyBody> | undefined;
     try {
       body = ctx.parse(verifyBody, req.body);
-      let email: string;
-      let method: "link" | "code";
+      let result: SignInResult;
       if ("token" in body) {
+        const token = body.token;
         const expected = body.email === undefined ? undefined : parseEmail(body.email);
         // Login CSRF (a victim opening the attacker's link is signed in as the attacker): replacing
         // the account this browser is signed in with takes an explicit switch. Checked before the
         // token is used, so a refusal leaves both the link and the session as they were.
-        const target = await tokens.peekLink(body.token, expected);
+        const target = await tokens.peekLink(token, expected);
         if (body.switch === undefined && (await otherAccount(req, res, target))) {
           throw emailErrors.create("ERR_EMAIL_SWITCH_REQUIRED", { extensions: { email: target } });
         }
-        email = await tokens.consumeLink(body.token, expected);
-        method = "link";
+        // One commit: the link used up (and the address's other links and codes ended), the
+        // identity and the session; a failure still uses the link up, alone.
+        result = await ctx.signInOnce(req, res, {
+          verify: () => identityOf(target, "link"),
+          consume: (q) => tokens.consumeLink(q, token, { expected, peeked: target }),
+        });
       } else {
-        email = parseEmail(body.email);
-        await tokens.consumeCode(email, body.code);
-        method = "code";
+        const email = parseEmail(body.email);
+        const code = body.code;
+        // The code is the proof, and checking it uses a try: it is checked in the commit. A wrong
+        // code rolls that back, and signInOnce counts the try again in a commit of its own.
+        result = await ctx.signInOnce(req, res, {
+          verify: () => identityOf(email, "code"),
+          consume: (q) => tokens.consumeCode(q, email, code),
+        });
       }
-      const sourceType: EmailSourceType = {
-        type: "email_auth",
-        verified: true,
-        provider: mailboxProvider(email),
-        metadata: { last_login: ctx.clock().toISOString(), method },
-      };
-      const user = await ctx.resolveIdentity({ network: "email", sourceIdentifier: email, email, sourceType });
-      const result = await ctx.signIn(req, res, user);
       if (isForm) return res.redirect(303, options.successRedirect);
       res.json(result);
     } catch (error) {

@@ -1,4 +1,4 @@
-import { escapeHtml } from "@erebus/core";
+import { escapeHtml } from "@erebus/core/provider";
 import type { OutgoingMail } from "./transport.js";
 
 /** Core's HTML escape, kept exported here for apps that imported it from this package. */

@@ -1,7 +1,9 @@
-import { createHash, timingSafeEqual } from "node:crypto";
-import type { ProviderContext } from "@erebus/core";
+import type { LinkIntent, ProviderContext, Queryable, VerificationResult } from "@erebus/core/provider";
 import { emailErrors } from "./errors.js";
 
+// Released migrations stay as they were (append-only): 0001 and 0002 made the provider's own token
+// table, which core's `erebus_verifications` replaces (issue 11); 0003 drops it. Its rows were links
+// and codes that live minutes: a link or code sent before the upgrade no longer works (ask again).
 export const emailTokenMigration = {
   id: "0001_email_tokens",
   sql: `CREATE TABLE erebus_email_tokens (
@@ -35,27 +37,20 @@ export const emailCodeBudgetMigration = {
   CREATE INDEX erebus_email_code_failures_window_idx ON erebus_email_code_failures (window_started_at);`,
 };
 
-const sha256 = (value: string) => createHash("sha256").update(value).digest("hex");
+export const dropEmailTokensMigration = {
+  id: "0003_drop_email_tokens",
+  sql: `-- Links and codes live in core's erebus_verifications now (provider 'email', purposes 'link' and 'code').
+  DROP TABLE IF EXISTS erebus_email_tokens;`,
+};
 
-/** A link token: 32 CSPRNG bytes, base64url (43 characters, 256 bits). */
+/** A link token: core's default secret, 32 CSPRNG bytes as base64url (43 characters, 256 bits). */
 export const LINK_TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
-function uuidFrom(bytes: Buffer): string {
-  const b = Buffer.from(bytes.subarray(0, 16));
-  b[6] = (b[6]! & 0x0f) | 0x40; // version 4
-  b[8] = (b[8]! & 0x3f) | 0x80; // RFC 4122 variant
-  const hex = b.toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-/** Six decimal digits, uniform, by rejection sampling over 32-bit CSPRNG draws. */
-function sixDigits(random: (n: number) => Buffer): string {
-  const limit = 4_294_000_000; // largest multiple of 1e6 below 2^32
-  for (;;) {
-    const n = random(4).readUInt32BE(0);
-    if (n < limit) return String(n % 1_000_000).padStart(6, "0");
-  }
-}
+/** The purposes of this provider's secrets in core's store; the subject of each is the address. */
+const LINK = "link";
+const CODE = "code";
+/** Using a link or a code ends every other link and code of the address. */
+const BOTH = [LINK, CODE] as const;
 
 interface TokenStoreOptions {
   linkTtl: number;
@@ -66,81 +61,39 @@ interface TokenStoreOptions {
   maxLiveLinks: number;
 }
 
-type LinkRow = { id: string; email: string; consumed_at: Date | null; invalidated_at: Date | null; expires_at: Date };
+type Failure = Extract<VerificationResult, { ok: false }>["reason"];
+
+const linkError = (reason: Failure) => {
+  if (reason === "used") return emailErrors.create("ERR_EMAIL_TOKEN_USED");
+  if (reason === "superseded") return emailErrors.create("ERR_EMAIL_TOKEN_SUPERSEDED");
+  if (reason === "expired") return emailErrors.create("ERR_EMAIL_TOKEN_EXPIRED");
+  return emailErrors.create("ERR_EMAIL_TOKEN_INVALID");
+};
+
+const codeError = (reason: Failure) => {
+  if (reason === "exhausted") return emailErrors.create("ERR_EMAIL_CODE_ATTEMPTS");
+  if (reason === "expired") return emailErrors.create("ERR_EMAIL_CODE_EXPIRED");
+  return emailErrors.create("ERR_EMAIL_CODE_INVALID");
+};
 
 /**
- * Single-use link tokens and one-time codes, stored only as hashes. Up to `maxLiveLinks` links and
- * one code work at a time per address; using any of them ends the rest.
+ * Magic links and one-time codes on core's single-use store (`ctx.verifications`, only hashes kept),
+ * plus the per-address wrong-code budget. Up to `maxLiveLinks` links and one code work at a time per
+ * address; using any of them ends the rest.
+ *
+ * The budget stays in this provider's own table rather than on `ctx.rateLimit`: it is not a plain
+ * counter. Using a link clears it, a right code gives its slot back, its window starts at the first
+ * wrong code and follows the injectable clock, and it answers its own `ERR_EMAIL_CODE_LOCKED`.
  */
 export function createTokenStore(ctx: ProviderContext, options: TokenStoreOptions) {
   const windowMs = options.codeFailureWindow * 1000;
 
-  async function issue(email: string, kind: "link" | "code"): Promise<{ secret: string; expiresAt: Date }> {
-    const now = ctx.clock();
-    const id = uuidFrom(ctx.random(16));
-    const secret = kind === "link" ? ctx.random(32).toString("base64url") : sixDigits(ctx.random);
-    const hash = kind === "link" ? sha256(secret) : sha256(`${id}:${secret}`);
-    const expiresAt = new Date(now.getTime() + (kind === "link" ? options.linkTtl : options.codeTtl) * 1000);
-    await ctx.db.transaction(async (tx) => {
-      if (kind === "code") {
-        // Only the newest code works: every live code would multiply a guesser's odds. The new code
-        // goes to the same mailbox, so this locks nobody out.
-        await tx.query(
-          "UPDATE erebus_email_tokens SET invalidated_at = $2 WHERE email = $1 AND kind = 'code' AND consumed_at IS NULL AND invalidated_at IS NULL",
-          [email, now],
-        );
-      }
-      await tx.query(
-        "INSERT INTO erebus_email_tokens (id, email, kind, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        [id, email, kind, hash, now, expiresAt],
-      );
-      if (kind === "link") {
-        // A new link does not end the ones already sent (anyone can ask for links to any address):
-        // only links beyond the newest `maxLiveLinks` end.
-        await tx.query(
-          `UPDATE erebus_email_tokens SET invalidated_at = $2
-           WHERE id IN (SELECT id FROM erebus_email_tokens
-                        WHERE email = $1 AND kind = 'link' AND consumed_at IS NULL AND invalidated_at IS NULL AND expires_at > $2
-                        ORDER BY seq DESC OFFSET $3)`,
-          [email, now, options.maxLiveLinks],
-        );
-      }
-      // Housekeeping, bounded: rows that ended more than a day ago, code budgets whose window passed.
-      await tx.query(
-        `DELETE FROM erebus_email_tokens WHERE id IN (SELECT id FROM erebus_email_tokens WHERE expires_at < $1 LIMIT 20)`,
-        [new Date(now.getTime() - 86_400_000)],
-      );
-      await tx.query(
-        `DELETE FROM erebus_email_code_failures WHERE email IN (SELECT email FROM erebus_email_code_failures WHERE window_started_at <= $1 LIMIT 20)`,
-        [new Date(now.getTime() - windowMs)],
-      );
-    });
-    return { secret, expiresAt };
-  }
-
-  /** Why a link cannot be used (the token is well-formed and was looked up by its hash). */
-  function linkFailure(row: LinkRow | undefined, email: string | undefined, now: Date) {
-    if (!row || (email !== undefined && row.email !== email)) return emailErrors.create("ERR_EMAIL_TOKEN_INVALID");
-    if (row.consumed_at) return emailErrors.create("ERR_EMAIL_TOKEN_USED");
-    if (row.invalidated_at) return emailErrors.create("ERR_EMAIL_TOKEN_SUPERSEDED");
-    if (row.expires_at <= now) return emailErrors.create("ERR_EMAIL_TOKEN_EXPIRED");
-    return undefined;
-  }
-
-  async function findLink(token: string): Promise<LinkRow | undefined> {
-    const { rows } = await ctx.db.query<LinkRow>(
-      "SELECT id, email, consumed_at, invalidated_at, expires_at FROM erebus_email_tokens WHERE token_hash = $1 AND kind = 'link'",
-      [sha256(token)],
-    );
-    return rows[0];
-  }
-
   /**
-   * Reserves one wrong-code slot of the address's budget, atomically (parallel guesses count too).
-   * Throws 429 when the budget is spent; the window starts at the first wrong code.
+   * Reserves one wrong-code slot of the address's budget on `q`, atomically (parallel guesses count
+   * too). Throws 429 when the budget is spent; the window starts at the first wrong code.
    */
-  async function reserveCodeTry(email: string, now: Date): Promise<void> {
-    const { rows } = await ctx.db.query<{ failures: number; window_started_at: Date }>(
+  async function reserveCodeTry(q: Queryable, email: string, now: Date): Promise<void> {
+    const { rows } = await q.query<{ failures: number; window_started_at: Date }>(
       `INSERT INTO erebus_email_code_failures AS f (email, failures, window_started_at) VALUES ($1, 1, $2)
        ON CONFLICT (email) DO UPDATE SET
          failures = CASE WHEN f.window_started_at <= $3 THEN 1 ELSE LEAST(f.failures + 1, $4) END,
@@ -155,8 +108,35 @@ export function createTokenStore(ctx: ProviderContext, options: TokenStoreOption
     }
   }
 
+  /**
+   * One use of an address's secrets at a time, taken first by both paths: a code try locks the
+   * address's budget row and then core's lock on the address, a link use the other way round, and
+   * two such transactions would wait on each other (a deadlock PostgreSQL breaks with a 500).
+   */
+  const lockAddress = (q: Queryable, email: string) => q.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`erebus_email:${email}`]);
+
   return {
-    issue,
+    /** Issues a link or a code for the address and returns the secret to mail. */
+    async issue(email: string, kind: "link" | "code", link?: LinkIntent): Promise<{ secret: string; expiresAt: Date }> {
+      return ctx.db.transaction(async (tx) => {
+        const issued = await ctx.verifications.issue(
+          kind === "link"
+            ? // A new link does not end the ones already sent (anyone can ask for links to any
+              // address): only links beyond the newest `maxLiveLinks` end.
+              { purpose: LINK, subject: email, ttlSeconds: options.linkTtl, supersede: options.maxLiveLinks, ...(link ? { link } : {}) }
+            : // Only the newest code works: every live code would multiply a guesser's odds. The new
+              // code goes to the same mailbox, so this locks nobody out.
+              { purpose: CODE, subject: email, ttlSeconds: options.codeTtl, secret: { digits: 6 }, maxAttempts: options.maxCodeAttempts, supersede: true, ...(link ? { link } : {}) },
+          tx,
+        );
+        // Housekeeping, bounded: code budgets whose window passed.
+        await tx.query(
+          "DELETE FROM erebus_email_code_failures WHERE email IN (SELECT email FROM erebus_email_code_failures WHERE window_started_at <= $1 LIMIT 20)",
+          [new Date(issued.issuedAt.getTime() - windowMs)],
+        );
+        return { secret: issued.secret, expiresAt: issued.expiresAt };
+      });
+    },
 
     /**
      * The address a link signs into, without using it up (the confirm page, and the check before a
@@ -164,85 +144,43 @@ export function createTokenStore(ctx: ProviderContext, options: TokenStoreOption
      */
     async peekLink(token: string, email?: string): Promise<string> {
       if (!LINK_TOKEN.test(token)) throw emailErrors.create("ERR_EMAIL_TOKEN_INVALID");
-      const row = await findLink(token);
-      const failure = linkFailure(row, email, ctx.clock());
-      if (failure) throw failure;
-      return row!.email;
+      const found = await ctx.verifications.peek({ purpose: LINK, secret: token, ...(email === undefined ? {} : { subject: email }) });
+      if (!found.ok) throw linkError(found.reason);
+      return found.subject!;
     },
 
     /**
-     * Consumes a link token atomically and returns its address. With `email`, the token must have
-     * been sent to that address (and is left untouched when it was not). Using a link ends every
-     * other link and code of the address, and clears its wrong-code count (the link proved the mailbox).
+     * Uses a link up on `q` and returns what was consumed. `peeked` is the address `peekLink` named;
+     * with `expected`, the token must have been sent to that address (and is left untouched when it
+     * was not). Using a link ends every other
+     * link and code of the address, and clears its wrong-code count (the link proved the mailbox).
+     * Links of one address used at once are used one after the other (core locks the subject).
      */
-    async consumeLink(token: string, email?: string): Promise<string> {
+    async consumeLink(q: Queryable, token: string, addresses: { expected?: string; peeked: string }): Promise<Extract<VerificationResult, { ok: true }>> {
       if (!LINK_TOKEN.test(token)) throw emailErrors.create("ERR_EMAIL_TOKEN_INVALID");
-      const now = ctx.clock();
-      const used = await ctx.db.transaction(async (tx) => {
-        // One use of an address's links at a time: two links of one address used at once would each
-        // lock their own row, then wait for the other's in the "end the others" update below, a
-        // deadlock PostgreSQL breaks with an error (a 500). Found by the conformance kit's concurrent sign-ins.
-        const { rows: target } = await tx.query<{ email: string }>("SELECT email FROM erebus_email_tokens WHERE token_hash = $1", [sha256(token)]);
-        if (target[0]) await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`erebus_email_link:${target[0].email}`]);
-        const { rows } = await tx.query<{ id: string; email: string }>(
-          `UPDATE erebus_email_tokens SET consumed_at = $2
-           WHERE token_hash = $1 AND kind = 'link' AND consumed_at IS NULL AND invalidated_at IS NULL AND expires_at > $2
-             AND ($3::text IS NULL OR email = $3::text)
-           RETURNING id, email`,
-          [sha256(token), now, email ?? null],
-        );
-        const row = rows[0];
-        if (!row) return undefined;
-        await tx.query(
-          "UPDATE erebus_email_tokens SET invalidated_at = $3 WHERE email = $1 AND id <> $2 AND consumed_at IS NULL AND invalidated_at IS NULL",
-          [row.email, row.id, now],
-        );
-        await tx.query("DELETE FROM erebus_email_code_failures WHERE email = $1", [row.email]);
-        return row.email;
-      });
-      if (used !== undefined) return used;
-      throw linkFailure(await findLink(token), email, now) ?? emailErrors.create("ERR_EMAIL_TOKEN_INVALID");
+      const email = addresses.expected;
+      await lockAddress(q, addresses.peeked);
+      const used = await ctx.verifications.consume({ purpose: LINK, secret: token, endOthers: BOTH, q, ...(email === undefined ? {} : { subject: email }) });
+      if (!used.ok) throw linkError(used.reason);
+      await q.query("DELETE FROM erebus_email_code_failures WHERE email = $1", [used.subject]);
+      return used;
     },
 
     /**
-     * Checks a code for an address: every try counts (atomically, so parallel guesses count too),
-     * after `maxCodeAttempts` tries the code is dead, after `maxCodeFailures` wrong codes across all
-     * of the address's codes no code works until a link is used or the window ends; the comparison
-     * is constant-time.
+     * Checks a code for an address on `q`: the address's wrong-code budget is reserved before the
+     * comparison (so a burst cannot outrun it) and handed back when the code was right; every try
+     * counts on the code itself too (core), and after `maxCodeAttempts` tries the code is dead. A
+     * wrong code throws, and `ctx.signInOnce` then repeats this in a commit of its own, so the try
+     * and the budget slot are counted although the sign-in's transaction rolled back.
      */
-    async consumeCode(email: string, code: string): Promise<void> {
-      const now = ctx.clock();
-      const { rows } = await ctx.db.query<{ id: string; token_hash: string; attempts: number; expires_at: Date }>(
-        `UPDATE erebus_email_tokens SET attempts = attempts + 1
-         WHERE id = (SELECT id FROM erebus_email_tokens
-                     WHERE email = $1 AND kind = 'code' AND consumed_at IS NULL AND invalidated_at IS NULL
-                     ORDER BY seq DESC LIMIT 1)
-         RETURNING id, token_hash, attempts, expires_at`,
-        [email],
-      );
-      const row = rows[0];
-      if (!row) throw emailErrors.create("ERR_EMAIL_CODE_INVALID");
-      if (row.attempts > options.maxCodeAttempts) throw emailErrors.create("ERR_EMAIL_CODE_ATTEMPTS");
-      if (row.expires_at <= now) throw emailErrors.create("ERR_EMAIL_CODE_EXPIRED");
-      // Counted before the comparison and handed back on success, so a burst cannot outrun the budget.
-      await reserveCodeTry(email, now);
-      const presented = Buffer.from(sha256(`${row.id}:${code}`), "hex");
-      if (!timingSafeEqual(presented, Buffer.from(row.token_hash, "hex"))) throw emailErrors.create("ERR_EMAIL_CODE_INVALID");
-      const consumed = await ctx.db.transaction(async (tx) => {
-        const { rows: done } = await tx.query(
-          "UPDATE erebus_email_tokens SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL AND invalidated_at IS NULL RETURNING id",
-          [row.id, now],
-        );
-        if (!done[0]) return false;
-        await tx.query(
-          "UPDATE erebus_email_tokens SET invalidated_at = $3 WHERE email = $1 AND id <> $2 AND consumed_at IS NULL AND invalidated_at IS NULL",
-          [email, row.id, now],
-        );
-        // The right code was no failure: give its slot back.
-        await tx.query("UPDATE erebus_email_code_failures SET failures = GREATEST(failures - 1, 0) WHERE email = $1", [email]);
-        return true;
-      });
-      if (!consumed) throw emailErrors.create("ERR_EMAIL_CODE_INVALID");
+    async consumeCode(q: Queryable, email: string, code: string): Promise<Extract<VerificationResult, { ok: true }>> {
+      await lockAddress(q, email);
+      await reserveCodeTry(q, email, ctx.clock());
+      const used = await ctx.verifications.consumeCode({ purpose: CODE, subject: email, code, endOthers: BOTH, q });
+      if (!used.ok) throw codeError(used.reason);
+      // The right code was no failure: give its slot back.
+      await q.query("UPDATE erebus_email_code_failures SET failures = GREATEST(failures - 1, 0) WHERE email = $1", [email]);
+      return used;
     },
   };
 }
