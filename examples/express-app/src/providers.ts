@@ -1,5 +1,8 @@
-import type { ErebusProvider } from "@erebus/core";
+import { defineSourceType, type ErebusProvider } from "@erebus/core";
 import { testProvider } from "@erebus/core/testing";
+import { passportProvider } from "@erebus/passport";
+import { Strategy as LocalStrategy } from "passport-local";
+import * as z from "zod";
 import { apiKeyProvider } from "@erebus/provider-apikey";
 import { emailProvider, memoryTransport, smtpTransport } from "@erebus/provider-email";
 import { github, google, oauthProvider, oidc, type ProviderConfig } from "@erebus/provider-oauth";
@@ -35,6 +38,9 @@ export function providersFor(config: AppConfig) {
   providers.push(syncProvider(config.agentsDatabaseUrl ? { target: config.agentsDatabaseUrl } : {}));
   // Sign in as anyone, and X-Test-Key: only when development helpers were asked for.
   if (config.development) providers.push(testProvider());
+  // A Passport strategy next to the native providers (@erebus/passport): passport-local with one demo
+  // account, POST /auth/passport/local { username: "demo", password: "demo" }; development only.
+  if (config.development) providers.push(demoPassportLocal());
   return { providers, apiKeys, mailbox, devIdp, devTelegram };
 }
 
@@ -58,4 +64,19 @@ export function devTelegramSettings() {
       { id: "100003", first_name: "Alan" },
     ] as { id: string; first_name: string; last_name?: string; username?: string }[],
   };
+}
+
+const demoAccount = defineSourceType("demo_account", { username: z.string() });
+
+/** passport-local with one demo account (its password is in this file: never in production). */
+export function demoPassportLocal() {
+  return passportProvider({
+    id: "local",
+    strategy: new LocalStrategy((username, password, done) => done(null, username === "demo" && password === "demo" ? { username } : false)),
+    sourceTypes: [demoAccount],
+    toIdentity: (user) => {
+      const { username } = user as { username: string };
+      return { network: "demo", sourceIdentifier: username, sourceType: { type: "demo_account", username } };
+    },
+  });
 }
