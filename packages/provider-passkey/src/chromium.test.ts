@@ -128,7 +128,7 @@ describe.skipIf(!chromium)("passkeys in a real Chromium with the DevTools WebAut
     expect(await page.textContent("#error")).toBe("");
     // The one this session signed in with is refused.
     await page.click(`#passkeys li[data-id="${secondId}"] button.delete`);
-    await expect.poll(() => page.textContent("#error")).toContain("ERR_PASSKEY_IN_USE");
+    await expect.poll(() => page.textContent("#error")).toContain("ERR_IDENTITY_IN_USE");
     await context.close();
   });
 

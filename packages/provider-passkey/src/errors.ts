@@ -20,11 +20,7 @@ export const passkeyErrors = defineErrors({
   ERR_PASSKEY_CREDENTIAL_UNKNOWN: { status: 401, title: "No passkey with this credential id is registered here" },
   ERR_PASSKEY_USER_HANDLE_MISMATCH: { status: 401, title: "The authenticator's user handle is not the one this passkey was registered with" },
   ERR_PASSKEY_CREDENTIAL_EXISTS: { status: 409, title: "This passkey is already registered" },
-  ERR_PASSKEY_LINK_UNAVAILABLE: { status: 409, title: "Adding a passkey to a signed-in person needs core's people model (link intents), which this app's core does not have yet" },
   ERR_PASSKEY_NOT_FOUND: { status: 404, title: "No such passkey among the signed-in person's" },
-  ERR_PASSKEY_LAST_IDENTITY: { status: 409, title: "This passkey is the person's last way to sign in; add another first" },
-  ERR_PASSKEY_IN_USE: { status: 409, title: "This session signed in with this passkey; sign in another way to delete it" },
-  ERR_PASSKEY_REAUTH_REQUIRED: { status: 403, title: "Sign in again (prove a credential) before this: the session's last proof is too old" },
   ERR_PASSKEY_LIMIT_REACHED: { status: 409, title: "The person has as many passkeys as this app allows" },
 });
 

@@ -30,8 +30,8 @@ export const passkeyOptionsSchema = z.strictObject({
     .default([COSE_ALGORITHMS.EdDSA, COSE_ALGORITHMS.ES256, COSE_ALGORITHMS.RS256]),
   /** Most passkeys one person may register. */
   maxPasskeys: z.number().int().min(1).max(100).default(20),
-  /** Seconds since the session last proved a credential within which deleting a passkey is allowed (step-up). */
-  freshAge: z.number().int().min(30).max(86_400).default(600),
+  /** Seconds since the session last proved a credential within which deleting a passkey is allowed (step-up). Default: core's `people.freshAge` (600). */
+  freshAge: z.number().int().min(30).max(86_400).optional(),
   /** More AAGUID → name entries (lower-case AAGUIDs), over the built-in few. */
   authenticatorNames: z.record(z.string().regex(AAGUID, "must be a lower-case AAGUID"), z.string().min(1).max(64)).default({}),
   /** Requests per client IP per minute. */

@@ -288,6 +288,16 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       await expectRefused(signIn(browser(), impostor), 401, "ERR_PASSKEY_SIGNATURE_INVALID");
     });
 
+    it("a valid ES256 signature in another encoding of the same value (outer tag 0xa0 for 0x30) is refused: one encoding per signature", async () => {
+      const { authenticator } = await registered("ES256");
+      const b = browser();
+      const options = await b.post("/passkey/options");
+      const assertion = authenticator.assert(options.body.options);
+      const der = Buffer.from(assertion.response.signature, "base64url");
+      der[0] = 0xa0;
+      await expectRefused(b.post("/passkey/verify", { response: { ...assertion, response: { ...assertion.response, signature: der.toString("base64url") } } }), 401, "ERR_PASSKEY_SIGNATURE_INVALID");
+    });
+
     it("credential registered twice: the second registration of one credential id is refused (409), the first owner keeps it", async () => {
       const { authenticator, user } = await registered();
       const before = await counts();
@@ -428,22 +438,46 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       const second = new SoftAuthenticator("ES256", RP);
       expect((await b.post("/passkey/register/verify", { response: second.register(creation.body.options) })).status).toBe(200);
       const before = await counts();
-      await expectRefused(b.post(`/passkey/credentials/${authenticator.id}`, undefined, { method: "DELETE" }), 409, "ERR_PASSKEY_IN_USE");
+      await expectRefused(b.post(`/passkey/credentials/${authenticator.id}`, undefined, { method: "DELETE" }), 409, "ERR_IDENTITY_IN_USE");
       now = new Date(now.getTime() + 601_000);
       try {
-        await expectRefused(b.post(`/passkey/credentials/${second.id}`, undefined, { method: "DELETE" }), 403, "ERR_PASSKEY_REAUTH_REQUIRED");
+        await expectRefused(b.post(`/passkey/credentials/${second.id}`, undefined, { method: "DELETE" }), 403, "ERR_REAUTH_REQUIRED");
       } finally {
         now = new Date(now.getTime() - 601_000);
       }
       expect(await counts()).toEqual(before);
+      // A browser that signed in with the second passkey (the lost device, say).
+      const lost = browser();
+      expect((await signIn(lost, second)).status).toBe(200);
+      expect((await lost.get("/session")).status).toBe(200);
       const deleted = await b.post(`/passkey/credentials/${second.id}`, undefined, { method: "DELETE" });
       expect(deleted.status, JSON.stringify(deleted.body)).toBe(204);
       expect((await b.get("/passkey/credentials")).body.passkeys.map((p: { id: string }) => p.id)).toEqual([authenticator.id]);
-      // Its credential is gone: it no longer signs in.
+      // Its credential is gone: it no longer signs in, and the sessions it made have ended.
       await expectRefused(signIn(browser(), second), 401, "ERR_PASSKEY_CREDENTIAL_UNKNOWN");
-      // Signed in with the other one, the first is now the last identity of the person.
+      expect((await lost.get("/session")).status).toBe(401);
+      expect((await b.get("/session")).status).toBe(200);
+      // The first is the session's own passkey, and now the person's last way to sign in.
+      await expectRefused(b.post(`/passkey/credentials/${authenticator.id}`, undefined, { method: "DELETE" }), 409, "ERR_IDENTITY_IN_USE");
+    });
+
+    it("delete from the other passkey's session: the deleted one's sessions end; the person keeps the one signed in with", async () => {
+      const { authenticator } = await registered();
+      const b = browser();
+      expect((await signIn(b, authenticator)).status).toBe(200);
+      const creation = await b.post("/passkey/register/options");
+      const second = new SoftAuthenticator("EdDSA", RP);
+      expect((await b.post("/passkey/register/verify", { response: second.register(creation.body.options) })).status).toBe(200);
+      // Signed in with the second: deleting the first leaves the second, which is fine.
       const c = browser();
-      expect((await signIn(c, second)).status).toBe(401);
+      expect((await signIn(c, second)).status).toBe(200);
+      expect((await c.post(`/passkey/credentials/${authenticator.id}`, undefined, { method: "DELETE" })).status).toBe(204);
+      // b's session (the first passkey's identity) ended with it.
+      expect((await b.get("/session")).status).toBe(401);
+      // Now the person has one identity that can sign in, c's own (the deleted passkey's identity no longer counts).
+      await expectRefused(c.post(`/passkey/credentials/${second.id}`, undefined, { method: "DELETE" }), 409, "ERR_IDENTITY_IN_USE");
+      const list = await c.get("/passkey/credentials");
+      expect(list.body.passkeys.map((p: { id: string }) => p.id)).toEqual([second.id]);
     });
   });
 }

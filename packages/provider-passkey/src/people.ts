@@ -1,16 +1,13 @@
-import { AuthError, type LinkIntent, type ProviderContext, type RequestAuth } from "@erebus/core/provider";
+import { AuthError, type LinkIntent, type ProviderContext, type Queryable, type RequestAuth } from "@erebus/core/provider";
 import type { Request, Response } from "express";
-import { fail } from "./errors.js";
 
 /**
- * What this provider needs of core's people model (issue 13), in one place. Core has `personId`
- * and `session.authenticatedAt`; until it has `ctx.linkIntent` (stage 2), adding a passkey to a
- * signed-in person is refused (`ERR_PASSKEY_LINK_UNAVAILABLE`) rather than silently made a new
- * person. When it lands, the switch is this file.
+ * What this provider needs of core's people model (issue 13), in one place: the signed-in person,
+ * their identities that can still sign in, core's link intent and step-up.
  */
 export interface Person {
   id: string;
-  /** Ids of every active identity (`user_references` row) of the person. */
+  /** Ids of the person's active identities that can still sign in (a passkey identity whose passkey was deleted cannot). */
   userIds: string[];
 }
 
@@ -19,31 +16,31 @@ export async function signedInPerson(ctx: ProviderContext, req: Request, res: Re
   const auth = await ctx.requireUser(req, res);
   if (auth.via !== "session") throw AuthError.of("ERR_UNAUTHENTICATED", { detail: "passkeys are managed from a signed-in browser session" });
   // Read only: core owns the table; a person is the identities sharing its person_id.
-  const { rows } = await ctx.db.query<{ id: string }>("SELECT id FROM user_references WHERE person_id = $1 AND is_active ORDER BY created_at, id", [auth.personId]);
+  const { rows } = await ctx.db.query<{ id: string }>(
+    `SELECT u.id FROM user_references u
+     WHERE u.person_id = $1 AND u.is_active
+       AND (u.network <> 'passkey' OR EXISTS (SELECT 1 FROM erebus_passkey_credentials c WHERE c.user_id = u.id))
+     ORDER BY u.created_at, u.id`,
+    [auth.personId],
+  );
   return { auth, person: { id: auth.personId, userIds: rows.map((r) => r.id) } };
 }
 
-/** Step-up: the session must have proven a credential within `maxAge` seconds. */
-export function requireFresh(ctx: ProviderContext, auth: RequestAuth, maxAge: number): void {
-  const provedAt = auth.session?.authenticatedAt ?? auth.session?.createdAt;
-  if (!provedAt || ctx.clock().getTime() - new Date(provedAt).getTime() > maxAge * 1000) {
-    throw fail("ERR_PASSKEY_REAUTH_REQUIRED", `sign in again: the last proof is older than ${maxAge} s`);
-  }
-}
-
-/** Who is signed in on this request with a session, if anyone (a bad cookie is nobody; a bad Bearer token fails). */
-export async function currentAuth(ctx: ProviderContext, req: Request, res: Response): Promise<RequestAuth | null> {
-  const auth = await ctx.authenticate(req, res);
-  return auth?.via === "session" ? auth : null;
-}
-
-type LinkIntentFn = (req: Request, input: { intent?: unknown; merge?: unknown }, res?: Response) => Promise<LinkIntent | undefined>;
-
-/** Core's link intent for "add a passkey to the signed-in person" (core requires a fresh session), once core has them. */
+/** Core's link intent for "add a passkey to the signed-in person": 401 without a session, 403 `ERR_REAUTH_REQUIRED` when it is stale. */
 export async function linkIntent(ctx: ProviderContext, req: Request, res: Response, merge: boolean): Promise<LinkIntent> {
-  const create = (ctx as { linkIntent?: LinkIntentFn }).linkIntent;
-  if (typeof create !== "function") throw fail("ERR_PASSKEY_LINK_UNAVAILABLE");
-  const intent = await create.call(ctx, req, { intent: "link", merge }, res);
-  if (!intent) throw fail("ERR_PASSKEY_LINK_UNAVAILABLE");
+  const intent = await ctx.linkIntent(req, { intent: "link", merge }, res);
+  if (!intent) throw AuthError.of("ERR_UNAUTHENTICATED");
   return intent;
+}
+
+/**
+ * Ends every session that signed in with a deleted passkey's identity, on `q` (the delete's commit):
+ * a passkey deleted because its device was lost must not leave that device signed in. Core's
+ * session cache hears the revocation through its database trigger.
+ */
+export async function revokeSessionsOf(q: Queryable, userId: string, now: Date): Promise<number> {
+  // Core offers providers no call for this yet (auth.api.revokeAllSessions is the app's); the same
+  // UPDATE core runs, on core's sessions table.
+  const { rowCount } = await q.query("UPDATE erebus_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL", [userId, now]);
+  return rowCount;
 }

@@ -7,7 +7,7 @@ import { createChallenges } from "./challenges.js";
 import { credentialStore, toInfo, type CredentialRow } from "./credentials.js";
 import { fail, type PasskeyErrorCode } from "./errors.js";
 import { relyingParty, type ResolvedPasskeyOptions } from "./options.js";
-import { currentAuth, linkIntent, requireFresh, signedInPerson } from "./people.js";
+import { linkIntent, revokeSessionsOf, signedInPerson } from "./people.js";
 import { PASSKEY_NETWORK, type PasskeySourceType } from "./source-type.js";
 import {
   authenticationResponseSchema,
@@ -73,13 +73,13 @@ const docs = {
       "Without a session: sign up with a passkey (a new person). Signed in: add a passkey to the person (needs core's link intents). The challenge is single-use, server-stored, expires in challengeTtl seconds and is bound to this browser (an HttpOnly cookie).",
     body: registerOptionsBody,
     responses: { 200: { description: "creation options", schema: optionsAnswer } },
-    errors: ["ERR_PASSKEY_LINK_UNAVAILABLE", "ERR_PASSKEY_LIMIT_REACHED", "ERR_SESSION_INVALID", "ERR_UNAUTHENTICATED", "ERR_USER_DEACTIVATED"],
+    errors: ["ERR_PASSKEY_LIMIT_REACHED", "ERR_SESSION_INVALID", "ERR_UNAUTHENTICATED", "ERR_REAUTH_REQUIRED", "ERR_USER_DEACTIVATED"],
   },
   registerVerify: {
     summary: "Passkey registration: verify the attestation, store the passkey and start a session",
     body: registerVerifyBody,
     responses: { 200: { description: "registered and signed in", schema: signInResultSchema.extend({ passkey: passkeySchema }) } },
-    errors: [...responseErrors, "ERR_PASSKEY_ATTESTATION_INVALID", "ERR_PASSKEY_ALGORITHM_UNSUPPORTED", "ERR_PASSKEY_CREDENTIAL_EXISTS", "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID"],
+    errors: [...responseErrors, "ERR_PASSKEY_ATTESTATION_INVALID", "ERR_PASSKEY_ALGORITHM_UNSUPPORTED", "ERR_PASSKEY_CREDENTIAL_EXISTS", "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID", "ERR_LINK_SESSION_MISMATCH", "ERR_IDENTITY_LIMIT", "ERR_REAUTH_REQUIRED"],
   },
   options: {
     summary: "Passkey sign-in: options for navigator.credentials.get() (discoverable: allowCredentials is empty; also for conditional UI)",
@@ -106,10 +106,10 @@ const docs = {
     errors: ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_USER_DEACTIVATED", "ERR_PASSKEY_NOT_FOUND"],
   },
   remove: {
-    summary: "Delete one of the signed-in person's passkeys (fresh session; never the person's last identity nor the one this session signed in with)",
+    summary: "Delete one of the signed-in person's passkeys (fresh session; never the person's last identity nor the one this session signed in with); its sessions end",
     auth: ["session"],
     responses: { 204: { description: "deleted" } },
-    errors: ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_USER_DEACTIVATED", "ERR_PASSKEY_NOT_FOUND", "ERR_PASSKEY_REAUTH_REQUIRED", "ERR_PASSKEY_LAST_IDENTITY", "ERR_PASSKEY_IN_USE"],
+    errors: ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_USER_DEACTIVATED", "ERR_PASSKEY_NOT_FOUND", "ERR_REAUTH_REQUIRED", "ERR_IDENTITY_LAST", "ERR_IDENTITY_IN_USE"],
   },
 } satisfies Record<string, RouteDoc>;
 
@@ -138,12 +138,11 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
   router.post("/passkey/register/options", describeRoute(docs.registerOptions), async (req, res) => {
     optionsLimit.consumeLocal(client(req));
     const body = ctx.parse(registerOptionsBody, isEmpty(req.body) ? undefined : req.body) ?? {};
-    const auth = await currentAuth(ctx, req, res);
-    const intent = body.intent ?? (auth ? "link" : "sign-up");
+    const auth = await ctx.authenticate(req, res);
+    const intent = body.intent ?? (auth?.via === "session" ? "link" : "sign-up");
     let link: Awaited<ReturnType<typeof linkIntent>> | undefined;
     let existing: CredentialRow[] = [];
     if (intent === "link") {
-      if (!auth) throw AuthError.of("ERR_UNAUTHENTICATED", { detail: "sign in first to add a passkey to your account" });
       link = await linkIntent(ctx, req, res, body.merge === true);
       existing = await credentials.ofUsers((await signedInPerson(ctx, req, res)).person.userIds);
       if (existing.length >= options.maxPasskeys) throw fail("ERR_PASSKEY_LIMIT_REACHED", `at most ${options.maxPasskeys}`);
@@ -255,7 +254,7 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
         const row = await credentials.find(body.response.id);
         if (!row) throw fail("ERR_PASSKEY_CREDENTIAL_UNKNOWN");
         stored = row;
-        const assertion = await verifyAssertion(body.response, { credentialId: row.credential_id, publicKey: row.public_key, userHandle: row.user_handle }, rp, requireUv, challenge);
+        const assertion = await verifyAssertion(body.response, { credentialId: row.credential_id, publicKey: row.public_key, userHandle: row.user_handle, algorithm: row.algorithm }, rp, requireUv, challenge);
         counter = assertion.counter;
         backedUp = assertion.backedUp;
         return {
@@ -309,10 +308,14 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
     const id = credentialId(req);
     const row = await credentials.find(id);
     if (!row || !person.userIds.includes(row.user_id)) throw fail("ERR_PASSKEY_NOT_FOUND");
-    requireFresh(ctx, auth, options.freshAge);
-    if (row.user_id === auth.user.id) throw fail("ERR_PASSKEY_IN_USE");
-    if (person.userIds.length <= 1) throw fail("ERR_PASSKEY_LAST_IDENTITY");
-    if (!(await credentials.remove(id, person.userIds))) throw fail("ERR_PASSKEY_NOT_FOUND");
+    // Step-up: a stolen but stale session cannot remove the person's ways to sign in.
+    await ctx.requireFresh(req, res, options.freshAge === undefined ? {} : { maxAge: options.freshAge });
+    if (row.user_id === auth.user.id) throw AuthError.of("ERR_IDENTITY_IN_USE", { detail: "this session signed in with this passkey; sign in another way to delete it" });
+    if (person.userIds.length <= 1) throw AuthError.of("ERR_IDENTITY_LAST", { detail: "this passkey is the last way to sign in; add another first" });
+    await ctx.db.transaction(async (tx) => {
+      if (!(await credentials.remove(id, person.userIds, tx))) throw fail("ERR_PASSKEY_NOT_FOUND");
+      await revokeSessionsOf(tx, row.user_id, ctx.clock());
+    });
     res.status(204).end();
   });
 }

@@ -185,6 +185,37 @@ export interface StoredCredential {
   credentialId: string;
   publicKey: string;
   userHandle: string;
+  algorithm: number;
+}
+
+const ECDSA = new Set([-7, -35, -36]);
+
+/**
+ * An ECDSA signature in canonical DER (WebAuthn §6.5.6: ASN.1 DER Ecdsa-Sig-Value): SEQUENCE of two
+ * minimal, non-negative INTEGERs and nothing else. The library's ASN.1 reader also accepts other
+ * encodings of the same signature (another outer tag, for one); refusing them leaves each signature
+ * one encoding.
+ */
+export function isCanonicalDerSignature(sig: Uint8Array): boolean {
+  if (sig.length < 8 || sig[0] !== 0x30) return false;
+  let offset = 2;
+  let length = sig[1]!;
+  if (length === 0x81) {
+    length = sig[2]!;
+    offset = 3;
+    if (length < 0x80) return false;
+  } else if (length > 0x7f) return false;
+  if (offset + length !== sig.length) return false;
+  for (let n = 0; n < 2; n++) {
+    if (sig[offset] !== 0x02) return false;
+    const size = sig[offset + 1]!;
+    const start = offset + 2;
+    if (size === 0 || size > 0x7f || start + size > sig.length) return false;
+    if (sig[start]! & 0x80) return false; // negative
+    if (size > 1 && sig[start] === 0 && !(sig[start + 1]! & 0x80)) return false; // not minimal
+    offset = start + size;
+  }
+  return offset === sig.length;
 }
 
 export interface VerifiedAssertion {
@@ -215,6 +246,7 @@ export async function verifyAssertion(
 ): Promise<VerifiedAssertion> {
   // WebAuthn §7.2 step 6: a user handle, when the authenticator returns one, must be the credential's.
   if (response.response.userHandle !== undefined && response.response.userHandle !== credential.userHandle) throw fail("ERR_PASSKEY_USER_HANDLE_MISMATCH");
+  if (ECDSA.has(credential.algorithm) && !isCanonicalDerSignature(Buffer.from(response.response.signature, "base64url"))) throw fail("ERR_PASSKEY_SIGNATURE_INVALID", "not a DER-encoded ECDSA signature");
   let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
   try {
     verified = await verifyAuthenticationResponse({
