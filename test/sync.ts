@@ -6,7 +6,7 @@ const AGENT = JSON.stringify({ type: "system_agent", agent_type: "task_runner", 
 /** The source table, as JSON, in id order. */
 export async function sourceRows(db: Queryable) {
   const { rows } = await db.query(
-    `SELECT id, source_identifier, network, user_type, source_type, email, metadata, preferences, is_active, created_at, updated_at
+    `SELECT id, source_identifier, network, user_type, source_type, email, metadata, preferences, is_active, created_at, updated_at, person_id
      FROM user_references ORDER BY id`,
   );
   return JSON.parse(JSON.stringify(rows));
@@ -15,7 +15,7 @@ export async function sourceRows(db: Queryable) {
 export async function cacheRows(db: Queryable) {
   const { rows } = await db.query(
     `SELECT id, source_identifier, network, user_type, source_type, email, metadata, preferences, is_active,
-            erebus_created_at AS created_at, erebus_updated_at AS updated_at
+            erebus_created_at AS created_at, erebus_updated_at AS updated_at, person_id
      FROM user_references_cache ORDER BY id`,
   );
   return JSON.parse(JSON.stringify(rows));

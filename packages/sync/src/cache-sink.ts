@@ -123,10 +123,23 @@ export const cacheFloorMigration = {
     FOR EACH STATEMENT EXECUTE FUNCTION erebus_sync_cache_owner_only();`,
 };
 
+/**
+ * People (DESIGN.md): `person_id`, mirrored so other services can key by person too. Rows copied
+ * before it existed are persons of their own (as in the source, where existing rows were migrated
+ * the same way); the next event or resync brings the real value.
+ */
+export const cachePersonMigration = {
+  id: "0005_cache_person_id",
+  sql: `ALTER TABLE user_references_cache ADD COLUMN person_id UUID;
+  UPDATE user_references_cache SET person_id = id WHERE person_id IS NULL;
+  ALTER TABLE user_references_cache ALTER COLUMN person_id SET NOT NULL;
+  CREATE INDEX user_references_cache_person_id_idx ON user_references_cache (person_id);`,
+};
+
 /** Creates (or brings up to date) the cache tables in the target database, owned by the role that runs this. */
 export function migrateCache(target: Database) {
   return runMigrations(target, [
-    { owner: "sync-cache", migrations: [cacheMigration, cachePrivilegesMigration, cacheTriggerSearchPathMigration, cacheFloorMigration] },
+    { owner: "sync-cache", migrations: [cacheMigration, cachePrivilegesMigration, cacheTriggerSearchPathMigration, cacheFloorMigration, cachePersonMigration] },
   ]);
 }
 
@@ -166,17 +179,18 @@ export async function grantCacheReader(target: Queryable, role: string): Promise
 async function upsertRows(q: Queryable, rows: readonly { row: unknown; version: number }[], overwrite: boolean): Promise<void> {
   await q.query(
     `INSERT INTO user_references_cache (id, source_identifier, network, user_type, source_type, email, metadata, preferences,
-                                        is_active, erebus_created_at, erebus_updated_at, erebus_version, synced_at)
+                                        is_active, erebus_created_at, erebus_updated_at, erebus_version, synced_at, person_id)
      SELECT (r->>'id')::uuid, r->>'source_identifier', r->>'network', r->>'user_type', r->'source_type', r->>'email',
             NULLIF(r->'metadata', 'null'::jsonb), NULLIF(r->'preferences', 'null'::jsonb), (r->>'is_active')::boolean,
-            (r->>'created_at')::timestamptz, (r->>'updated_at')::timestamptz, v, clock_timestamp()
+            (r->>'created_at')::timestamptz, (r->>'updated_at')::timestamptz, v, clock_timestamp(),
+            coalesce((r->>'person_id')::uuid, (r->>'id')::uuid)
      FROM (SELECT e->'row' AS r, (e->>'version')::bigint AS v FROM jsonb_array_elements($1::jsonb) AS x(e)) AS events
      WHERE $2::boolean OR (NOT EXISTS (SELECT 1 FROM erebus_sync_tombstones t WHERE t.id = (r->>'id')::uuid AND t.erebus_version >= v)
                            AND v > coalesce((SELECT f.erebus_version FROM erebus_sync_floor f), 0))
      ON CONFLICT (id) DO UPDATE SET
        source_identifier = EXCLUDED.source_identifier, network = EXCLUDED.network, user_type = EXCLUDED.user_type,
        source_type = EXCLUDED.source_type, email = EXCLUDED.email, metadata = EXCLUDED.metadata,
-       preferences = EXCLUDED.preferences, is_active = EXCLUDED.is_active,
+       preferences = EXCLUDED.preferences, is_active = EXCLUDED.is_active, person_id = EXCLUDED.person_id,
        erebus_created_at = EXCLUDED.erebus_created_at, erebus_updated_at = EXCLUDED.erebus_updated_at,
        erebus_version = EXCLUDED.erebus_version, updated_at = clock_timestamp(), synced_at = clock_timestamp()
      WHERE $2::boolean OR user_references_cache.erebus_version < EXCLUDED.erebus_version`,

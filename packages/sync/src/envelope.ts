@@ -12,6 +12,8 @@ export const referenceRowSchema = z.looseObject({
   metadata: z.record(z.string(), z.unknown()).nullable(),
   preferences: z.record(z.string(), z.unknown()).nullable(),
   is_active: z.boolean().nullable(),
+  /** The person (absent in events written before people existed: then the row is its own person). */
+  person_id: z.uuid().optional(),
   created_at: z.iso.datetime({ offset: true }),
   updated_at: z.iso.datetime({ offset: true }),
 });

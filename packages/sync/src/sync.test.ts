@@ -90,6 +90,20 @@ for (const engine of engines()) {
       expect((await source.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_outbox")).rows[0]!.n).toBe(0);
     });
 
+    it("mirrors person_id: a merge of two people (N rows in one transaction) reaches the cache as N events", async () => {
+      const a = (await insertAgent(source, "person-a")).rows[0]!.id;
+      const b = (await insertAgent(source, "person-b")).rows[0]!.id;
+      const c = (await insertAgent(source, "person-c")).rows[0]!.id;
+      await source.query("UPDATE user_references SET person_id = $1 WHERE id = $2", [b, c]); // c joined b
+      const relay = createSyncRelay({ source, sink: postgresCacheSink(target), logger: silentLogger });
+      await relay.drain();
+      await source.query("UPDATE user_references SET person_id = $1 WHERE person_id = $2", [a, b]); // merge b into a
+      await relay.drain();
+      const { rows } = await target.query<{ id: string; person_id: string }>("SELECT id, person_id FROM user_references_cache WHERE id = ANY($1::uuid[]) ORDER BY source_identifier", [[a, b, c]]);
+      expect(rows.map((r) => r.person_id)).toEqual([a, a, a]);
+      expect(await cacheRows(target)).toEqual(await sourceRows(source));
+    });
+
     it("applies idempotently: a replay or an older event never regresses a row, a delete stays deleted", async () => {
       const { rows } = await insertAgent(source, "idem");
       const id = rows[0]!.id;
@@ -148,8 +162,8 @@ for (const engine of engines()) {
       const { rows: other } = await insertAgent(source, "forged-tombstone");
       await target.query("INSERT INTO erebus_sync_tombstones (id, erebus_version) VALUES ($1, 999999999999)", [other[0]!.id]);
       await target.query(
-        `INSERT INTO user_references_cache (id, source_identifier, network, source_type, erebus_created_at, erebus_updated_at, erebus_version)
-         VALUES (gen_random_uuid(), 'ghost', 'system', '{}', now(), now(), 999999999999)`,
+        `INSERT INTO user_references_cache (id, source_identifier, network, source_type, erebus_created_at, erebus_updated_at, erebus_version, person_id)
+         VALUES (gen_random_uuid(), 'ghost', 'system', '{}', now(), now(), 999999999999, gen_random_uuid())`,
       );
       await source.query("UPDATE user_references SET is_active = false WHERE id = $1", [id]); // deactivated at the source
       await relay.drain();
