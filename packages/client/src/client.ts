@@ -3,7 +3,20 @@ import { ErebusError, errorFromResponse } from "./errors.js";
 import { checkSignInMessage, formatSiwsMessage } from "./messages.js";
 import { toSolanaSigner, type EthereumSigner, type SolanaSignerInput } from "./signers.js";
 import { memoryTokenStore, type TokenStore } from "./token-store.js";
-import type { ApiKeyInfo, NewApiKey, OAuthProviderInfo, SessionInfo, SignInResult, SiweNonce, SiwsNonce } from "./types.js";
+import type {
+  ApiKeyInfo,
+  IntentOption,
+  LinkIntentOption,
+  LinkResult,
+  NewApiKey,
+  OAuthProviderInfo,
+  PersonInfo,
+  SessionInfo,
+  SignInResult,
+  SiweNonce,
+  SiwsNonce,
+  UserReference,
+} from "./types.js";
 
 export interface ErebusClientOptions {
   /** The app's origin (`https://app.example`), or, in a page, omit it to use the page's own. */
@@ -34,35 +47,61 @@ export interface ErebusClient {
   session(): Promise<SessionInfo | null>;
   /** Ends the session on the server and forgets the token. */
   signOut(): Promise<void>;
+  /**
+   * `GET /auth/identities`: the signed-in person and every identity linked to it.
+   */
+  identities(): Promise<PersonInfo>;
+  /**
+   * `DELETE /auth/identities/:id`: unlinks one of the person's identities (it becomes a person of its
+   * own and its sessions end). Needs a fresh session (`ReauthRequiredError`); never the last identity
+   * nor the one this session signed in with (409 `ERR_IDENTITY_LAST` / `ERR_IDENTITY_IN_USE`).
+   */
+  unlink(id: string): Promise<{ person: PersonInfo; unlinked: UserReference }>;
   readonly siwe: {
-    /** `POST /auth/siwe/nonce`; with `{ address, chainId }` the answer includes the exact message to sign. */
-    nonce(input?: { address: string; chainId: number }): Promise<SiweNonce>;
+    /**
+     * `POST /auth/siwe/nonce`; with `{ address, chainId }` the answer includes the exact message to sign;
+     * with `intent: "link"` the nonce links to the signed-in person instead of signing in.
+     */
+    nonce(input?: ({ address: string; chainId: number } | {}) & IntentOption): Promise<SiweNonce>;
+    /** Answers a `LinkResult` (see `isLinkResult`) when the nonce was issued under a link intent. */
     verify(input: { message: string; signature: string; provider?: string }): Promise<SignInResult>;
   };
   readonly siws: {
-    nonce(): Promise<SiwsNonce>;
+    nonce(input?: IntentOption): Promise<SiwsNonce>;
+    /** Answers a `LinkResult` (see `isLinkResult`) when the nonce was issued under a link intent. */
     verify(input: { message: string; signature: string; address: string; provider?: string }): Promise<SignInResult>;
   };
   /**
    * Sign-In with Ethereum in one call: nonce, message (checked to name this site before signing),
    * signature, session. Takes a viem account or anything `{ address, signMessage({ message }) }`.
+   * With `{ intent: "link" }`, the account joins the signed-in person instead (no new session).
    */
-  signInWithEthereum(signer: EthereumSigner, input?: { chainId?: number; provider?: string }): Promise<SignInResult>;
-  /** Sign In With Solana in one call: a `@solana/web3.js` Keypair, a `@solana/kit` signer, or `{ address, signMessage(bytes) }`. */
-  signInWithSolana(signer: SolanaSignerInput, input?: { provider?: string }): Promise<SignInResult>;
+  signInWithEthereum(signer: EthereumSigner, input: { chainId?: number; provider?: string } & LinkIntentOption): Promise<LinkResult>;
+  signInWithEthereum(signer: EthereumSigner, input?: { chainId?: number; provider?: string } & IntentOption): Promise<SignInResult>;
+  /**
+   * Sign In With Solana in one call: a `@solana/web3.js` Keypair, a `@solana/kit` signer, or `{ address, signMessage(bytes) }`.
+   * With `{ intent: "link" }`, the key joins the signed-in person instead (no new session).
+   */
+  signInWithSolana(signer: SolanaSignerInput, input: { provider?: string } & LinkIntentOption): Promise<LinkResult>;
+  signInWithSolana(signer: SolanaSignerInput, input?: { provider?: string } & IntentOption): Promise<SignInResult>;
   readonly email: {
-    /** `POST /auth/email/start`: 202 whether or not the address is known. */
+    /**
+     * `POST /auth/email/start`: 202 whether or not the address is known. With `intent: "link"` the
+     * link or code then attaches the address to the signed-in person (used in this same session).
+     */
     start(input: EmailStart): Promise<{ ok: true; mode: "link" | "code" }>;
-    /** `POST /auth/email/verify` with the link's token or the mailed code. */
+    /** `POST /auth/email/verify` with the link's token or the mailed code; a `LinkResult` under a link intent. */
     verify(input: EmailVerify): Promise<SignInResult>;
   };
   readonly oauth: {
     /** The configured OAuth/OIDC providers, for drawing buttons. */
     providers(): Promise<OAuthProviderInfo[]>;
     /** Where to send the browser to sign in with `provider`; `returnTo` is a path on this site. */
-    startURL(provider: string, input?: { returnTo?: string }): string;
-    /** In a page: navigates to the provider (the callback comes back with a session cookie). */
-    signIn(provider: string, input?: { returnTo?: string }): void;
+    startURL(provider: string, input?: { returnTo?: string } & IntentOption): string;
+    /** Where to send the browser to link `provider`'s account to the signed-in person (`?intent=link`, `&merge=1`). */
+    linkURL(provider: string, input?: { returnTo?: string; merge?: boolean }): string;
+    /** In a page: navigates to the provider (the callback comes back with a session cookie, or linked). */
+    signIn(provider: string, input?: { returnTo?: string } & IntentOption): void;
   };
   readonly apiKeys: {
     create(input: { name: string; scopes?: string[]; expiresInDays?: number }): Promise<NewApiKey>;
@@ -78,11 +117,8 @@ export interface ErebusClient {
 }
 
 
-/** `{ email, mode }` → the code or link mail goes out; the answer is the same for every address. */
-export interface EmailStart {
-  email: string;
-  mode?: "link" | "code";
-}
+/** `{ email, mode }` → the code or link mail goes out; the answer is the same for every address. `intent: "link"`: it attaches instead. */
+export type EmailStart = { email: string; mode?: "link" | "code" } & IntentOption;
 /** `switch: true` is the explicit choice to leave the account this client is signed in as (409 `ERR_EMAIL_SWITCH_REQUIRED` otherwise). */
 export type EmailVerify = { token: string; email?: string; switch?: true } | { email: string; code: string; switch?: true };
 
@@ -152,8 +188,12 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
   const call = <T>(method: string, path: string, body?: Json) =>
     json<T>(authURL(path), { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
 
-  /** Sign-in answers carry the bearer token once: keep it, and never hand it back to the caller's logs. */
+  /**
+   * Sign-in answers carry the bearer token once: keep it, and never hand it back to the caller's logs.
+   * A link answer starts no session (the session that asked stays the one in use): nothing to keep.
+   */
   async function signedIn(result: SignInResult): Promise<SignInResult> {
+    if (isLinkResult(result)) return result;
     if (mode === "bearer") {
       const token = result.session?.token;
       if (!token) throw new ErebusError({ code: "ERR_CLIENT_UNEXPECTED_RESPONSE", title: "Unexpected response", status: 200, detail: "the sign-in answer carried no bearer token" });
@@ -165,19 +205,62 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
   }
 
   const siwe = {
-    /** `POST /auth/siwe/nonce`; with `{ address, chainId }` the answer includes the exact message to sign. */
-    nonce: (input?: { address: string; chainId: number }) => call<SiweNonce>("POST", "/siwe/nonce", input),
+    nonce: async (input?: ({ address: string; chainId: number } | {}) & IntentOption) => call<SiweNonce>("POST", "/siwe/nonce", input && withIntent({ ...input }, input)),
     verify: async (input: { message: string; signature: string; provider?: string }) => signedIn(await call<SignInResult>("POST", "/siwe/verify", input)),
   };
   const siws = {
-    nonce: () => call<SiwsNonce>("POST", "/siws/nonce"),
+    nonce: async (input?: IntentOption) => call<SiwsNonce>("POST", "/siws/nonce", input?.intent === undefined ? undefined : withIntent({}, input)),
     verify: async (input: { message: string; signature: string; address: string; provider?: string }) => signedIn(await call<SignInResult>("POST", "/siws/verify", input)),
   };
 
-  function oauthStartURL(provider: string, input: { returnTo?: string } = {}): string {
+  function oauthStartURL(provider: string, input: { returnTo?: string } & IntentOption = {}): string {
     const url = authURL(`/oauth/${encodeURIComponent(provider)}`);
     if (input.returnTo !== undefined) url.searchParams.set("returnTo", input.returnTo);
+    if (input.intent === "link") {
+      url.searchParams.set("intent", "link");
+      if (input.merge) url.searchParams.set("merge", "1");
+    }
     return url.href;
+  }
+
+  /**
+   * The proof's POST, answered as asked: a link must come back as a link (its answer keeps the
+   * session in use: no token to store), a sign-in as a sign-in. A server that ignored the intent
+   * would have replaced the session where the caller asked to link: refused, and its token not kept.
+   */
+  async function verifyAs(path: string, body: Json, input: IntentOption): Promise<SignInResult> {
+    const result = await call<SignInResult>("POST", path, body);
+    if ((input.intent === "link") !== isLinkResult(result)) {
+      throw new ErebusError({
+        code: "ERR_CLIENT_UNEXPECTED_RESPONSE",
+        title: "Unexpected response",
+        status: 200,
+        detail: input.intent === "link" ? "asked to link, but the server answered with a sign-in (does this provider support link intents?)" : "a sign-in answered with a link result",
+      });
+    }
+    return signedIn(result);
+  }
+
+  /** Ethereum: a link answer or a sign-in, by what the nonce was asked for. */
+  async function ethereum(signer: EthereumSigner, input: { chainId?: number; provider?: string } & IntentOption = {}): Promise<SignInResult> {
+    if (typeof signer?.address !== "string" || typeof signer.signMessage !== "function") {
+      throw new TypeError("signInWithEthereum: the signer must be { address, signMessage({ message }) } (a viem account is one)");
+    }
+    const chainId = input.chainId ?? 1;
+    const issued = await siwe.nonce(withIntent({ address: signer.address, chainId }, input));
+    if (!issued.message) throw new ErebusError({ code: "ERR_CLIENT_UNEXPECTED_RESPONSE", title: "Unexpected response", status: 200, detail: "no message in the nonce answer" });
+    checkSignInMessage(issued.message, { host: base.host, origin: base.origin, nonce: issued.nonce, family: "Ethereum", address: signer.address, chainId: String(chainId) });
+    const signature = await signer.signMessage({ message: issued.message });
+    return verifyAs("/siwe/verify", { message: issued.message, signature, ...(input.provider ? { provider: input.provider } : {}) }, input);
+  }
+
+  async function solana(signerInput: SolanaSignerInput, input: { provider?: string } & IntentOption = {}): Promise<SignInResult> {
+    const signer = toSolanaSigner(signerInput);
+    const issued = await siws.nonce(input.intent === undefined ? undefined : withIntent({}, input));
+    const message = formatSiwsMessage(issued.input, signer.address);
+    checkSignInMessage(message, { host: base.host, origin: base.origin, nonce: issued.nonce, family: "Solana", address: signer.address });
+    const signature = await signer.signMessage(new TextEncoder().encode(message));
+    return verifyAs("/siws/verify", { message, signature: base58Encode(signature), address: signer.address, ...(input.provider ? { provider: input.provider } : {}) }, input);
   }
 
   return {
@@ -202,38 +285,17 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
         if (mode === "bearer") await tokens.set(null);
       }
     },
+    /** `GET /auth/identities`: the signed-in person and every identity linked to it. */
+    identities: async () => (await call<{ person: PersonInfo }>("GET", "/identities")).person,
+    /** `DELETE /auth/identities/:id`: unlink (fresh session; never the last identity nor this session's own). */
+    unlink: (id: string) => call<{ person: PersonInfo; unlinked: UserReference }>("DELETE", `/identities/${encodeURIComponent(id)}`),
     siwe,
     siws,
-    /**
-     * Sign-In with Ethereum in one call: nonce, message (checked to name this site before signing),
-     * signature, session. Takes a viem account or anything `{ address, signMessage({ message }) }`.
-     */
-    async signInWithEthereum(signer: EthereumSigner, input: { chainId?: number; provider?: string } = {}): Promise<SignInResult> {
-      if (typeof signer?.address !== "string" || typeof signer.signMessage !== "function") {
-        throw new TypeError("signInWithEthereum: the signer must be { address, signMessage({ message }) } (a viem account is one)");
-      }
-      const chainId = input.chainId ?? 1;
-      const issued = await siwe.nonce({ address: signer.address, chainId });
-      if (!issued.message) throw new ErebusError({ code: "ERR_CLIENT_UNEXPECTED_RESPONSE", title: "Unexpected response", status: 200, detail: "no message in the nonce answer" });
-      checkSignInMessage(issued.message, { host: base.host, origin: base.origin, nonce: issued.nonce, family: "Ethereum", address: signer.address, chainId: String(chainId) });
-      const signature = await signer.signMessage({ message: issued.message });
-      return siwe.verify({ message: issued.message, signature, ...(input.provider ? { provider: input.provider } : {}) });
-    },
-    /**
-     * Sign In With Solana in one call. Takes a `@solana/web3.js` Keypair, a `@solana/kit` signer, or
-     * `{ address, signMessage(bytes) }`.
-     */
-    async signInWithSolana(signerInput: SolanaSignerInput, input: { provider?: string } = {}): Promise<SignInResult> {
-      const signer = toSolanaSigner(signerInput);
-      const issued = await siws.nonce();
-      const message = formatSiwsMessage(issued.input, signer.address);
-      checkSignInMessage(message, { host: base.host, origin: base.origin, nonce: issued.nonce, family: "Solana", address: signer.address });
-      const signature = await signer.signMessage(new TextEncoder().encode(message));
-      return siws.verify({ message, signature: base58Encode(signature), address: signer.address, ...(input.provider ? { provider: input.provider } : {}) });
-    },
+    signInWithEthereum: ethereum as ErebusClient["signInWithEthereum"],
+    signInWithSolana: solana as ErebusClient["signInWithSolana"],
     email: {
       /** `POST /auth/email/start`: 202 whether or not the address is known. */
-      start: (input: EmailStart) => call<{ ok: true; mode: "link" | "code" }>("POST", "/email/start", { ...input }),
+      start: async (input: EmailStart) => call<{ ok: true; mode: "link" | "code" }>("POST", "/email/start", withIntent({ ...input }, input)),
       /** `POST /auth/email/verify` with the link's token or the mailed code. */
       verify: async (input: EmailVerify) => signedIn(await call<SignInResult>("POST", "/email/verify", { ...input })),
     },
@@ -242,8 +304,11 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
       providers: async () => (await call<{ providers: OAuthProviderInfo[] }>("GET", "/oauth")).providers,
       /** Where to send the browser to sign in with `provider`; `returnTo` is a path on this site. */
       startURL: oauthStartURL,
+      /** Where to send the browser to link `provider`'s account to the signed-in person. */
+      linkURL: (provider: string, input: { returnTo?: string; merge?: boolean } = {}) =>
+        oauthStartURL(provider, { ...(input.returnTo === undefined ? {} : { returnTo: input.returnTo }), intent: "link", ...(input.merge ? { merge: true } : {}) }),
       /** In a page: navigates to the provider (the callback comes back with a session cookie). */
-      signIn(provider: string, input: { returnTo?: string } = {}): void {
+      signIn(provider: string, input: { returnTo?: string } & IntentOption = {}): void {
         if (!inPage) throw new TypeError("oauth.signIn navigates a page; in a program use oauth.startURL and a browser");
         location.assign(oauthStartURL(provider, input));
       },
@@ -260,6 +325,24 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
     /** A request to the app's own API; the JSON body, or an `ErebusError` from its problem document. */
     json,
   };
+}
+
+/** A sign-in answer that linked instead (it carries `outcome`): narrows `SignInResult` to `LinkResult`. */
+export function isLinkResult(result: SignInResult): result is LinkResult {
+  const outcome = (result as Partial<LinkResult>)?.outcome;
+  return outcome === "linked" || outcome === "merged" || outcome === "reauthenticated";
+}
+
+/**
+ * Request body fields for an intent: `intent` only when one was given (an older server's strict body
+ * would refuse an unknown field on a plain sign-in), `merge` only with a link.
+ */
+function withIntent<T extends object>(body: T, input: { intent?: unknown; merge?: unknown }): T {
+  const { intent: _i, merge: _m, ...rest } = body as T & { intent?: unknown; merge?: unknown };
+  if (input.intent === undefined) return rest as T;
+  if (input.intent !== "link" && input.intent !== "sign-in") throw new TypeError(`@erebus/client: intent must be "link" or "sign-in", got ${JSON.stringify(input.intent)}`);
+  if (input.merge !== undefined && typeof input.merge !== "boolean") throw new TypeError("@erebus/client: merge must be a boolean");
+  return { ...rest, intent: input.intent, ...(input.intent === "link" && input.merge !== undefined ? { merge: input.merge } : {}) } as T;
 }
 
 function resolveBase(baseURL: string | URL | undefined, inPage: boolean): URL {

@@ -13,10 +13,31 @@ export interface UserReference {
   updated_at: string;
 }
 
+/** One identity of a person, as `GET /auth/identities` shows it (no secrets, no provider data). */
+export interface PersonIdentity {
+  id: string;
+  network: string;
+  source_identifier: string;
+  /** `source_type.type`: `siwe`, `siws`, `email_auth`, `oauth`, … */
+  type: string;
+  email: string | null;
+  is_active: boolean | null;
+  created_at: string;
+}
+
+/** A person: the identities linked to one another, each with its own proof. Apps key their data by `id`. */
+export interface PersonInfo {
+  id: string;
+  identities: PersonIdentity[];
+}
+
 /** `GET /auth/session`. */
 export interface SessionInfo {
   user: UserReference;
-  session: { id: string; userId: string; createdAt: string; expiresAt: string } | null;
+  /** The person the session's identity belongs to, with all its identities. */
+  person: PersonInfo;
+  /** `authenticatedAt`: when this session last proved a credential (link and unlink need it recent). */
+  session: { id: string; userId: string; createdAt: string; expiresAt: string; authenticatedAt?: string } | null;
   via: "session" | "api_key" | (string & {});
   scopes: string[];
   [more: string]: unknown;
@@ -27,6 +48,29 @@ export interface SignInResult {
   user: UserReference;
   session: { id: string; expiresAt: string; token?: string };
 }
+
+/** What a proof made under a link intent did: attached a new identity, took in another person, or re-proved one of this person's. */
+export type LinkOutcome = "linked" | "merged" | "reauthenticated";
+
+/**
+ * The answer to a sign-in route used under a link intent: no new session (`session` is the one that
+ * asked), the identity proven (`linked`) and the person as it is now.
+ */
+export interface LinkResult extends SignInResult {
+  outcome: LinkOutcome;
+  person: PersonInfo;
+  linked: UserReference;
+}
+
+/** Makes a sign-in helper link instead: the new identity joins the signed-in person (needs a fresh session). */
+export interface LinkIntentOption {
+  intent: "link";
+  /** Take in the other person when the identity already belongs to one (else 409 `ERR_IDENTITY_LINKED_ELSEWHERE`). */
+  merge?: boolean;
+}
+
+/** `{ intent: "link" }` or nothing (a sign-in). */
+export type IntentOption = LinkIntentOption | { intent?: "sign-in"; merge?: undefined };
 
 export interface SiweNonce {
   nonce: string;

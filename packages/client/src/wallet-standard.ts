@@ -1,8 +1,8 @@
 import { base58Encode } from "./base58.js";
-import type { ErebusClient } from "./client.js";
+import { isLinkResult, type ErebusClient } from "./client.js";
 import { ErebusError } from "./errors.js";
 import { checkSignInMessage, type SolanaSignInInput } from "./messages.js";
-import type { SignInResult } from "./types.js";
+import type { IntentOption, LinkIntentOption, LinkResult, SignInResult } from "./types.js";
 
 /** The part of a Wallet Standard wallet (https://github.com/wallet-standard/wallet-standard) used here. */
 export interface StandardWallet {
@@ -41,15 +41,22 @@ export function watchSolanaWallets(onChange?: (wallets: readonly StandardWallet[
 /**
  * Sign In With Solana with a Wallet Standard wallet: the wallet signs the server's input as is
  * (it adds the address), the client checks the signed text names this site, then verifies.
+ * With `{ intent: "link" }` the wallet's key joins the signed-in person instead (a `LinkResult`).
  */
-export async function signInWithStandardWallet(client: ErebusClient, wallet: StandardWallet, input: { provider?: string } = {}): Promise<SignInResult> {
+export async function signInWithStandardWallet(client: ErebusClient, wallet: StandardWallet, input: { provider?: string } & LinkIntentOption): Promise<LinkResult>;
+export async function signInWithStandardWallet(client: ErebusClient, wallet: StandardWallet, input?: { provider?: string } & IntentOption): Promise<SignInResult>;
+export async function signInWithStandardWallet(client: ErebusClient, wallet: StandardWallet, input: { provider?: string } & IntentOption = {}): Promise<SignInResult> {
   const feature = wallet.features["solana:signIn"] as SolanaSignInFeature | undefined;
   if (!feature) throw new TypeError(`signInWithStandardWallet: ${wallet.name} has no solana:signIn`);
-  const issued = await client.siws.nonce();
+  const issued = await client.siws.nonce(input.intent === undefined ? undefined : input.intent === "link" ? { intent: "link", ...(input.merge === undefined ? {} : { merge: input.merge }) } : { intent: "sign-in" });
   const [output] = await feature.signIn(issued.input);
   if (!output) throw new ErebusError({ code: "ERR_CLIENT_WALLET_REFUSED", title: "The wallet returned nothing", status: 0 });
   const message = new TextDecoder().decode(output.signedMessage);
   checkSignInMessage(message, { host: client.baseURL.host, origin: client.baseURL.origin, nonce: issued.nonce, family: "Solana", address: output.account.address });
   const provider = input.provider ?? (wallet.name.toLowerCase().replace(/[^a-z0-9_.-]/g, "").slice(0, 32) || "unknown");
-  return client.siws.verify({ message, signature: base58Encode(output.signature), address: output.account.address, provider });
+  const result = await client.siws.verify({ message, signature: base58Encode(output.signature), address: output.account.address, provider });
+  if (input.intent === "link" && !isLinkResult(result)) {
+    throw new ErebusError({ code: "ERR_CLIENT_UNEXPECTED_RESPONSE", title: "Unexpected response", status: 200, detail: "asked to link, but the server answered with a sign-in" });
+  }
+  return result;
 }
