@@ -57,7 +57,7 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       db = await engine.create();
       ({ auth, server } = await startAuthServer({ database: db, baseURL: ORIGIN, providers: [passkeyProvider({ rpName: "Example App" })], logger, clock: () => now, rateLimit: { enabled: false } }));
       // The same database, a second app that requires user verification.
-      ({ server: strict } = await startAuthServer({ database: db, baseURL: ORIGIN, providers: [passkeyProvider({ userVerification: "required" })], logger, clock: () => now, rateLimit: { enabled: false } }));
+      ({ server: strict } = await startAuthServer({ database: db, baseURL: ORIGIN, providers: [passkeyProvider({ userVerification: "required", attestation: "direct" })], logger, clock: () => now, rateLimit: { enabled: false } }));
       // And one whose public origin is https (behind a TLS-terminating proxy, as in production).
       ({ server: secure } = await startAuthServer({ database: db, baseURL: "https://app.test", providers: [passkeyProvider()], logger, clock: () => now, rateLimit: { enabled: false } }));
     });
@@ -255,11 +255,12 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       for (let i = 0; i < 3; i++) expect((await signIn(browser(), authenticator)).status).toBe(200);
     });
 
-    it("user verification missing when required: refused at registration and at sign-in; the options ask for it", async () => {
+    it("user verification missing when required: refused at registration and at sign-in; the options ask for it (and for direct attestation when configured)", async () => {
       const noUv = new SoftAuthenticator("ES256", RP, { uv: false });
       const b = browser(strict.url);
       const creation = await b.post("/passkey/register/options");
       expect(creation.body.options.authenticatorSelection.userVerification).toBe("required");
+      expect(creation.body.options.attestation).toBe("direct");
       await expectRefused(b.post("/passkey/register/verify", { response: noUv.register(creation.body.options) }), 401, "ERR_PASSKEY_USER_VERIFICATION_REQUIRED");
       // Registered where it is only preferred, then used where it is required.
       const { authenticator } = await registered("ES256", { uv: false });
