@@ -1,6 +1,28 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger, type Database, type ErebusAuth } from "./index.js";
+import type { ErebusProvider } from "./kit.js";
 import { engines, startAuthServer, testProvider, type Running } from "./testing/index.js";
+
+/** A provider whose proof needs no start step (like a signed widget payload): the link intent is taken in the proving request. */
+const directProvider = {
+  id: "direct",
+  emits: ["test_account"],
+  setup: (ctx) => ({
+    routes(router) {
+      router.post("/direct/prove", async (req, res) => {
+        const body = req.body as { handle: string; intent?: string };
+        const link = await ctx.linkIntent(req, { intent: body.intent }, res);
+        res.json(
+          await ctx.signInOnce(req, res, {
+            verify: () => ({ network: "test", sourceIdentifier: body.handle, sourceType: { type: "test_account", handle: body.handle } }),
+            consume: async () => undefined,
+            ...(link ? { link } : {}),
+          }),
+        );
+      });
+    },
+  }),
+} satisfies ErebusProvider;
 
 const ORIGIN = "http://app.test";
 
@@ -20,7 +42,7 @@ for (const engine of engines()) {
         baseURL: ORIGIN,
         logger: silentLogger,
         clock: () => now,
-        providers: [testProvider()],
+        providers: [testProvider(), directProvider],
         people: {
           linksPerHour: 500,
           maxIdentities: 5,
@@ -120,6 +142,15 @@ for (const engine of engines()) {
       now = new Date(now.getTime() + 6 * 60_000); // past the ticket's 5 minutes
       const late = await call("POST", "/test/verify", { token: carol.token, body: { handle: "carol_key", ticket: started.body.ticket } });
       expect(late.body).toMatchObject({ code: "ERR_TEST_TICKET_INVALID", detail: "expired" });
+    });
+
+    it("a provider with no start step takes the link intent in the proving request (signInOnce({ link }))", async () => {
+      const kate = await signIn("kate");
+      const res = await call("POST", "/direct/prove", { token: kate.token, body: { handle: "kate_widget", intent: "link" } });
+      expect(res.body).toMatchObject({ outcome: "linked", user: { id: kate.user.id } });
+      expect(await personOf("kate_widget")).toBe(kate.user.id);
+      const anonymous = await call("POST", "/direct/prove", { body: { handle: "kate_other", intent: "link" } });
+      expect(anonymous.body.code).toBe("ERR_UNAUTHENTICATED");
     });
 
     it("never links by inference: two identities with one verified email stay two people", async () => {

@@ -53,6 +53,12 @@ export interface SignInAttempt {
   /** The provider's own rows that belong to this sign-in, written in the same commit. */
   bind?(q: Queryable, user: UserReference): Promise<void>;
   /**
+   * A link intent taken in this same request (`ctx.linkIntent(req, body)`), for a provider whose
+   * proof needs no start step (a signed widget payload): the proof then attaches to the session's
+   * person instead of signing in. A link intent stored with the consumed secret takes precedence.
+   */
+  link?: LinkIntent;
+  /**
    * The client's limit on the shared counter, counted in the same commit (count it in memory first,
    * with `limiter.consumeLocal`, before any parsing, so malformed attempts count too).
    */

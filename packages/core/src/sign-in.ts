@@ -48,9 +48,10 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
       const done = await db.transaction(async (tx) => {
         if (attempt.limit) await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
         const verification = await attempt.consume(tx);
-        if (verification && verification.ok && verification.link) {
+        const link = (verification && verification.ok ? verification.link : null) ?? attempt.link;
+        if (link) {
           // A link intent: the proof attaches to the person whose session asked; no new session.
-          const linked = await people.attach(tx, req, identity, verification.link, resolve);
+          const linked = await people.attach(tx, req, identity, link, resolve);
           await attempt.bind?.(tx, linked.linked!);
           return { linked };
         }
