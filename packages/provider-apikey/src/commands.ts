@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
-import type { ProviderCommand } from "@erebus/core";
+import type { ProviderCommand } from "@erebus/core/provider";
 import type { ResolvedApiKeyOptions } from "./options.js";
-import type { createKeyStore } from "./store.js";
+import type { KeyStore } from "./store.js";
 
 const USAGE = `usage:
   erebus api-keys create --name <name> [--scopes a,b] [--agent <agent id>] [--expires-in-days N] [--allow-pepper-mismatch]
@@ -13,11 +13,11 @@ const FIX_PEPPER =
   "Run this command with the app's pepper (the same erebus.config and API_KEY_PEPPER environment as the app), or pass --allow-pepper-mismatch if you are changing the pepper on purpose (keys made under the old one then stop working).";
 
 /** `npx erebus api-keys …`: keys that no web user owns (programs, system agents). */
-export function apiKeyCommands(makeStore: (ctx: Parameters<ProviderCommand["run"]>[1]["ctx"]) => ReturnType<typeof createKeyStore>, options: ResolvedApiKeyOptions): Record<string, ProviderCommand> {
+export function apiKeyCommands(store: KeyStore, options: ResolvedApiKeyOptions): Record<string, ProviderCommand> {
   return {
     "api-keys": {
       description: "create, list, revoke and rotate API keys",
-      async run(args, { ctx, out, err }) {
+      async run(args, { out, err }) {
         const { values, positionals } = parseArgs({
           args,
           allowPositionals: true,
@@ -32,7 +32,6 @@ export function apiKeyCommands(makeStore: (ctx: Parameters<ProviderCommand["run"
           },
         });
         const [action, id] = positionals;
-        const store = makeStore(ctx);
         const mine = `${store.fingerprint}${options.pepper ? "" : ", no pepper set"}`;
         /**
          * A key made or rotated here under another pepper than the app's would never verify there

@@ -1,4 +1,4 @@
-import { defineErrors } from "@erebus/core";
+import { defineErrors } from "@erebus/core/provider";
 
 export const apiKeyErrors = defineErrors({
   ERR_APIKEY_MALFORMED: { status: 401, title: "The API key is not in this server's key format" },

@@ -1,4 +1,5 @@
 export { apiKeyProvider } from "./api-key-provider.js";
+export type { ApiKeysApi } from "./api.js";
 export { apiKeyOptionsSchema, type ApiKeyOptions } from "./options.js";
 export { apiKeyErrors, type ApiKeyErrorCode } from "./errors.js";
 export { apiKeySourceTypeSchema, type ApiKeySourceType } from "./source-type.js";

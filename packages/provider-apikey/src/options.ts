@@ -1,4 +1,4 @@
-import { parseOptions } from "@erebus/core";
+import { parseOptions } from "@erebus/core/provider";
 import * as z from "zod";
 
 const DAY = 86_400;

@@ -1,4 +1,4 @@
-import { describeRoute, pgText, type ProviderContext, type RequestAuth, type RouteDoc } from "@erebus/core";
+import { describeRoute, pgText, type ProviderContext, type RequestAuth, type RouteDoc } from "@erebus/core/provider";
 import type { Request, Response, Router } from "express";
 import * as z from "zod";
 import { apiKeyErrors } from "./errors.js";
@@ -69,7 +69,8 @@ export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeySto
   });
   /** `gracePeriodSeconds: 0` is "rotate now" (the old secret stops at once, on every instance); left out, the provider's `rotationGracePeriod`. */
   const rotateBody = z.strictObject({ gracePeriodSeconds: z.number().int().min(0).max(MAX_GRACE_SECONDS).optional() }).default({});
-  const createLimit = ctx.rateLimit({ name: "apikey-create", points: options.createPerMinute, duration: 60 });
+  // Stored as `apikey:create` (core namespaces rate-limit names by provider id).
+  const createLimit = ctx.rateLimit({ name: "create", points: options.createPerMinute, duration: 60 });
   const doc = docs(createBody, rotateBody);
 
   /** Key management is for a person in a browser session: a leaked key must not mint more keys. */

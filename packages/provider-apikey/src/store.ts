@@ -1,5 +1,5 @@
-import { createHash, createHmac } from "node:crypto";
-import { AuthError, findPgUnsafeString, PG_TEXT_MESSAGE, type ProviderContext, type Queryable, type UserReference } from "@erebus/core";
+import { createHmac } from "node:crypto";
+import { AuthError, findPgUnsafeString, PG_TEXT_MESSAGE, type ProviderContext, type Queryable, type UserReference } from "@erebus/core/provider";
 import { apiKeyErrors } from "./errors.js";
 import { generateKey, ID_LENGTH } from "./key.js";
 import type { ResolvedApiKeyOptions } from "./options.js";
@@ -140,10 +140,7 @@ export interface CreateKeyInput {
 
 /** The key store: creation, listing, revocation, rotation, and the look-up verification needs. */
 export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOptions) {
-  const hashSecret = (secret: string) =>
-    options.pepper
-      ? createHmac("sha256", options.pepper).update(secret).digest("hex")
-      : createHash("sha256").update(secret).digest("hex");
+  const hashSecret = (secret: string) => (options.pepper ? createHmac("sha256", options.pepper).update(secret).digest("hex") : ctx.hash(secret));
 
   const fingerprint = pepperFingerprint(options.pepper);
   const notify = (q: Queryable, id: string) => q.query("SELECT pg_notify($1, $2)", [KEY_CHANGED_CHANNEL, id]);

@@ -84,7 +84,7 @@ export function createVerifier(ctx: ProviderContext, store: KeyStore, options: R
   let generation = 0;
   /** Client addresses over the failure limit → until when (ms): refused here without a query. */
   const blocked = new Map<string, number>();
-  const failures = ctx.rateLimit({ name: "apikey-verify-failed", points: options.maxFailedVerifications, duration: options.failedVerificationWindow });
+  const failures = ctx.rateLimit({ name: "verify-failed", points: options.maxFailedVerifications, duration: options.failedVerificationWindow });
   const lastWrite = new Map<string, number>();
   let listening: Promise<void> | undefined;
   /** Set once `listen()` has settled: the hot path then skips awaiting it. */
