@@ -64,6 +64,7 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       const regOptions = await b.post("/passkey/register/options", { intent: "sign-up" });
       templates.push(["POST", "/passkey/register/options", { intent: "sign-up", userName: "ada", userDisplayName: "Ada" }]);
       templates.push(["POST", "/passkey/register/verify", { response: new SoftAuthenticator("EdDSA", RP).register(regOptions.body.options) as unknown as Json, name: "laptop" }]);
+      templates.push(["POST", "/passkey/options", { intent: "sign-in", merge: false }]);
       const options = await b.post("/passkey/options", {});
       templates.push(["POST", "/passkey/verify", { response: registered.assert(options.body.options) as unknown as Json }]);
       templates.push(["PATCH", `/passkey/credentials/${registered.id}`, { name: "renamed" }]);
@@ -78,6 +79,7 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
           // A rename with a valid name is a change, not a refusal: skip the variants that are valid.
           if (method === "PATCH" && typeof (variant as { name?: unknown })?.name === "string" && /^\s*\S.{0,63}$/u.test((variant as { name: string }).name) && !/[\u0000\ud800-\udfff]/.test((variant as { name: string }).name) && Object.keys(variant as object).length === 1) continue;
           if (path === "/passkey/register/options" && isValidRegisterOptions(variant)) continue;
+          if (path === "/passkey/options" && isValidSignInOptions(variant)) continue;
           await refused(() => b.post(path, variant, { method }), `${method} ${path} ${name}`);
           sent++;
         }
@@ -187,4 +189,11 @@ function isValidRegisterOptions(value: unknown): boolean {
     if (typeof s !== "string" || /[\u0000\ud800-\udfff]/.test(s) || s.trim().length < 1 || s.trim().length > 64) return false;
   }
   return true;
+}
+
+function isValidSignInOptions(value: unknown): boolean {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
+  const v = value as Record<string, unknown>;
+  if (Object.keys(v).some((k) => !["intent", "merge"].includes(k))) return false;
+  return (v.intent === undefined || v.intent === "sign-in" || v.intent === "link") && (v.merge === undefined || typeof v.merge === "boolean");
 }

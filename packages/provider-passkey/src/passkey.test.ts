@@ -411,6 +411,59 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect(await counts()).toEqual(before);
     });
 
+    it("a link started by one session and finished by another session in the same browser attaches nothing", async () => {
+      // On https (core's binding cookie keeps several values), so the browser binding alone does not refuse it.
+      const TLS = { rpId: "app.test", origin: "https://app.test" };
+      const s = () => new Browser(secure.url, "https://app.test");
+      const [mine, other] = [new SoftAuthenticator("ES256", TLS), new SoftAuthenticator("EdDSA", TLS)];
+      for (const a of [mine, other]) {
+        const x = s();
+        const creation = await x.post("/passkey/register/options");
+        expect((await x.post("/passkey/register/verify", { response: a.register(creation.body.options) })).status).toBe(200);
+      }
+      const b = s();
+      const first = await b.post("/passkey/options");
+      expect((await b.post("/passkey/verify", { response: mine.assert(first.body.options) })).status).toBe(200);
+      const creation = await b.post("/passkey/register/options");
+      const response = new SoftAuthenticator("ES256", TLS).register(creation.body.options);
+      // Someone else signs in in this browser (a new session), then the link ceremony completes.
+      const options = await b.post("/passkey/options");
+      expect((await b.post("/passkey/verify", { response: other.assert(options.body.options) })).status).toBe(200);
+      const before = await counts();
+      await expectRefused(b.post("/passkey/register/verify", { response }), 403, "ERR_LINK_SESSION_MISMATCH");
+      expect({ ...(await counts()), challenges_used: before.challenges_used }).toEqual(before);
+    });
+
+    it("proving an existing passkey with intent link: refused when it is another person's (409), merged with merge: true, re-proved when it is the person's own (no new session)", async () => {
+      const { authenticator: mine, user: me } = await registered();
+      const { authenticator: theirs } = await registered("EdDSA");
+      const b = browser();
+      expect((await signIn(b, mine)).status).toBe(200);
+      const session = b.cookies.get("erebus_session");
+      const before = await counts();
+      const linkOptions = await b.post("/passkey/options", { intent: "link" });
+      expect(linkOptions.status).toBe(200);
+      await expectRefused(b.post("/passkey/verify", { response: theirs.assert(linkOptions.body.options) }), 409, "ERR_IDENTITY_LINKED_ELSEWHERE");
+      expect({ ...(await counts()), challenges_used: before.challenges_used }).toEqual(before);
+      const mergeOptions = await b.post("/passkey/options", { intent: "link", merge: true });
+      const merged = await b.post("/passkey/verify", { response: theirs.assert(mergeOptions.body.options) });
+      expect(merged.status, JSON.stringify(merged.body)).toBe(200);
+      expect(merged.body.outcome).toBe("merged");
+      expect(b.cookies.get("erebus_session")).toBe(session);
+      const now2 = await b.get("/session");
+      expect(now2.body.user.id).toBe(me.id);
+      expect(now2.body.person.identities.map((i: { source_identifier: string }) => i.source_identifier).sort()).toEqual([mine.id, theirs.id].sort());
+      expect((await b.get("/passkey/credentials")).body.passkeys).toHaveLength(2);
+      // The person's own passkey proved again under a link intent: re-authenticated, the same session.
+      const again = await b.post("/passkey/options", { intent: "link" });
+      const reproved = await b.post("/passkey/verify", { response: mine.assert(again.body.options) });
+      expect(reproved.status, JSON.stringify(reproved.body)).toBe(200);
+      expect(reproved.body.outcome).toBe("reauthenticated");
+      expect(b.cookies.get("erebus_session")).toBe(session);
+      // A link intent needs a session.
+      await expectRefused(browser().post("/passkey/options", { intent: "link" }), 401, "ERR_UNAUTHENTICATED");
+    });
+
     it("management: lists the person's passkeys (no key material), renames one, and refuses others' and strangers", async () => {
       const { authenticator, user } = await registered();
       const b = browser();

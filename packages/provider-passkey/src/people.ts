@@ -27,8 +27,8 @@ export async function signedInPerson(ctx: ProviderContext, req: Request, res: Re
 }
 
 /** Core's link intent for "add a passkey to the signed-in person": 401 without a session, 403 `ERR_REAUTH_REQUIRED` when it is stale. */
-export async function linkIntent(ctx: ProviderContext, req: Request, res: Response, merge: boolean): Promise<LinkIntent> {
-  const intent = await ctx.linkIntent(req, { intent: "link", merge }, res);
+export async function linkIntent(ctx: ProviderContext, req: Request, res: Response): Promise<LinkIntent> {
+  const intent = await ctx.linkIntent(req, { intent: "link" }, res);
   if (!intent) throw AuthError.of("ERR_UNAUTHENTICATED");
   return intent;
 }

@@ -28,12 +28,17 @@ const registerOptionsBody = z
     /** The account name the authenticator shows in its picker (an email address, a handle). */
     userName: label.optional(),
     userDisplayName: label.optional(),
-    /** With `link`: take in the other person when this passkey already belongs to one (core's merge). */
-    merge: z.boolean().optional(),
   })
   .optional();
 const registerVerifyBody = z.strictObject({ response: registrationResponseSchema, name: label.optional() });
-const authenticateOptionsBody = z.strictObject({}).optional();
+const authenticateOptionsBody = z
+  .strictObject({
+    /** `link`: prove an existing passkey to attach its identity to the signed-in person (core's link intent, fresh session). */
+    intent: z.enum(["sign-in", "link"]).optional(),
+    /** With `link`: take in the other person when the passkey belongs to one (core's merge). */
+    merge: z.boolean().optional(),
+  })
+  .optional();
 const verifyBody = z.strictObject({ response: authenticationResponseSchema });
 const renameBody = z.strictObject({ name: label });
 const credentialIdParam = z.string().min(1).max(MAX_CREDENTIAL_ID).regex(/^[A-Za-z0-9_-]+$/);
@@ -83,14 +88,16 @@ const docs = {
   },
   options: {
     summary: "Passkey sign-in: options for navigator.credentials.get() (discoverable: allowCredentials is empty; also for conditional UI)",
+    description: "With { intent: \"link\" } (signed in, fresh session): the assertion then attaches the passkey's identity to the person instead of signing in (merge: true takes in the person it belongs to).",
     body: authenticateOptionsBody,
     responses: { 200: { description: "request options", schema: optionsAnswer } },
+    errors: ["ERR_REAUTH_REQUIRED", "ERR_IDENTITY_LIMIT"],
   },
   verify: {
     summary: "Passkey sign-in: verify the assertion and start a session",
     body: verifyBody,
     responses: { 200: { description: "signed in", schema: signInResultSchema } },
-    errors: [...responseErrors, "ERR_PASSKEY_SIGNATURE_INVALID", "ERR_PASSKEY_COUNTER_ROLLBACK", "ERR_PASSKEY_CREDENTIAL_UNKNOWN", "ERR_PASSKEY_USER_HANDLE_MISMATCH", "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID"],
+    errors: [...responseErrors, "ERR_PASSKEY_SIGNATURE_INVALID", "ERR_PASSKEY_COUNTER_ROLLBACK", "ERR_PASSKEY_CREDENTIAL_UNKNOWN", "ERR_PASSKEY_USER_HANDLE_MISMATCH", "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID", "ERR_IDENTITY_LINKED_ELSEWHERE", "ERR_LINK_SESSION_MISMATCH", "ERR_LINK_CONFLICT", "ERR_IDENTITY_LIMIT", "ERR_REAUTH_REQUIRED"],
   },
   list: {
     summary: "The signed-in person's passkeys (no key material)",
@@ -143,7 +150,7 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
     let link: Awaited<ReturnType<typeof linkIntent>> | undefined;
     let existing: CredentialRow[] = [];
     if (intent === "link") {
-      link = await linkIntent(ctx, req, res, body.merge === true);
+      link = await linkIntent(ctx, req, res);
       existing = await credentials.ofUsers((await signedInPerson(ctx, req, res)).person.userIds);
       if (existing.length >= options.maxPasskeys) throw fail("ERR_PASSKEY_LIMIT_REACHED", `at most ${options.maxPasskeys}`);
     }
@@ -223,10 +230,13 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
 
   router.post("/passkey/options", describeRoute(docs.options), async (req, res) => {
     optionsLimit.consumeLocal(client(req));
-    ctx.parse(authenticateOptionsBody, isEmpty(req.body) ? undefined : req.body);
+    const body = ctx.parse(authenticateOptionsBody, isEmpty(req.body) ? undefined : req.body) ?? {};
+    // A plain sign-in has no intent; `link` asks core for one (fresh session), and the proof then
+    // attaches (or, with merge, takes in the other person, or re-proves the person's own passkey).
+    const link = await ctx.linkIntent(req, { intent: body.intent, merge: body.merge }, res);
     const { challenge, expiresAt } = await ctx.db.transaction(async (tx) => {
       await optionsLimit.consumeIn(tx, client(req));
-      return challenges.issue("authenticate", { req, res }, {}, tx);
+      return challenges.issue("authenticate", { req, res }, {}, tx, link);
     });
     const request = await generateAuthenticationOptions({
       rpID: rp.rpId,
