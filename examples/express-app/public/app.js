@@ -1,6 +1,7 @@
 // The example page, on @erebus/client (the package's dist, served at /vendor/erebus-client/):
-// asks the server who is signed in, and drives the sign-in forms.
-import { createErebusClient, ErebusError } from "/vendor/erebus-client/index.js";
+// asks the server who is signed in, and drives the sign-in forms. Signed in, the same buttons link
+// another way to sign in to this person (a link intent: the proof attaches instead of signing in).
+import { createErebusClient, ErebusError, IdentityLinkedElsewhereError, isLinkResult, ReauthRequiredError } from "/vendor/erebus-client/index.js";
 import { chainIdOf, eip1193Signer } from "/vendor/erebus-client/ethereum.js";
 import { base58Encode, formatSiwsMessage } from "/vendor/erebus-client/solana.js";
 import { signInWithStandardWallet, watchSolanaWallets } from "/vendor/erebus-client/wallet-standard.js";
@@ -28,9 +29,167 @@ function showError(problem) {
   el.hidden = !problem;
 }
 
+// ---- people: link, merge, unlink ---------------------------------------------------------------
+
+/**
+ * "link" while a session is signed in: every sign-in button then proves another identity for this
+ * person. "sign-in" when signed out, and while re-proving a stale session ("Sign in again").
+ */
+let mode = "sign-in";
+let reauthing = false;
+
+/** The options a sign-in helper takes for the current mode; `merge` only when the person chose it. */
+const intentOptions = (merge = false) => (mode === "link" ? { intent: "link", ...(merge ? { merge: true } : {}) } : {});
+
+function hideOffers() {
+  $("merge-offer").hidden = true;
+  $("reauth").hidden = true;
+  $("link-status").hidden = true;
+}
+
+let pendingMerge = null;
+
+/**
+ * What a link attempt's refusal means to the person: the identity is someone else's (offer to merge,
+ * which proves it afresh), or the session is too old to change who it is (sign in again first).
+ * Answers true when it handled the error.
+ */
+function linkRefused(error, what, retryWithMerge) {
+  if (error instanceof IdentityLinkedElsewhereError) {
+    const n = error.identities;
+    $("merge-offer-text").textContent =
+      `${what} belongs to another person (${n} identit${n === 1 ? "y" : "ies"}). Merge that person into you? ` +
+      "Everything of theirs becomes yours; you will be asked to prove it again.";
+    pendingMerge = retryWithMerge;
+    $("merge-offer").hidden = false;
+    showError(null);
+    return true;
+  }
+  if (error instanceof ReauthRequiredError) {
+    $("reauth").hidden = false;
+    showError(null);
+    return true;
+  }
+  return false;
+}
+
+function showLinked(result) {
+  const who = `${result.linked.network}:${result.linked.source_identifier}`;
+  $("link-status").textContent =
+    result.outcome === "merged" ? `Merged the person of ${who} into you.` : result.outcome === "reauthenticated" ? `${who} is already yours: confirmed it is you.` : `Linked ${who}.`;
+  $("link-status").hidden = false;
+}
+
+/** Runs a sign-in or link attempt `run(options)`; a link's answer, a merge offer or a re-auth prompt shows on the page. */
+async function prove(what, run, merge = false) {
+  hideOffers();
+  try {
+    const result = await run(intentOptions(merge));
+    showError(null);
+    if (result && isLinkResult(result)) showLinked(result);
+    return result;
+  } catch (error) {
+    if (linkRefused(error, what, () => prove(what, run, true))) return undefined;
+    if (error instanceof ErebusError) {
+      showError(error.problem);
+      return undefined;
+    }
+    throw error;
+  } finally {
+    await refresh();
+  }
+}
+
+$("merge").addEventListener("click", async () => {
+  const retry = pendingMerge;
+  pendingMerge = null;
+  $("merge-offer").hidden = true;
+  await retry?.();
+});
+$("merge-cancel").addEventListener("click", () => {
+  pendingMerge = null;
+  $("merge-offer").hidden = true;
+});
+$("reauth-start").addEventListener("click", () => {
+  // The buttons sign in for one attempt; signing in with any identity of this person makes the
+  // session fresh (a new session of the same person), and the page is back to linking.
+  reauthing = true;
+  $("reauth").hidden = true;
+  render();
+});
+
+function identityItem(identity, own, last) {
+  const li = document.createElement("li");
+  li.dataset.identityId = identity.id;
+  li.dataset.network = identity.network;
+  const name = document.createElement("span");
+  name.className = "id";
+  name.textContent = `${identity.network}:${identity.source_identifier}`;
+  const type = document.createElement("span");
+  type.className = "muted";
+  type.textContent = identity.type;
+  li.append(name, type);
+  if (identity.id === own) {
+    const note = document.createElement("span");
+    note.className = "muted this-session";
+    note.textContent = "(this session)";
+    li.append(note);
+  } else if (!last) {
+    const unlink = document.createElement("button");
+    unlink.type = "button";
+    unlink.className = "unlink";
+    unlink.textContent = "Unlink";
+    unlink.addEventListener("click", async () => {
+      hideOffers();
+      try {
+        await client.unlink(identity.id);
+        showError(null);
+        $("link-status").textContent = `Unlinked ${identity.network}:${identity.source_identifier}; it is a person of its own now.`;
+        $("link-status").hidden = false;
+      } catch (error) {
+        if (!linkRefused(error, name.textContent, null)) {
+          if (!(error instanceof ErebusError)) throw error;
+          showError(error.problem);
+        }
+      }
+      await refresh();
+    });
+    li.append(unlink);
+  }
+  return li;
+}
+
+let current = null;
+
+/** Draws the sign-in section for the mode: the same buttons sign in, or link another way to sign in. */
+function render() {
+  const linking = current !== null && current.via === "session" && !reauthing;
+  mode = linking ? "link" : "sign-in";
+  $("sign-in-title").textContent = linking ? "Link another way to sign in" : reauthing && current ? "Sign in again" : "Sign in";
+  $("link-hint").hidden = !linking;
+  const verb = linking ? "Link" : "Sign in with";
+  $("siwe").textContent = `${verb} Ethereum`;
+  $("siws").textContent = `${verb} Solana`;
+  $("email-label").textContent = linking ? "Link an email address" : "Sign in with email";
+  const devLabel = document.querySelector("label[for=handle]");
+  if (devLabel) devLabel.firstChild.textContent = linking ? "Link a development identity " : "Development sign-in ";
+  renderOAuthButtons();
+  // Telegram's provider takes no link intent yet: while linking, its button would switch accounts.
+  $("telegram-buttons").hidden = linking;
+}
+
 async function refresh() {
   const body = await client.session().catch(() => null);
+  current = body;
+  if (body === null) reauthing = false;
   const signedIn = body !== null;
+  $("identities").hidden = !(signedIn && body.person);
+  if (signedIn && body.person) {
+    const identities = body.person.identities;
+    $("person-id").textContent = body.person.id;
+    $("identity-list").replaceChildren(...identities.map((identity) => identityItem(identity, body.user.id, identities.length <= 1)));
+  }
+  render();
   $("status").textContent = signedIn
     ? `Signed in as ${body.user.network}:${body.user.source_identifier} (${body.user.user_type})`
     : "Not signed in.";
@@ -141,49 +300,101 @@ if (devForm) {
   devForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     // Core's development sign-in (testProvider), only mounted in development: not a client method.
-    await attempt(() => client.json("/auth/test/sign-in", { method: "POST", body: JSON.stringify({ handle: $("handle").value }) }));
-    await refresh();
+    // Linking takes its two-step shape: a ticket asked for under the link intent, then its proof.
+    const handle = $("handle").value;
+    if (mode === "sign-in") {
+      await attempt(() => client.json("/auth/test/sign-in", { method: "POST", body: JSON.stringify({ handle }) }));
+      reauthing = false;
+      await refresh();
+      return;
+    }
+    await prove(`test:${handle}`, async (options) => {
+      const { ticket } = await client.json("/auth/test/start", { method: "POST", body: JSON.stringify({ handle, ...options }) });
+      return client.json("/auth/test/verify", { method: "POST", body: JSON.stringify({ handle, ticket }) });
+    });
   });
 }
 
 // ---- OAuth / OpenID Connect --------------------------------------------------------------------
 
-async function loadOAuthButtons() {
-  const providers = await client.oauth.providers().catch(() => []);
-  const links = providers.map((provider) => {
+let oauthProviders = [];
+
+function renderOAuthButtons() {
+  const links = oauthProviders.map((provider) => {
     const a = document.createElement("a");
     a.className = "button";
-    a.href = client.oauth.startURL(provider.id, { returnTo: "/" });
-    a.textContent = `Sign in with ${provider.label}`;
+    // Linking: the provider's callback attaches its account to this person (the intent is kept
+    // with the attempt's state, bound to this session).
+    a.href = mode === "link" ? client.oauth.linkURL(provider.id, { returnTo: "/" }) : client.oauth.startURL(provider.id, { returnTo: "/" });
+    a.textContent = `${mode === "link" ? "Link" : "Sign in with"} ${provider.label}`;
     a.dataset.provider = provider.id;
     return a;
   });
   $("oauth-buttons").replaceChildren(...links);
 }
 
-// A failed OAuth sign-in comes back as /?error=ERR_…
-const failed = new URLSearchParams(location.search).get("error");
-if (failed && /^ERR_[A-Z_]+$/.test(failed)) showError({ title: "Sign-in failed", code: failed });
+async function loadOAuthButtons() {
+  oauthProviders = await client.oauth.providers().catch(() => []);
+  renderOAuthButtons();
+}
+
+// A failed OAuth sign-in or link comes back as /?error=ERR_… (a link refused because the account is
+// another person's also names the provider and, when the server says, that person's size).
+const query = new URLSearchParams(location.search);
+const failed = query.get("error");
+if (failed === "ERR_IDENTITY_LINKED_ELSEWHERE") {
+  const provider = query.get("provider");
+  const identities = Number(query.get("identities") ?? "0");
+  const problem = { code: failed, title: "Linked elsewhere", status: 409, identities: Number.isInteger(identities) ? identities : 0 };
+  const label = provider && /^[a-z0-9_-]{1,64}$/i.test(provider) ? `This ${provider} account` : "This account";
+  const retry = provider && /^[a-z0-9_-]{1,64}$/i.test(provider) ? () => location.assign(client.oauth.linkURL(provider, { returnTo: "/", merge: true })) : null;
+  if (!linkRefused(new IdentityLinkedElsewhereError(problem), label, retry)) showError(problem);
+  if (!retry) $("merge").hidden = true;
+} else if (failed === "ERR_REAUTH_REQUIRED") {
+  $("reauth").hidden = false;
+} else if (failed && /^ERR_[A-Z_]+$/.test(failed)) {
+  showError({ title: "Sign-in failed", code: failed });
+}
 loadOAuthButtons();
 
 // ---- email ------------------------------------------------------------------------------------
 
 $("email-start").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const mode = $("email-mode").value;
-  const started = await attempt(() => client.email.start({ email: $("email").value, mode }));
-  $("email-status").hidden = !started;
-  $("email-code").hidden = !(started && mode === "code");
+  await startEmail(false);
 });
+
+/** Sends the link or code; under a link intent (and `merge` once the person chose it) it attaches instead. */
+async function startEmail(merge) {
+  const how = $("email-mode").value;
+  hideOffers();
+  let started;
+  try {
+    started = await client.email.start({ email: $("email").value, mode: how, ...intentOptions(merge) });
+    showError(null);
+  } catch (error) {
+    // A stale session's link intent is refused at the start (ReauthRequiredError): say what to do.
+    if (!linkRefused(error, "This address", null)) {
+      if (!(error instanceof ErebusError)) throw error;
+      showError(error.problem);
+    }
+  }
+  $("email-status").hidden = !started;
+  $("email-code").hidden = !(started && how === "code");
+}
 
 $("email-code").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const signedIn = await attempt(() => client.email.verify({ email: $("email").value, code: $("code").value }));
-  if (signedIn) {
+  const address = $("email").value;
+  const done = await prove(`The address ${address}`, () => client.email.verify({ email: address, code: $("code").value }));
+  // A merge needs a fresh proof: a new code, asked for with merge.
+  if (!$("merge-offer").hidden) pendingMerge = () => startEmail(true);
+  if (done) {
     $("email-code").hidden = true;
     $("email-status").hidden = true;
+    $("code").value = "";
+    reauthing = false;
   }
-  await refresh();
 });
 
 // ---- wallets ------------------------------------------------------------------------------------
@@ -201,7 +412,11 @@ function ethereumWalletName(ethereum) {
 }
 
 /** What a wallet threw, for the status line: an ErebusError is shown as the page's error instead. */
-function walletFailed(error) {
+function walletFailed(error, what, retryWithMerge) {
+  if (linkRefused(error, what, retryWithMerge)) {
+    walletStatus("");
+    return;
+  }
   if (error instanceof ErebusError) {
     showError(error.problem);
     walletStatus(error.code === "ERR_SIWE_CHAIN_NOT_ALLOWED" ? "Switch your wallet to an allowed network and try again." : "Sign-in failed.");
@@ -212,7 +427,11 @@ function walletFailed(error) {
 
 // EIP-4361 with an EIP-1193 wallet: the server prepares the message (EIP-55 address included), the
 // client checks it names this site, the wallet signs it.
-$("siwe").addEventListener("click", async () => {
+$("siwe").addEventListener("click", () => signInWithEthereum(false));
+
+/** Signs in, or links this wallet to the signed-in person (`merge`: take in its other person, after the offer). */
+async function signInWithEthereum(merge) {
+  hideOffers();
   const ethereum = window.ethereum;
   if (!ethereum) {
     walletStatus("No Ethereum wallet found. Install a browser wallet such as MetaMask, then reload this page.");
@@ -223,14 +442,16 @@ $("siwe").addEventListener("click", async () => {
     const signer = await eip1193Signer(ethereum);
     const chainId = await chainIdOf(ethereum);
     walletStatus("Sign the message in your wallet…");
-    await client.signInWithEthereum(signer, { chainId, provider: ethereumWalletName(ethereum) });
+    const result = await client.signInWithEthereum(signer, { chainId, provider: ethereumWalletName(ethereum), ...intentOptions(merge) });
     showError(null);
     walletStatus("");
+    if (isLinkResult(result)) showLinked(result);
+    else reauthing = false;
   } catch (error) {
-    walletFailed(error);
+    walletFailed(error, "This Ethereum account", () => signInWithEthereum(true));
   }
   await refresh();
-});
+}
 
 // Wallet Standard (https://github.com/wallet-standard/wallet-standard) wallets that can sign in with Solana.
 const standardWallets = watchSolanaWallets();
@@ -246,7 +467,10 @@ function solanaWalletName(wallet) {
 
 // Sign In With Solana: a Wallet Standard wallet's solana:signIn first; else an injected provider
 // (Phantom & co) through its signIn, or signMessage of the same text for older wallets.
-$("siws").addEventListener("click", async () => {
+$("siws").addEventListener("click", () => signInWithSolana(false));
+
+async function signInWithSolana(merge) {
+  hideOffers();
   const standard = standardWallets.wallets()[0];
   const injected = window.phantom?.solana ?? window.solflare ?? window.backpack ?? window.solana;
   if (!standard && !injected) {
@@ -255,10 +479,11 @@ $("siws").addEventListener("click", async () => {
   }
   try {
     walletStatus("Sign in with your wallet…");
+    let result;
     if (standard) {
-      await signInWithStandardWallet(client, standard, { provider: solanaWalletName(standard) });
+      result = await signInWithStandardWallet(client, standard, { provider: solanaWalletName(standard), ...intentOptions(merge) });
     } else {
-      const issued = await client.siws.nonce();
+      const issued = await client.siws.nonce(intentOptions(merge));
       let address, message, signature;
       if (typeof injected.signIn === "function") {
         const output = await injected.signIn(issued.input);
@@ -271,14 +496,16 @@ $("siws").addEventListener("click", async () => {
         message = formatSiwsMessage(issued.input, address);
         signature = base58Encode((await injected.signMessage(new TextEncoder().encode(message), "utf8")).signature);
       }
-      await client.siws.verify({ message, signature, address, provider: solanaWalletName(injected) });
+      result = await client.siws.verify({ message, signature, address, provider: solanaWalletName(injected) });
     }
     showError(null);
     walletStatus("");
+    if (isLinkResult(result)) showLinked(result);
+    else reauthing = false;
   } catch (error) {
-    walletFailed(error);
+    walletFailed(error, "This Solana account", () => signInWithSolana(true));
   }
   await refresh();
-});
+}
 
 refresh();
