@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Database, ErebusAuth, Logger } from "@erebus/core";
 import { engines, rowCounts, startAuthServer, type Running } from "@erebus/core/testing";
 import { Browser, SoftAuthenticator, type Algorithm, type Overrides } from "../test/soft-authenticator.js";
-import { passkeyProvider } from "./index.js";
+import { passkeyProvider, type PasskeyApi } from "./index.js";
 
 const ORIGIN = "http://app.test";
 const RP = { rpId: "app.test", origin: ORIGIN };
@@ -120,6 +120,24 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
         expect(rows[0]!.last_used_at).not.toBeNull();
       });
     }
+
+    it("rate limits: options and verify requests per client IP per minute (429), shared through the database", async () => {
+      const { server: limited } = await startAuthServer({ database: db, baseURL: ORIGIN, providers: [passkeyProvider({ rateLimit: { options: 2, verify: 2 } })], logger, clock: () => now });
+      try {
+        const { authenticator } = await registered();
+        const b = browser(limited.url);
+        const first = await b.post("/passkey/options");
+        const second = await b.post("/passkey/options");
+        expect([first.status, second.status]).toEqual([200, 200]);
+        await expectRefused(b.post("/passkey/options"), 429, "ERR_RATE_LIMITED");
+        // Two verifies (a good one and a bad one), then the third is refused before any work.
+        expect((await b.post("/passkey/verify", { response: authenticator.assert(second.body.options) })).status).toBe(200);
+        expect((await b.post("/passkey/verify", { response: authenticator.assert(second.body.options) })).status).toBe(401);
+        await expectRefused(b.post("/passkey/verify", { response: authenticator.assert(first.body.options) }), 429, "ERR_RATE_LIMITED");
+      } finally {
+        await limited.close();
+      }
+    });
 
     it("an options request with no body at all works too (the page's plain fetch)", async () => {
       const b = browser();
@@ -472,6 +490,9 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect(list.status).toBe(200);
       expect(list.body.passkeys).toEqual([expect.objectContaining({ id: authenticator.id, userId: user.id, name: "Passkey", deviceType: "multiDevice" })]);
       expect(JSON.stringify(list.body)).not.toMatch(/public_?key|user_?handle|counter/i);
+      // The same list for the app, as auth.providers.passkey.
+      const api = auth.providers.passkey as PasskeyApi;
+      expect((await api.listPasskeys([user.id])).map((p) => p.id)).toEqual([authenticator.id]);
       const renamed = await b.post(`/passkey/credentials/${authenticator.id}`, { name: "  Work phone " }, { method: "PATCH" });
       expect(renamed.status, JSON.stringify(renamed.body)).toBe(200);
       expect(renamed.body.passkey.name).toBe("Work phone");
