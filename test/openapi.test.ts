@@ -107,6 +107,9 @@ describe("the OpenAPI document (GET /auth/openapi.json)", () => {
     await client.email.start({ email: "doc@example.com", mode: "code" });
     const code = /\b(\d{6})\b/.exec(mail.messages()[0]!.text)![1]!;
     await client.email.verify({ email: "doc@example.com", code });
+    // People: the person's identities, and an unlink of an identity that is not this person's (404).
+    await call("/auth/identities");
+    await call("/auth/identities/00000000-0000-4000-8000-000000000000", { method: "DELETE" });
     const key = await client.apiKeys.create({ name: "doc" });
     await client.apiKeys.list();
     await client.apiKeys.rotate(key.id, { gracePeriodSeconds: 0 });
