@@ -176,6 +176,10 @@ function render() {
   renderOAuthButtons();
   // Telegram's provider takes no link intent yet: while linking, its button would switch accounts.
   $("telegram-buttons").hidden = linking;
+  // Passkeys: signed in, "Add a passkey" makes a new one for this person, and the other button
+  // proves one the person already has elsewhere (it joins this person).
+  $("passkey-sign-in").textContent = linking ? "Link a passkey you have" : "Sign in with a passkey";
+  $("passkey-add").textContent = linking ? "Add a passkey" : "Sign up with a passkey";
 }
 
 async function refresh() {
@@ -508,4 +512,84 @@ async function signInWithSolana(merge) {
   await refresh();
 }
 
-refresh();
+// ---- passkeys (WebAuthn, @simplewebauthn/browser) ------------------------------------------------
+
+const webauthn = window.SimpleWebAuthnBrowser;
+const passkeyStatus = (text) => {
+  $("passkey-status").textContent = text;
+};
+const authJson = (path, body) => client.json(`/auth${path}`, { method: "POST", body: JSON.stringify(body) });
+/** Shows the buttons when the browser has WebAuthn and the app mounts the passkey provider (not on an IP-address PUBLIC_URL). */
+async function setUpPasskeys() {
+  if (!webauthn?.browserSupportsWebAuthn()) return;
+  const doc = await fetch("/auth/openapi.json").then((r) => r.json()).catch(() => null);
+  $("passkey-buttons").hidden = !doc?.paths?.["/auth/passkey/options"];
+  if (!$("passkey-buttons").hidden) startAutofill();
+}
+
+/** What a WebAuthn call threw (the person cancelled, no authenticator, …), for the status line. */
+function passkeyFailed(error, what, retryWithMerge) {
+  if (linkRefused(error, what, retryWithMerge)) return passkeyStatus("");
+  if (error instanceof ErebusError) {
+    showError(error.problem);
+    return passkeyStatus("");
+  }
+  passkeyStatus(error?.name === "NotAllowedError" ? "Cancelled." : `The browser said: ${error?.message ?? error}`);
+}
+
+/** A discoverable sign-in (no user name): with `intent: "link"` it proves a passkey for this person instead. */
+async function passkeyAssertion(options, useBrowserAutofill = false) {
+  const { options: optionsJSON } = await authJson("/passkey/options", options);
+  const response = await webauthn.startAuthentication({ optionsJSON, useBrowserAutofill });
+  return authJson("/passkey/verify", { response });
+}
+
+$("passkey-sign-in").addEventListener("click", () => passkeySignIn(false));
+async function passkeySignIn(merge) {
+  hideOffers();
+  passkeyStatus("Choose a passkey…");
+  try {
+    const result = await passkeyAssertion(intentOptions(merge));
+    showError(null);
+    passkeyStatus("");
+    if (isLinkResult(result)) showLinked(result);
+    else reauthing = false;
+  } catch (error) {
+    passkeyFailed(error, "This passkey", () => passkeySignIn(true));
+  }
+  await refresh();
+  if (current === null) startAutofill();
+}
+
+// Signed out: a new person whose first identity is a new passkey. Signed in: a new passkey for this person.
+$("passkey-add").addEventListener("click", async () => {
+  hideOffers();
+  passkeyStatus("Create the passkey…");
+  try {
+    const intent = mode === "link" ? "link" : "sign-up";
+    const { options: optionsJSON } = await authJson("/passkey/register/options", { intent, ...($("email").value ? { userName: $("email").value } : {}) });
+    const response = await webauthn.startRegistration({ optionsJSON });
+    const result = await authJson("/passkey/register/verify", { response });
+    showError(null);
+    passkeyStatus(isLinkResult(result) ? "Passkey added." : "");
+    if (isLinkResult(result)) showLinked(result);
+  } catch (error) {
+    passkeyFailed(error, "This passkey", null);
+  }
+  await refresh();
+});
+
+/** Conditional UI: while signed out, the email field's autofill offers this site's passkeys. */
+async function startAutofill() {
+  if (current !== null || !(await webauthn.browserSupportsWebAuthnAutofill())) return;
+  try {
+    await passkeyAssertion({}, true);
+    showError(null);
+    await refresh();
+  } catch (error) {
+    // Another ceremony (a button) cancels the waiting autofill request: that is not an error.
+    if (error?.name !== "AbortError" && error instanceof ErebusError) showError(error.problem);
+  }
+}
+
+refresh().then(setUpPasskeys);

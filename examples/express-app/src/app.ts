@@ -15,6 +15,8 @@ const page = (name: string) => readFileSync(new URL(`../public/${name}`, import.
 const require = createRequire(import.meta.url);
 /** The page runs on @erebus/client: its built ES modules, served as they are (no bundler). */
 const clientDist = join(dirname(require.resolve("@erebus/client/package.json")), "dist");
+/** @simplewebauthn/browser's UMD bundle (a global SimpleWebAuthnBrowser) for the passkey buttons. */
+const webauthnScript = join(dirname(require.resolve("@simplewebauthn/browser")), "..", "dist", "bundle", "index.umd.min.js");
 /** Scalar's API reference, from its package: the page loads nothing from a CDN. */
 const scalarScript = require.resolve("@scalar/api-reference/browser/standalone.js");
 
@@ -87,6 +89,7 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
 
   if (!existsSync(join(clientDist, "index.js"))) throw new Error(`@erebus/client is not built (${clientDist}): run npm run build`);
   app.use("/vendor/erebus-client", express.static(clientDist, { index: false, fallthrough: false }));
+  app.get("/vendor/simplewebauthn-browser.js", (_req, res) => res.sendFile(webauthnScript));
   app.use("/auth", auth.router);
   app.use(auth.middleware);
 

@@ -6,6 +6,7 @@ import * as z from "zod";
 import { apiKeyProvider } from "@erebus/provider-apikey";
 import { emailProvider, memoryTransport, smtpTransport } from "@erebus/provider-email";
 import { github, google, oauthProvider, oidc, type ProviderConfig } from "@erebus/provider-oauth";
+import { passkeyProvider } from "@erebus/provider-passkey";
 import { telegramProvider } from "@erebus/provider-telegram";
 import { walletProvider } from "@erebus/provider-wallet";
 import { syncProvider } from "@erebus/sync";
@@ -29,6 +30,9 @@ export function providersFor(config: AppConfig) {
     apiKeys,
   ];
   if (Object.keys(oauth).length > 0) providers.push(oauthProvider({ providers: oauth }));
+  // Passkeys: their RP id is PUBLIC_URL's host name, which WebAuthn refuses when it is an IP address
+  // (http://127.0.0.1:3000): the page then offers no passkey buttons (use http://localhost:3000).
+  if (!/^(\d+\.\d+\.\d+\.\d+|\[.*\])$/.test(new URL(config.publicUrl).hostname)) providers.push(passkeyProvider({ rpName: config.appName }));
   // Telegram: the configured bot; with none, in development only, a development bot whose token the
   // stand-in widget at /dev/telegram signs with (the real widget cannot sign for a made-up bot).
   const devTelegram = !config.telegram && config.development ? devTelegramSettings() : undefined;
