@@ -1,4 +1,4 @@
-import { defineErrors } from "@erebus/core";
+import { defineErrors } from "@erebus/core/provider";
 
 export const oauthErrors = defineErrors({
   ERR_OAUTH_PROVIDER_UNKNOWN: { status: 404, title: "No such sign-in provider" },

@@ -1,5 +1,6 @@
-import { createHash, createHmac } from "node:crypto";
-import { AuthError, isPgText, type ProviderContext } from "@erebus/core";
+import { createHmac } from "node:crypto";
+import { AuthError, isPgText, type LinkIntent, type ProviderContext, type VerificationResult } from "@erebus/core/provider";
+import type { Request, Response } from "express";
 import * as client from "openid-client";
 import { oauthErrors } from "./errors.js";
 import type { ResolvedOAuthOptions } from "./options.js";
@@ -7,6 +8,9 @@ import type { OAuth2Config, ProviderConfig } from "./presets.js";
 import { checkMetadata, endpointRefusal, guardedFetch, type EndpointPolicy } from "./secure-endpoints.js";
 import type { OAuthProfile } from "./source-type.js";
 
+// Released migrations stay as they were (append-only): 0001 made the provider's own attempt table,
+// which core's `erebus_verifications` replaces (issue 11); 0003 drops it. Its rows were attempts
+// that live minutes (`stateTtl`, 10 by default): a sign-in under way at the upgrade starts again.
 export const stateMigration = {
   id: "0001_oauth_states",
   sql: `CREATE TABLE erebus_oauth_states (
@@ -22,13 +26,36 @@ export const stateMigration = {
   CREATE INDEX erebus_oauth_states_expires_at_idx ON erebus_oauth_states (expires_at);`,
 };
 
-const sha256 = (value: string) => createHash("sha256").update(value).digest("hex");
+export const dropStatesMigration = {
+  id: "0003_drop_oauth_states",
+  sql: `-- Attempts live in core's erebus_verifications now (provider 'oauth', purpose 'state').
+  DROP TABLE IF EXISTS erebus_oauth_states;`,
+};
+
+/** The purpose of an attempt's state in core's store; its subject is the configured provider's id. */
+const STATE = "state";
+
 /**
  * The PKCE verifier and the OIDC nonce are derived from the browser's binding secret and the state,
  * so the database keeps only hashes and a stolen state row is useless without the cookie.
  */
 const derive = (binding: string, purpose: "pkce" | "nonce", state: string) =>
   createHmac("sha256", binding).update(`${purpose}:${state}`).digest("base64url");
+
+/**
+ * The binding value core just set on `res` for an issued verification (the newest value of its
+ * binding cookie). Core's `issue()` does not hand it back yet, and the PKCE verifier and the nonce
+ * are derived from it; when it does, this is the one place to change.
+ */
+function issuedBinding(res: Response): string {
+  const header = res.getHeader("set-cookie");
+  const cookies = Array.isArray(header) ? header : typeof header === "string" ? [header] : [];
+  for (const cookie of [...cookies].reverse()) {
+    const value = /^(?:__Host-)?erebus_bind=([A-Za-z0-9_.-]+)/.exec(cookie)?.[1]?.split(".").at(-1);
+    if (value) return value;
+  }
+  throw new Error("oauth: core set no browser-binding cookie for the attempt");
+}
 
 /** A return path that stays on this site: `/x?y#z`, never `//host`, `/\\host` or a scheme. */
 export function safeReturnTo(value: unknown): string | undefined {
@@ -68,13 +95,29 @@ function mapClientError(error: unknown, kind: ProviderConfig["kind"]): AuthError
 export interface CallbackResult {
   profile: OAuthProfile;
   issuer: string;
-  returnTo: string;
   refreshToken: string | undefined;
 }
 
+/** An attempt whose state the callback used up: what the code exchange and the sign-in need. */
+export interface UsedAttempt {
+  state: string;
+  /** The browser's binding value that matched: the PKCE verifier and the nonce derive from it. */
+  binding: string;
+  returnTo: string;
+  /** The consumed verification (a link intent rides on it), handed to `ctx.signInOnce`. */
+  verification: Extract<VerificationResult, { ok: true }>;
+}
+
+const stateError = (reason: Extract<VerificationResult, { ok: false }>["reason"]) => {
+  if (reason === "browser") return oauthErrors.create("ERR_OAUTH_BROWSER_MISMATCH");
+  if (reason === "used") return oauthErrors.create("ERR_OAUTH_STATE_USED");
+  if (reason === "expired") return oauthErrors.create("ERR_OAUTH_STATE_EXPIRED");
+  return oauthErrors.create("ERR_OAUTH_STATE_INVALID");
+};
+
 /** The authorization-code flow for one configured provider. */
 export function createFlow(ctx: ProviderContext, id: string, config: ProviderConfig, options: ResolvedOAuthOptions) {
-  const redirectUri = `${ctx.baseURL.origin}${ctx.basePath === "/" ? "" : ctx.basePath}/oauth/${id}/callback`;
+  const redirectUri = ctx.url(`/oauth/${id}/callback`);
   const policy: EndpointPolicy = { production: ctx.production, allowInsecureRequests: options.allowInsecureRequests };
   // Configured URLs are checked now, so a production app with a loopback issuer fails at start-up
   // (oauthProvider() already refused plain http to other hosts).
@@ -127,8 +170,12 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
   return {
     redirectUri,
 
-    /** Stores the attempt and returns the provider's authorization URL (PKCE S256 always, state always, nonce for OIDC). */
-    async start(binding: string, returnTo: string): Promise<URL> {
+    /**
+     * Stores the attempt in core's single-use store, bound to this browser (core sets its binding
+     * cookie on `res`), and returns the provider's authorization URL (PKCE S256 always, state
+     * always, nonce for OIDC).
+     */
+    async start(req: Request, res: Response, returnTo: string, link?: LinkIntent): Promise<URL> {
       let server: client.Configuration;
       try {
         server = await getConfiguration();
@@ -137,16 +184,17 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
         ctx.logger.warn("oauth discovery failed", { provider: id, error: own?.detail ?? (error as Error).message });
         throw own ?? oauthErrors.create("ERR_OAUTH_PROVIDER_UNAVAILABLE", { cause: error, retryAfter: 30 });
       }
-      const state = ctx.random(32).toString("base64url");
-      const now = ctx.clock();
-      await ctx.db.query(
-        `INSERT INTO erebus_oauth_states (state_hash, provider, binding_hash, return_to, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [sha256(state), id, sha256(binding), returnTo, now, new Date(now.getTime() + options.stateTtl * 1000)],
-      );
-      await ctx.db.query(
-        "DELETE FROM erebus_oauth_states WHERE state_hash IN (SELECT state_hash FROM erebus_oauth_states WHERE expires_at < $1 LIMIT 20)",
-        [new Date(now.getTime() - 86_400_000)],
-      );
+      // A fresh binding at every start (core never adopts a value the browser came with), so nobody
+      // who planted or saw one can finish this attempt.
+      const { secret: state } = await ctx.verifications.issue({
+        purpose: STATE,
+        subject: id,
+        ttlSeconds: options.stateTtl,
+        data: { returnTo },
+        browser: { req, res },
+        ...(link ? { link } : {}),
+      });
+      const binding = issuedBinding(res);
       const parameters: Record<string, string> = {
         redirect_uri: redirectUri,
         scope: config.scopes.join(" "),
@@ -160,43 +208,33 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
     },
 
     /**
-     * Handles the callback: consumes the state (once, in the browser that started it), exchanges the
-     * code with the PKCE verifier, validates the ID token (issuer, audience, expiry, nonce, signature
-     * from the issuer's JWKS: openid-client), and reads the user.
+     * Uses the callback's state up: once, for this provider, in the browser that started it. In a
+     * commit of its own, before the code goes to the provider: a replayed or foreign callback never
+     * reaches the token endpoint, and a code is exchanged at most once (RFC 6749 §4.1.2: a provider
+     * may revoke every token of a code used twice).
      */
-    async callback(query: Record<string, unknown>, bindings: readonly string[]): Promise<CallbackResult> {
-      const state = typeof query.state === "string" ? query.state : undefined;
+    async useState(req: Request): Promise<UsedAttempt> {
+      const state = typeof req.query.state === "string" ? req.query.state : undefined;
       if (!state) throw oauthErrors.create("ERR_OAUTH_STATE_MISSING");
-      if (bindings.length === 0) throw oauthErrors.create("ERR_OAUTH_BROWSER_MISMATCH");
-      const now = ctx.clock();
-      const hashes = new Map(bindings.map((b) => [sha256(b), b]));
-      const { rows } = await ctx.db.query<{ return_to: string; binding_hash: string }>(
-        `UPDATE erebus_oauth_states SET consumed_at = $4
-         WHERE state_hash = $1 AND provider = $2 AND binding_hash = ANY($3::text[]) AND consumed_at IS NULL AND expires_at > $4
-         RETURNING return_to, binding_hash`,
-        [sha256(state), id, [...hashes.keys()], now],
-      );
-      const binding = rows[0] && hashes.get(rows[0].binding_hash);
-      if (!rows[0] || !binding) {
-        const { rows: found } = await ctx.db.query<{ binding_hash: string; consumed_at: Date | null; provider: string }>(
-          "SELECT binding_hash, consumed_at, provider FROM erebus_oauth_states WHERE state_hash = $1",
-          [sha256(state)],
-        );
-        const row = found[0];
-        if (!row || row.provider !== id) throw oauthErrors.create("ERR_OAUTH_STATE_INVALID");
-        if (!hashes.has(row.binding_hash)) throw oauthErrors.create("ERR_OAUTH_BROWSER_MISMATCH");
-        if (row.consumed_at) throw oauthErrors.create("ERR_OAUTH_STATE_USED");
-        throw oauthErrors.create("ERR_OAUTH_STATE_EXPIRED");
-      }
-      const returnTo = rows[0].return_to;
-      if (typeof query.error === "string") throw oauthErrors.create("ERR_OAUTH_DENIED", { detail: query.error.slice(0, 100) });
+      const used = await ctx.verifications.consume({ purpose: STATE, secret: state, subject: id, browser: req });
+      if (!used.ok) throw stateError(used.reason);
+      if (!used.binding) throw oauthErrors.create("ERR_OAUTH_BROWSER_MISMATCH");
+      return { state, binding: used.binding, returnTo: typeof used.data.returnTo === "string" ? used.data.returnTo : "/", verification: used };
+    },
 
+    /**
+     * Exchanges the code with the PKCE verifier, validates the ID token (issuer, audience, expiry,
+     * nonce, signature from the issuer's JWKS: openid-client), and reads the user. Writes nothing.
+     */
+    async exchange(query: Record<string, unknown>, attempt: UsedAttempt): Promise<CallbackResult> {
+      if (typeof query.error === "string") throw oauthErrors.create("ERR_OAUTH_DENIED", { detail: query.error.slice(0, 100) });
       const server = await getConfiguration().catch((error: unknown) => {
         throw authErrorIn(error) ?? oauthErrors.create("ERR_OAUTH_PROVIDER_UNAVAILABLE", { cause: error, retryAfter: 30 });
       });
       // The URL the provider redirected to, rebuilt from configuration (never from the Host header).
       const current = new URL(redirectUri);
       for (const [key, value] of Object.entries(query)) if (typeof value === "string") current.searchParams.set(key, value);
+      const { state, binding } = attempt;
       try {
         const tokens = await client.authorizationCodeGrant(server, current, {
           pkceCodeVerifier: derive(binding, "pkce", state),
@@ -204,7 +242,7 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
           ...(config.kind === "oidc" ? { expectedNonce: derive(binding, "nonce", state), idTokenExpected: true } : {}),
         });
         const profile = config.kind === "oidc" ? await oidcProfile(server, tokens) : await oauth2Profile(server, config, tokens.access_token);
-        return { profile, issuer: config.kind === "oidc" ? server.serverMetadata().issuer : config.issuer, returnTo, refreshToken: tokens.refresh_token };
+        return { profile, issuer: config.kind === "oidc" ? server.serverMetadata().issuer : config.issuer, refreshToken: tokens.refresh_token };
       } catch (error) {
         throw mapClientError(error, config.kind);
       }

@@ -14,7 +14,9 @@ import {
   startTokenProxy,
   type TestOp,
 } from "../../../test/oidc.js";
-import { oauthProvider } from "./oauth-provider.js";
+import { oauthProvider, type OAuthApi } from "./oauth-provider.js";
+import { stateMigration } from "./flow.js";
+import { refreshTokenMigration } from "./refresh-tokens.js";
 import { google, oidc } from "./presets.js";
 import { endpointRefusal } from "./secure-endpoints.js";
 
@@ -154,10 +156,13 @@ for (const engine of engines()) {
         source_type: { type: "oauth", provider: "dev", user_id: "alice", metadata: { issuer: op.issuer, name: "User alice", username: "alice" } },
       });
       // Nothing secret at rest: states are hashes; the refresh token is sealed with AES-256-GCM.
-      const dump = JSON.stringify((await db.query("SELECT * FROM erebus_oauth_states")).rows);
+      // (Attempts are in core's store now; the provider's erebus_oauth_states is dropped.)
+      const dump = JSON.stringify((await db.query("SELECT * FROM erebus_verifications WHERE provider = 'oauth'")).rows);
       expect(dump).not.toContain(params.get("state")!);
       const stored = await provider.refreshTokens(auth).get(me!.user.id, "dev");
       expect(stored).toEqual(expect.any(String));
+      // The same store, as the setup's api.
+      expect(await (auth.providers.oauth as OAuthApi).refreshTokens.get(me!.user.id, "dev")).toBe(stored);
       const sealed = JSON.stringify((await db.query("SELECT * FROM erebus_oauth_refresh_tokens")).rows);
       expect(sealed).not.toContain(stored!);
     });
@@ -287,6 +292,25 @@ for (const engine of engines()) {
         }
       });
 
+      it("a callback whose sign-in failed (a bad ID token) has used its state up: sent again, it is a replay", async () => {
+        proxy.setMode("nonce");
+        const client = browser();
+        let callback: URL;
+        try {
+          ({ callback } = await authorize(client, "mallory", "proxied"));
+          expect(errorOf(await client.request(callback.href))).toBe("ERR_OAUTH_ID_TOKEN_INVALID");
+        } finally {
+          proxy.setMode("none");
+        }
+        expect(errorOf(await client.request(callback.href))).toBe("ERR_OAUTH_STATE_USED");
+        const { rows } = await db.query<{ consumed: boolean; data: unknown }>(
+          "SELECT consumed_at IS NOT NULL AS consumed, data FROM erebus_verifications WHERE provider = 'oauth' AND purpose = 'state' AND secret_hash = encode(sha256(convert_to($1, 'UTF8')), 'hex')",
+          [callback.searchParams.get("state")],
+        );
+        expect(rows).toEqual([{ consumed: true, data: { returnTo: "/" } }]);
+        expect(await session(client)).toBeNull();
+      });
+
       it("(control) the same proxy, untouched, signs in", async () => {
         const client = browser();
         const { callback } = await authorize(client, "carol", "proxied");
@@ -343,19 +367,19 @@ for (const engine of engines()) {
       /** The binding cookie's value in a browser, whatever its name. */
       const bindingIn = (client: ReturnType<typeof browser>, url: string) => {
         const jar = client.jar.get(hostOf(url));
-        return jar?.get("__Host-erebus_oauth") ?? jar?.get("erebus_oauth");
+        return jar?.get("__Host-erebus_bind") ?? jar?.get("erebus_bind");
       };
 
-      it("finding 8: on https the binding cookie is __Host-erebus_oauth (Secure, Path=/, no Domain) and every start mints a fresh binding", async () => {
+      it("finding 8: on https the binding cookie is __Host-erebus_bind (Secure, Path=/, no Domain) and every start mints a fresh binding", async () => {
         const client = browser();
-        const first = cookieFrom(await client.request(`${httpsServer.url}/auth/oauth/dev`), "__Host-erebus_oauth");
+        const first = cookieFrom(await client.request(`${httpsServer.url}/auth/oauth/dev`), "__Host-erebus_bind");
         expect(first).toBeDefined();
         expect(first!.attributes).toMatch(/(^|; )Secure(;|$)/i);
         expect(first!.attributes).toMatch(/(^|; )Path=\/(;|$)/i);
         expect(first!.attributes).toMatch(/HttpOnly/i);
         expect(first!.attributes).toMatch(/SameSite=Lax/i);
         expect(first!.attributes).not.toMatch(/Domain=/i);
-        const second = cookieFrom(await client.request(`${httpsServer.url}/auth/oauth/dev`), "__Host-erebus_oauth");
+        const second = cookieFrom(await client.request(`${httpsServer.url}/auth/oauth/dev`), "__Host-erebus_bind");
         const newest = (value: string) => value.split(".").at(-1);
         expect(newest(second!.value)).not.toBe(newest(first!.value));
         expect(newest(second!.value)).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -365,9 +389,9 @@ for (const engine of engines()) {
         const attacker = browser();
         const { callback } = await authorizeHttps(attacker, "mallory8");
         const planted = bindingIn(attacker, httpsServer.url)!;
-        // evil.erebus.test answered the victim with `Set-Cookie: erebus_oauth=<planted>; Domain=.erebus.test; Path=/`.
+        // evil.erebus.test answered the victim with `Set-Cookie: erebus_bind=<planted>; Domain=.erebus.test; Path=/`.
         const victim = browser();
-        victim.jar.set(hostOf(httpsServer.url), new Map([["erebus_oauth", planted]]));
+        victim.jar.set(hostOf(httpsServer.url), new Map([["erebus_bind", planted]]));
         expect(errorOf(await victim.request(onHttps(callback)))).toBe("ERR_OAUTH_BROWSER_MISMATCH");
         // Nor after the victim starts a sign-in of their own.
         expect((await victim.request(`${httpsServer.url}/auth/oauth/dev`)).status).toBe(302);
@@ -378,11 +402,11 @@ for (const engine of engines()) {
       it("finding 8: a planted binding is never adopted: whoever planted it cannot finish the victim's sign-in", async () => {
         const known = "K".repeat(43);
         const victim = browser();
-        victim.jar.set(hostOf(httpsServer.url), new Map([["erebus_oauth", known]]));
+        victim.jar.set(hostOf(httpsServer.url), new Map([["erebus_bind", known]]));
         const { callback } = await authorizeHttps(victim, "victim8");
         expect(bindingIn(victim, httpsServer.url)).not.toContain(known);
         const attacker = browser();
-        attacker.jar.set(hostOf(httpsServer.url), new Map([["erebus_oauth", known], ["__Host-erebus_oauth", known]]));
+        attacker.jar.set(hostOf(httpsServer.url), new Map([["erebus_bind", known], ["__Host-erebus_bind", known]]));
         expect(errorOf(await attacker.request(onHttps(callback)))).toBe("ERR_OAUTH_BROWSER_MISMATCH");
         expect(await httpsSession(attacker)).toBeNull();
         // The victim's own sign-in is unharmed.
@@ -395,7 +419,7 @@ for (const engine of engines()) {
         const { callback } = await authorize(attacker, "mallory8");
         const planted = bindingIn(attacker, server.url)!;
         const victim = browser();
-        victim.jar.set(hostOf(server.url), new Map([["erebus_oauth", planted]]));
+        victim.jar.set(hostOf(server.url), new Map([["erebus_bind", planted]]));
         expect((await victim.request(`${server.url}/auth/oauth/dev`)).status).toBe(302);
         expect(bindingIn(victim, server.url)).not.toBe(planted);
         expect(errorOf(await victim.request(callback.href))).toBe("ERR_OAUTH_BROWSER_MISMATCH");
@@ -419,7 +443,7 @@ for (const engine of engines()) {
       });
     });
 
-    const stateRows = async (target: Database) => (await target.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_oauth_states")).rows[0]!.n;
+    const stateRows = async (target: Database) => (await target.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_verifications WHERE provider = 'oauth' AND purpose = 'state'")).rows[0]!.n;
 
     it("fuzz: callbacks with NUL and lone surrogates in any parameter answer 4xx, never 5xx, and write nothing", async () => {
       const client = browser();
@@ -459,7 +483,7 @@ for (const engine of engines()) {
         ),
         { numRuns: 300, seed: 5 },
       );
-      const { rows } = await db.query<{ return_to: string }>("SELECT return_to FROM erebus_oauth_states");
+      const { rows } = await db.query<{ return_to: string }>("SELECT data->>'returnTo' AS return_to FROM erebus_verifications WHERE provider = 'oauth'");
       for (const { return_to } of rows) expect(return_to).not.toMatch(/[\u0000-\u001f\ud800-\udfff]/);
       expect(await rowCounts(db)).toEqual(before);
     });
@@ -491,6 +515,28 @@ describe("oauthProvider options", () => {
         createAuth({ database: db, baseURL: "https://app.example", production, logger: silentLogger, providers: [oauthProvider({ providers: { dev: oidc({ issuer: "http://127.0.0.1:4000", clientId: "c" }) } })] });
       expect(() => make(true)).toThrow(/providers\.dev.*loopback.*production/);
       expect(() => make(false)).not.toThrow();
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe("the provider kit: api and upgrade", () => {
+  it("offers refreshTokens as auth.providers.oauth; without refreshTokenKey using it is a TypeError", () => {
+    const auth = createAuth({ database: "pglite://memory", baseURL: "http://app.test", logger: silentLogger, providers: [oauthProvider({ providers: { corp: oidc({ issuer: "https://id.example", clientId: "c" }) } })] });
+    expect(() => (auth.providers.oauth as OAuthApi).refreshTokens.get("00000000-0000-4000-8000-000000000000", "corp")).toThrow(/refreshTokenKey/);
+  });
+
+  it("drops erebus_oauth_states (attempts that live minutes) and keeps the sealed refresh tokens' table", async () => {
+    const db = await engines()[0]!.create();
+    try {
+      const options = { providers: { corp: oidc({ issuer: "https://id.example", clientId: "c" }) } };
+      const before = { ...oauthProvider(options), migrations: [stateMigration, refreshTokenMigration] };
+      await createAuth({ database: db, baseURL: "http://app.test", logger: silentLogger, migrate: true, providers: [before] }).ready;
+      await db.query("INSERT INTO erebus_oauth_states (state_hash, provider, binding_hash, return_to, created_at, expires_at) VALUES ('s', 'corp', 'b', '/', now(), now())");
+      await createAuth({ database: db, baseURL: "http://app.test", logger: silentLogger, migrate: true, providers: [oauthProvider(options)] }).ready;
+      expect((await db.query<{ t: string | null }>("SELECT to_regclass('erebus_oauth_states')::text AS t")).rows[0]!.t).toBeNull();
+      expect((await db.query<{ t: string | null }>("SELECT to_regclass('erebus_oauth_refresh_tokens')::text AS t")).rows[0]!.t).toBe("erebus_oauth_refresh_tokens");
     } finally {
       await db.close();
     }

@@ -1,4 +1,4 @@
-import { parseOptions } from "@erebus/core";
+import { parseOptions } from "@erebus/core/provider";
 import * as z from "zod";
 import type { ProviderConfig } from "./presets.js";
 import { endpointRefusal } from "./secure-endpoints.js";

@@ -64,9 +64,9 @@ describe.skipIf(!chromium || !tls)("finding 8 in Chromium: a binding planted fro
       // (Not on /favicon.ico and the like: those would overwrite the planted value with nothing.)
       if (url.pathname !== "/plant" || !value) return res.end();
       res.setHeader("set-cookie", [
-        `erebus_oauth=${value}; Domain=erebus.test; Path=/; Secure; SameSite=Lax`,
-        `erebus_oauth=${value}; Domain=erebus.test; Path=/auth/oauth; Secure; SameSite=Lax`,
-        `__Host-erebus_oauth=${value}; Domain=erebus.test; Path=/; Secure; SameSite=Lax`,
+        `erebus_bind=${value}; Domain=erebus.test; Path=/; Secure; SameSite=Lax`,
+        `erebus_bind=${value}; Domain=erebus.test; Path=/auth/oauth; Secure; SameSite=Lax`,
+        `__Host-erebus_bind=${value}; Domain=erebus.test; Path=/; Secure; SameSite=Lax`,
       ]);
       res.end("planted");
     });
@@ -119,7 +119,7 @@ describe.skipIf(!chromium || !tls)("finding 8 in Chromium: a binding planted fro
     const attacker = await newContext();
     const attackerPage = await attacker.newPage();
     const callback = await callbackUrl(attackerPage, "mallory");
-    const planted = (await attacker.cookies(origin)).find((c) => c.name === "__Host-erebus_oauth" || c.name === "erebus_oauth")!.value;
+    const planted = (await attacker.cookies(origin)).find((c) => c.name === "__Host-erebus_bind" || c.name === "erebus_bind")!.value;
 
     const victim = await newContext();
     await release(victim);
@@ -127,13 +127,13 @@ describe.skipIf(!chromium || !tls)("finding 8 in Chromium: a binding planted fro
     await page.goto(`${evilOrigin}/plant?v=${encodeURIComponent(planted)}`);
     // Chromium kept the Domain cookies and refused the `__Host-` one with a Domain.
     const names = (await victim.cookies(origin)).map((c) => c.name);
-    expect(names).toContain("erebus_oauth");
-    expect(names).not.toContain("__Host-erebus_oauth");
-    expect((await victim.cookies(origin)).filter((c) => c.name === "erebus_oauth").map((c) => c.value)).toContain(planted);
+    expect(names).toContain("erebus_bind");
+    expect(names).not.toContain("__Host-erebus_bind");
+    expect((await victim.cookies(origin)).filter((c) => c.name === "erebus_bind").map((c) => c.value)).toContain(planted);
 
     expect(await errorAfter(page, callback)).toBe("ERR_OAUTH_BROWSER_MISMATCH");
     await page.goto(`${origin}/auth/oauth/dev`);
-    expect((await victim.cookies(origin)).find((c) => c.name === "__Host-erebus_oauth")?.value).not.toContain(planted);
+    expect((await victim.cookies(origin)).find((c) => c.name === "__Host-erebus_bind")?.value).not.toContain(planted);
     expect(await errorAfter(page, callback)).toBe("ERR_OAUTH_BROWSER_MISMATCH");
     expect(await sessionStatus(page)).toBe(401);
 

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv } from "node:crypto";
-import type { ProviderContext, Queryable } from "@erebus/core";
+import type { ProviderContext, Queryable } from "@erebus/core/provider";
 
 export const refreshTokenMigration = {
   id: "0002_oauth_refresh_tokens",
@@ -29,7 +29,15 @@ export function unseal(key: Buffer, sealed: string, aad: string): string {
   return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString("utf8");
 }
 
-export function createRefreshTokenStore(ctx: ProviderContext, keyBase64: string) {
+/** The stored refresh tokens: `auth.providers.oauth.refreshTokens` (with `refreshTokenKey` set). */
+export interface RefreshTokenStore {
+  /** Stores (or replaces) a user's refresh token for a provider, sealed; on `q` to be part of a commit. */
+  save(userId: string, provider: string, refreshToken: string, q?: Queryable): Promise<void>;
+  /** The stored refresh token, decrypted, or null. */
+  get(userId: string, provider: string): Promise<string | null>;
+}
+
+export function createRefreshTokenStore(ctx: ProviderContext, keyBase64: string): RefreshTokenStore {
   const key = Buffer.from(keyBase64, "base64");
   return {
     async save(userId: string, provider: string, refreshToken: string, q: Queryable = ctx.db): Promise<void> {

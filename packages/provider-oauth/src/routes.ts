@@ -1,16 +1,11 @@
-import { AuthError, describeRoute, sendProblem, signInResultSchema, type ProviderContext, type RouteDoc } from "@erebus/core";
-import { parse as parseCookies, serialize as serializeCookie } from "cookie";
+import { AuthError, describeRoute, sendProblem, signInResultSchema, type ProviderContext, type RouteDoc, type VerifiedIdentity } from "@erebus/core/provider";
 import type { Request, Response, Router } from "express";
 import * as z from "zod";
 import { oauthErrors } from "./errors.js";
 import { createFlow, safeReturnTo } from "./flow.js";
 import type { ResolvedOAuthOptions } from "./options.js";
-import { createRefreshTokenStore } from "./refresh-tokens.js";
+import type { RefreshTokenStore } from "./refresh-tokens.js";
 import type { OAuthSourceType } from "./source-type.js";
-
-const BINDING = /^[A-Za-z0-9_-]{43}$/;
-/** Sign-ins a browser can have under way at once on https (tabs); the oldest binding drops out first. */
-const MAX_BINDINGS = 4;
 
 /** API clients (Accept: application/json, no HTML) get problem+json; browsers get a redirect. */
 const wantsJson = (req: Request) => Boolean(req.accepts(["text/html", "application/json"]) === "application/json");
@@ -34,7 +29,7 @@ const callbackErrors = [
 const docs = {
   start: {
     summary: "OAuth / OpenID Connect: go to the provider",
-    description: "302 to the provider with PKCE (S256), state and, for OIDC, nonce; a binding cookie ties the attempt to this browser.",
+    description: "302 to the provider with PKCE (S256), state and, for OIDC, nonce; core's binding cookie ties the attempt to this browser.",
     query: z.object({ returnTo: z.string().optional().describe("a path on this site to land on after sign-in (default /)") }),
     responses: { 302: { description: "to the provider's authorization endpoint" } },
     errors: ["ERR_OAUTH_PROVIDER_UNKNOWN", "ERR_OAUTH_RETURN_TO_INVALID", "ERR_OAUTH_PROVIDER_UNAVAILABLE", "ERR_OAUTH_ENDPOINT_INSECURE"],
@@ -53,33 +48,15 @@ const docs = {
   },
 } satisfies Record<string, RouteDoc>;
 
-export function oauthRoutes(router: Router, ctx: ProviderContext, options: ResolvedOAuthOptions) {
+export function oauthRoutes(router: Router, ctx: ProviderContext, options: ResolvedOAuthOptions, refreshTokens: RefreshTokenStore | undefined): void {
   const flows = new Map(Object.entries(options.providers).map(([id, config]) => [id, createFlow(ctx, id, config, options)]));
-  const refreshTokens = options.refreshTokenKey ? createRefreshTokenStore(ctx, options.refreshTokenKey) : undefined;
-  const startLimit = ctx.rateLimit({ name: "oauth-start", points: options.startsPerMinute, duration: 60 });
-  const https = ctx.baseURL.protocol === "https:";
-  const secure = https || ctx.production;
-  const cookiePath = `${ctx.basePath === "/" ? "" : ctx.basePath}/oauth`;
-  // On https the binding cookie is `__Host-`: the browser accepts it only from this exact origin,
-  // Secure, Path=/ and without Domain, so a sibling subdomain (or plain-http on the network) cannot
-  // plant one (RFC 6265bis §4.1.3.2). A planted `erebus_oauth` is then simply never read.
-  const binding = https
-    ? { name: "__Host-erebus_oauth", path: "/" }
-    : { name: "erebus_oauth", path: cookiePath };
+  // Stored as `oauth:start` (core prefixes the provider id).
+  const startLimit = ctx.rateLimit({ name: "start", points: options.startsPerMinute, duration: 60 });
 
   const flowOf = (req: Request) => {
     const flow = flows.get(String(req.params.provider));
     if (!flow) throw oauthErrors.create("ERR_OAUTH_PROVIDER_UNKNOWN");
     return flow;
-  };
-  /** The bindings this browser holds, oldest first (several on https, one on http). */
-  const bindingsOf = (req: Request): string[] => {
-    try {
-      const value = req.headers.cookie ? parseCookies(req.headers.cookie)[binding.name] : undefined;
-      return (value ?? "").split(".").filter((b) => BINDING.test(b)).slice(-MAX_BINDINGS);
-    } catch {
-      return [];
-    }
   };
 
   function fail(req: Request, res: Response, error: unknown): void {
@@ -92,23 +69,15 @@ export function oauthRoutes(router: Router, ctx: ProviderContext, options: Resol
     res.redirect(302, `${target.pathname}${target.search}`);
   }
 
-  // Start: 302 to the provider. The binding cookie ties the attempt to this browser.
+  // Start: 302 to the provider. Core's binding cookie (SameSite=Lax: the callback is a top-level
+  // GET navigation back from the provider) ties the attempt to this browser: on https it is
+  // `__Host-erebus_bind` and keeps the bindings of sign-ins under way in other tabs; on plain http a
+  // cookie may have been planted, so the newest start replaces whatever was there.
   router.get("/oauth/:provider", describeRoute(docs.start), startLimit.middleware(), async (req, res) => {
     const flow = flowOf(req);
     const returnTo = safeReturnTo(req.query.returnTo);
     if (!returnTo) throw oauthErrors.create("ERR_OAUTH_RETURN_TO_INVALID");
-    // A fresh binding at every start: an existing value is never adopted, so nobody who planted or
-    // saw one can finish this attempt. On https the earlier `__Host-` bindings stay (only this
-    // origin can have set them), so sign-ins started in other tabs still finish; on plain http a
-    // cookie may have been planted, so the newest start replaces whatever was there.
-    const fresh = ctx.random(32).toString("base64url");
-    const kept = https ? bindingsOf(req).slice(-(MAX_BINDINGS - 1)) : [];
-    const url = await flow.start(fresh, returnTo);
-    res.append(
-      "Set-Cookie",
-      // SameSite=Lax: the callback is a top-level GET navigation back from the provider.
-      serializeCookie(binding.name, [...kept, fresh].join("."), { httpOnly: true, sameSite: "lax", secure, path: binding.path, maxAge: options.stateTtl }),
-    );
+    const url = await flow.start(req, res, returnTo);
     res.setHeader("Cache-Control", "no-store");
     res.redirect(302, url.href);
   });
@@ -117,29 +86,35 @@ export function oauthRoutes(router: Router, ctx: ProviderContext, options: Resol
     try {
       const flow = flowOf(req);
       const id = String(req.params.provider);
-      const result = await flow.callback(req.query as Record<string, unknown>, bindingsOf(req));
-      const sourceType: OAuthSourceType = {
-        type: "oauth",
-        provider: id,
-        user_id: result.profile.subject,
-        metadata: {
-          issuer: result.issuer,
-          ...(result.profile.name ? { name: result.profile.name } : {}),
-          ...(result.profile.username ? { username: result.profile.username } : {}),
-          ...(result.profile.picture ? { picture: result.profile.picture } : {}),
+      const attempt = await flow.useState(req);
+      let refreshToken: string | undefined;
+      // The code exchange is the proof, checked first; then the identity, its refresh token and the
+      // session in one commit (the state was used up before the code left for the provider).
+      const signedIn = await ctx.signInOnce(req, res, {
+        async verify(): Promise<VerifiedIdentity> {
+          const result = await flow.exchange(req.query as Record<string, unknown>, attempt);
+          refreshToken = result.refreshToken;
+          const sourceType: OAuthSourceType = {
+            type: "oauth",
+            provider: id,
+            user_id: result.profile.subject,
+            metadata: {
+              issuer: result.issuer,
+              ...(result.profile.name ? { name: result.profile.name } : {}),
+              ...(result.profile.username ? { username: result.profile.username } : {}),
+              ...(result.profile.picture ? { picture: result.profile.picture } : {}),
+            },
+          };
+          return { network: "oauth", sourceIdentifier: `${id}:${result.profile.subject}`, sourceType, email: result.profile.verifiedEmail };
         },
-      };
-      const user = await ctx.resolveIdentity({
-        network: "oauth",
-        sourceIdentifier: `${id}:${result.profile.subject}`,
-        sourceType,
-        email: result.profile.verifiedEmail,
+        consume: async () => attempt.verification,
+        bind: async (q, user) => {
+          if (refreshTokens && refreshToken) await refreshTokens.save(user.id, id, refreshToken, q);
+        },
       });
-      if (refreshTokens && result.refreshToken) await refreshTokens.save(user.id, id, result.refreshToken);
-      const signedIn = await ctx.signIn(req, res, user);
       res.setHeader("Cache-Control", "no-store");
       if (wantsJson(req)) return res.json(signedIn);
-      res.redirect(302, result.returnTo);
+      res.redirect(302, attempt.returnTo);
     } catch (error) {
       fail(req, res, error);
     }
@@ -147,8 +122,6 @@ export function oauthRoutes(router: Router, ctx: ProviderContext, options: Resol
 
   // Which providers exist, for a sign-in page to draw its buttons.
   router.get("/oauth", describeRoute(docs.list), (_req, res) => {
-    res.json({ providers: Object.entries(options.providers).map(([id, config]) => ({ id, label: config.label ?? id, url: `${cookiePath}/${id}` })) });
+    res.json({ providers: Object.entries(options.providers).map(([id, config]) => ({ id, label: config.label ?? id, url: new URL(ctx.url(`/oauth/${id}`)).pathname })) });
   });
-
-  return { refreshTokens };
 }
