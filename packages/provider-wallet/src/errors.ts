@@ -14,6 +14,7 @@ const shared = {
   NONCE_UNKNOWN: { status: 401, title: "The nonce was not issued by this server" },
   NONCE_USED: { status: 401, title: "The nonce was already used (replay)" },
   NONCE_EXPIRED: { status: 401, title: "The nonce expired before it was used" },
+  STATEMENT_MISMATCH: { status: 401, title: "A link nonce's message must carry the link statement the nonce answer gave" },
   SIGNATURE_MALFORMED: { status: 400, title: "The signature is not validly encoded" },
   SIGNATURE_INVALID: { status: 401, title: "The signature does not verify for the message's address" },
 } as const;

@@ -1,4 +1,4 @@
-import { describeRoute, signInResultSchema, toChecksumAddress, type ProviderContext, type RouteDoc } from "@erebus/core/provider";
+import { describeRoute, signInResultSchema, toChecksumAddress, type LinkIntent, type ProviderContext, type Queryable, type RouteDoc } from "@erebus/core/provider";
 import type { Router } from "express";
 import * as z from "zod";
 import { bindContractChain } from "./contract-chains.js";
@@ -25,13 +25,28 @@ const siweBody = z.strictObject({
   signature: z.string().max(32_768),
   provider: walletNameSchema.optional(),
 });
-/** Optional: a client without keccak (a plain web page) can ask for the exact message to sign. */
+/**
+ * Asks for a nonce that links the wallet to the signed-in person instead of signing in (issue 13):
+ * the session must be fresh, and only that session can use the nonce. `merge` takes in the person
+ * the wallet belongs to now, if any.
+ */
+const linkFields = {
+  intent: z.enum(["sign-in", "link"]).optional().describe('"link": attach the wallet to the signed-in person (a fresh session); default "sign-in"'),
+  merge: z.boolean().optional().describe("with intent link: if the wallet belongs to another person, move that person into this one"),
+};
+/** Optional: a client without keccak (a plain web page) can ask for the exact message to sign (address and chainId together). */
 const siweNonceBody = z
   .strictObject({
-    address: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a 0x-prefixed 20-byte hex address"),
-    chainId: z.number().int().positive(),
+    address: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a 0x-prefixed 20-byte hex address").optional(),
+    chainId: z.number().int().positive().optional(),
+    ...linkFields,
+  })
+  .superRefine((body, issue) => {
+    if (body.address !== undefined && body.chainId === undefined) issue.addIssue({ code: "custom", path: ["chainId"], message: "required with address" });
+    if (body.chainId !== undefined && body.address === undefined) issue.addIssue({ code: "custom", path: ["address"], message: "required with chainId" });
   })
   .optional();
+const siwsNonceBody = z.strictObject(linkFields).optional();
 const siwsBody = z.strictObject({
   message: z.string(),
   signature: z.string().max(128),
@@ -39,6 +54,9 @@ const siwsBody = z.strictObject({
   provider: walletNameSchema.optional(),
 });
 
+/** Core's answers when a nonce is asked for with intent link, and when its proof attaches (people). */
+const linkStartErrors = ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_REAUTH_REQUIRED", "ERR_RATE_LIMITED"];
+const linkErrors = ["ERR_LINK_SESSION_MISMATCH", "ERR_IDENTITY_LINKED_ELSEWHERE", "ERR_IDENTITY_LIMIT", "ERR_LINK_CONFLICT"];
 const familyErrors = (family: Family) => Object.keys(walletErrors.codes).filter((code) => code.startsWith(`ERR_${family}_`));
 const siweNonceAnswer = z.object({
   nonce: z.string(),
@@ -47,6 +65,7 @@ const siweNonceAnswer = z.object({
   uri: z.string(),
   version: z.literal("1"),
   chains: z.array(z.number()),
+  statement: z.string().describe("the statement a message for this nonce carries (for a link nonce it must be exactly this)"),
   message: z.string().optional().describe("the exact EIP-4361 message to sign, when the request named the address and chain"),
 });
 const siwsNonceAnswer = z.object({
@@ -57,27 +76,31 @@ const siwsNonceAnswer = z.object({
 const docs = {
   siweNonce: {
     summary: "Sign-In with Ethereum: a nonce",
-    description: "Single-use, server-stored. With { address, chainId } the answer includes the exact message to sign.",
+    description:
+      "Single-use, server-stored. With { address, chainId } the answer includes the exact message to sign. With { intent: \"link\" } (a fresh session) the nonce links the wallet to the signed-in person, from this session only.",
     body: siweNonceBody,
     responses: { 200: { description: "a nonce (and the message)", schema: siweNonceAnswer } },
-    errors: ["ERR_SIWE_CHAIN_NOT_ALLOWED"],
+    errors: ["ERR_SIWE_CHAIN_NOT_ALLOWED", ...linkStartErrors],
   },
   siweVerify: {
     summary: "Sign-In with Ethereum: verify the signed message and start a session",
     body: siweBody,
     responses: { 200: { description: "signed in", schema: signInResultSchema } },
-    errors: [...familyErrors("SIWE"), "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID"],
+    errors: [...familyErrors("SIWE"), "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID", ...linkErrors],
   },
   siwsNonce: {
     summary: "Sign In With Solana: a nonce and the SolanaSignInInput to sign",
+    description: 'With { intent: "link" } (a fresh session) the nonce links the wallet to the signed-in person, from this session only.',
+    body: siwsNonceBody,
     responses: { 200: { description: "a nonce and the input", schema: siwsNonceAnswer } },
+    errors: linkStartErrors,
   },
   siwsVerify: {
     summary: "Sign In With Solana: verify the signed message and start a session",
     description: "signature: base58 Ed25519 signature of the message text; address: the signer's base58 public key.",
     body: siwsBody,
     responses: { 200: { description: "signed in", schema: signInResultSchema } },
-    errors: [...familyErrors("SIWS"), "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID"],
+    errors: [...familyErrors("SIWS"), "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID", ...linkErrors],
   },
 } satisfies Record<string, RouteDoc>;
 
@@ -93,11 +116,25 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
   const keyCache = new Ed25519KeyCache();
   const siweParses = new SiweParseCache();
   /** The client's nonce limit (checked in memory first) and the nonce, in one commit. */
-  const issueNonce = (family: NonceFamily, client: string) =>
+  const issueNonce = (family: NonceFamily, client: string, link: LinkIntent | undefined) =>
     ctx.db.transaction(async (tx) => {
       await nonceLimit.consumeIn(tx, client);
-      return nonces.issue(family, tx);
+      return nonces.issue(family, tx, link);
     });
+  const signInStatement = options.statement ?? `Sign in to ${domain}`;
+  /** What a link nonce's message says, so the person sees in the wallet that this links, not signs in (issue 13). */
+  const linkStatement = `Link this wallet to your account on ${domain}`;
+  const statementFor = (link: LinkIntent | undefined) => (link ? linkStatement : signInStatement);
+  /**
+   * Uses the nonce up (in the sign-in's commit) and hands core the verification, whose link intent,
+   * if any, makes the proof attach instead of sign in. A link nonce's message must carry the link
+   * statement: a wallet showing "Sign in" must not have linked.
+   */
+  const consumeNonce = async (family: Family, nonceFamily: NonceFamily, nonce: string, statement: string | undefined, q: Queryable) => {
+    const used = await nonces.consume(family, nonceFamily, nonce, q);
+    if (used.ok && used.link && statement !== linkStatement) throw fail(family, "STATEMENT_MISMATCH", `a link nonce's message must say "${linkStatement}"`);
+    return used;
+  };
 
   const policy = (chains: readonly (number | string)[]): MessagePolicy => ({
     domain,
@@ -126,16 +163,18 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
       const client = req.ip ?? "unknown";
       nonceLimit.consumeLocal(client);
       const body = ctx.parse(siweNonceBody, isEmpty(req.body) ? undefined : req.body);
-      if (body && !ethereum.chains.includes(body.chainId)) throw fail("SIWE", "CHAIN_NOT_ALLOWED", `allowed: ${ethereum.chains.join(", ")}`);
-      const { nonce, issuedAt, expiresAt } = await issueNonce("ethereum", client);
+      if (body?.chainId !== undefined && !ethereum.chains.includes(body.chainId)) throw fail("SIWE", "CHAIN_NOT_ALLOWED", `allowed: ${ethereum.chains.join(", ")}`);
+      const link = await ctx.linkIntent(req, { intent: body?.intent, merge: body?.merge }, res);
+      const { nonce, issuedAt, expiresAt } = await issueNonce("ethereum", client, link);
       res.setHeader("Cache-Control", "no-store");
       // Besides the design's { nonce, expiresAt }: what a client needs to build the message, and,
       // when it said which account and chain, the message itself (EIP-55 address included).
-      const message = body
+      const message =
+        body?.address !== undefined && body.chainId !== undefined
         ? formatSiweMessage({
             domain,
             address: toChecksumAddress(body.address),
-            statement: options.statement ?? `Sign in to ${domain}`,
+            statement: statementFor(link),
             uri: origin,
             version: "1",
             chainId: body.chainId,
@@ -143,7 +182,7 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
             issuedAt: issuedAt.toISOString(),
           }, siweParses)
         : undefined;
-      res.json({ nonce, expiresAt: expiresAt.toISOString(), domain, uri: origin, version: "1", chains: ethereum.chains, ...(message ? { message } : {}) });
+      res.json({ nonce, expiresAt: expiresAt.toISOString(), domain, uri: origin, version: "1", chains: ethereum.chains, statement: statementFor(link), ...(message ? { message } : {}) });
     });
 
     router.post("/siwe/verify", describeRoute(docs.siweVerify), async (req, res) => {
@@ -157,7 +196,7 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
       // session commit together, and a failed attempt uses the nonce up alone (ctx.signInOnce).
       const result = await ctx.signInOnce(req, res, {
         limit: { limiter: verifyLimit, key: req.ip ?? "unknown" },
-        consume: (q) => nonces.consume("SIWE", "ethereum", parsed.nonce, q),
+        consume: (q) => consumeNonce("SIWE", "ethereum", parsed.nonce, parsed.statement, q),
         async verify() {
           signer = await verifySiweSignature(parsed, body.message, signature, body.signature as `0x${string}`, rpc, ethereum.rpcTimeoutMs, confirmedChains);
           const sourceType: WalletSourceType = {
@@ -183,7 +222,9 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
     router.post("/siws/nonce", describeRoute(docs.siwsNonce), async (req, res) => {
       const client = req.ip ?? "unknown";
       nonceLimit.consumeLocal(client);
-      const { nonce, issuedAt, expiresAt } = await issueNonce("solana", client);
+      const body = ctx.parse(siwsNonceBody, isEmpty(req.body) ? undefined : req.body);
+      const link = await ctx.linkIntent(req, { intent: body?.intent, merge: body?.merge }, res);
+      const { nonce, issuedAt, expiresAt } = await issueNonce("solana", client, link);
       res.setHeader("Cache-Control", "no-store");
       res.json({
         nonce,
@@ -196,7 +237,7 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
           chainId: chains[0],
           nonce,
           issuedAt: issuedAt.toISOString(),
-          statement: options.statement ?? `Sign in to ${domain}`,
+          statement: statementFor(link),
         },
       });
     });
@@ -209,7 +250,7 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
       const parsed = checkSiwsMessage(body.message, body.address, policy(chains));
       const result = await ctx.signInOnce(req, res, {
         limit: { limiter: verifyLimit, key: req.ip ?? "unknown" },
-        consume: (q) => nonces.consume("SIWS", "solana", parsed.nonce, q),
+        consume: (q) => consumeNonce("SIWS", "solana", parsed.nonce, parsed.statement, q),
         verify() {
           verifySiwsSignature(keyCache, body.address, credentials.publicKey, body.message, credentials.signature);
           const sourceType: WalletSourceType = {
