@@ -61,6 +61,8 @@ function linkRefused(error, what, retryWithMerge) {
       `${what} belongs to another person (${n} identit${n === 1 ? "y" : "ies"}). Merge that person into you? ` +
       "Everything of theirs becomes yours; you will be asked to prove it again.";
     pendingMerge = retryWithMerge;
+    // Without a way to prove it again from here (an OAuth round trip that did not say which provider), no button.
+    $("merge").hidden = !retryWithMerge;
     $("merge-offer").hidden = false;
     showError(null);
     return true;
@@ -352,8 +354,7 @@ if (failed === "ERR_IDENTITY_LINKED_ELSEWHERE") {
   const problem = { code: failed, title: "Linked elsewhere", status: 409, identities: Number.isInteger(identities) ? identities : 0 };
   const label = provider && /^[a-z0-9_-]{1,64}$/i.test(provider) ? `This ${provider} account` : "This account";
   const retry = provider && /^[a-z0-9_-]{1,64}$/i.test(provider) ? () => location.assign(client.oauth.linkURL(provider, { returnTo: "/", merge: true })) : null;
-  if (!linkRefused(new IdentityLinkedElsewhereError(problem), label, retry)) showError(problem);
-  if (!retry) $("merge").hidden = true;
+  linkRefused(new IdentityLinkedElsewhereError(problem), label, retry);
 } else if (failed === "ERR_REAUTH_REQUIRED") {
   $("reauth").hidden = false;
 } else if (failed && /^ERR_[A-Z_]+$/.test(failed)) {
