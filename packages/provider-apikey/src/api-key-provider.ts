@@ -4,7 +4,7 @@ import { apiKeyCommands } from "./commands.js";
 import { apiKeyErrors } from "./errors.js";
 import { resolveApiKeyOptions, type ApiKeyOptions } from "./options.js";
 import { apiKeyRoutes } from "./routes.js";
-import { apiKeyMigration, createKeyStore, pepperFingerprintMigration } from "./store.js";
+import { apiKeyMigration, createKeyStore, keysToPersonMigration, pepperFingerprintMigration } from "./store.js";
 import { createVerifier } from "./verify.js";
 
 /**
@@ -23,7 +23,7 @@ export function apiKeyProvider(input: ApiKeyOptions = {}) {
     id: "apikey",
     emits: ["api_key"],
     errors: apiKeyErrors.codes,
-    migrations: [apiKeyMigration, pepperFingerprintMigration],
+    migrations: [apiKeyMigration, pepperFingerprintMigration, keysToPersonMigration],
     // One store, verifier (with its caches) and API per createAuth: core calls setup once for each.
     setup(ctx) {
       const store = createKeyStore(ctx, options);

@@ -97,13 +97,13 @@ export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeySto
   router.get("/api-keys", describeRoute(doc.list), async (req, res) => {
     const auth = await owner(req, res);
     res.setHeader("Cache-Control", "no-store");
-    res.json({ keys: (await store.list({ ownerId: auth.user.id })).map(forWeb) });
+    res.json({ keys: (await store.list({ personId: auth.personId })).map(forWeb) });
   });
 
   router.delete("/api-keys/:id", describeRoute(doc.revoke), async (req, res) => {
     const auth = await owner(req, res);
     const id = idParam(req);
-    await store.revoke(id, auth.user.id);
+    await store.revoke(id, auth.personId);
     verifier.forget(id);
     res.status(204).end();
   });
@@ -112,7 +112,7 @@ export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeySto
     const auth = await owner(req, res);
     const id = idParam(req);
     const body = ctx.parse(rotateBody, req.body ?? {});
-    const { key, info } = await store.rotate(id, auth.user.id, body.gracePeriodSeconds ?? options.rotationGracePeriod);
+    const { key, info } = await store.rotate(id, auth.personId, body.gracePeriodSeconds ?? options.rotationGracePeriod);
     verifier.forget(id);
     res.setHeader("Cache-Control", "no-store");
     res.json({ key, ...forWeb(info) });

@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import { AuthError, findPgUnsafeString, PG_TEXT_MESSAGE, type ProviderContext, type Queryable, type UserReference } from "@erebus/core/provider";
 import { apiKeyErrors } from "./errors.js";
-import { generateKey, ID_LENGTH } from "./key.js";
+import { BASE62, generateKey, ID_LENGTH } from "./key.js";
 import type { ResolvedApiKeyOptions } from "./options.js";
 import type { ApiKeySourceType } from "./source-type.js";
 
@@ -55,6 +55,19 @@ export const pepperFingerprintMigration = {
 export function pepperFingerprint(pepper: string | undefined): string {
   return createHmac("sha256", pepper ?? "").update("erebus api key pepper fingerprint v1").digest("hex").slice(0, 16);
 }
+
+/**
+ * People (issue 13): a key belongs to a person. Its own identity row carries its owner's
+ * `person_id`, so every identity of the person sees and manages it, `req.auth.personId` is the
+ * owner's for a program acting with it, and a merge moves it with the rest. Existing keys join
+ * their owner's person here.
+ */
+export const keysToPersonMigration = {
+  id: "0003_keys_belong_to_a_person",
+  sql: `UPDATE user_references k SET person_id = o.person_id
+        FROM erebus_api_keys a JOIN user_references o ON o.id = a.owner_id
+        WHERE k.id = a.user_id AND k.network = 'api' AND k.person_id IS DISTINCT FROM o.person_id;`,
+};
 
 /** Longest grace period a rotation may give the old secret. */
 export const MAX_GRACE_SECONDS = 30 * 86_400;
@@ -122,6 +135,9 @@ const toInfo = (row: KeyRow): ApiKeyInfo => ({
   pepperFingerprint: row.pepper_fingerprint,
 });
 
+/** A key whose own identity row belongs to the person `$1` (its owner's person, moved by merges). */
+const OF_PERSON = "user_id IN (SELECT id FROM user_references WHERE person_id = $1)";
+
 const INFO_COLUMNS =
   "id, user_id, owner_id, name, prefix, last4, scopes, created_by, created_at, expires_at, last_used_at, revoked_at, rotated_at, previous_valid_until, pepper_fingerprint";
 
@@ -130,7 +146,7 @@ export interface CreateKeyInput {
   scopes: string[];
   /** Days until it expires; never when left out. */
   expiresInDays?: number | undefined;
-  /** The signed-in user creating it, or null (CLI, programmatic). */
+  /** The signed-in user creating it, or null (CLI, programmatic). The key joins this user's person. */
   ownerId: string | null;
   /** `user:<id>` or `cli`. */
   createdBy: string;
@@ -143,6 +159,8 @@ export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOpti
   const hashSecret = (secret: string) => (options.pepper ? createHmac("sha256", options.pepper).update(secret).digest("hex") : ctx.hash(secret));
 
   const fingerprint = pepperFingerprint(options.pepper);
+  /** Key ids and secrets: core's uniform sampler over the key alphabet. */
+  const draw = (length: number) => ctx.randomToken({ alphabet: BASE62, length });
   const notify = (q: Queryable, id: string) => q.query("SELECT pg_notify($1, $2)", [KEY_CHANGED_CHANNEL, id]);
 
   return {
@@ -172,21 +190,24 @@ export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOpti
         const field = unsafe.map(String).join(".");
         throw AuthError.of("ERR_BODY_INVALID", { detail: `${field}: ${PG_TEXT_MESSAGE}`, extensions: { field } });
       }
-      const generated = generateKey(options.prefix, ctx.random);
+      const generated = generateKey(options.prefix, draw);
       const now = ctx.clock();
       const expiresAt = input.expiresInDays === undefined ? null : new Date(now.getTime() + input.expiresInDays * 86_400_000);
       // Looked up before the transaction: on PGlite (one connection) a query outside a running
       // transaction waits for it to end.
       const agent = input.agentId === undefined ? undefined : await ctx.findUser("system", input.agentId);
       if (input.agentId !== undefined && !agent) throw apiKeyErrors.create("ERR_APIKEY_NOT_FOUND", { detail: `no system agent "${input.agentId}"` });
+      const owner = input.ownerId ? await ctx.getUser(input.ownerId) : null;
+      if (input.ownerId && !owner) throw apiKeyErrors.create("ERR_APIKEY_NOT_FOUND", { detail: `no user "${input.ownerId}"` });
       const row = await ctx.db.transaction(async (tx) => {
-        if (input.ownerId) {
-          // Creates of one owner take turns, so two of them cannot both count N - 1 and both insert
+        if (owner) {
+          // Creates of one person take turns, so two of them cannot both count N - 1 and both insert
           // (count-then-insert is a race otherwise). Held until this transaction ends.
-          await tx.query("SELECT pg_advisory_xact_lock(hashtext('erebus_api_keys.owner'), hashtext($1::text))", [input.ownerId]);
+          await tx.query("SELECT pg_advisory_xact_lock(hashtext('erebus_api_keys.owner'), hashtext($1::text))", [owner.person_id]);
           const { rows } = await tx.query<{ n: number }>(
-            "SELECT count(*)::int AS n FROM erebus_api_keys WHERE owner_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
-            [input.ownerId, now],
+            `SELECT count(*)::int AS n FROM erebus_api_keys a JOIN user_references k ON k.id = a.user_id
+             WHERE k.person_id = $1 AND a.owner_id IS NOT NULL AND a.revoked_at IS NULL AND (a.expires_at IS NULL OR a.expires_at > $2)`,
+            [owner.person_id, now],
           );
           if (rows[0]!.n >= options.maxKeysPerUser) throw apiKeyErrors.create("ERR_APIKEY_LIMIT");
         }
@@ -200,7 +221,10 @@ export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOpti
             scope: input.scopes,
             metadata: { permissions: input.scopes, owner_reference_id: input.ownerId, key_prefix: options.prefix },
           };
-          identity = await ctx.resolveIdentity({ network: "api", sourceIdentifier: generated.id, userType: "api", sourceType }, { db: tx });
+          identity = await ctx.resolveIdentity(
+            { network: "api", sourceIdentifier: generated.id, userType: "api", sourceType },
+            { db: tx, ...(owner ? { personId: owner.person_id } : {}) },
+          );
         }
         const { rows } = await tx.query<KeyRow>(
           `INSERT INTO erebus_api_keys (id, user_id, owner_id, name, prefix, last4, secret_hash, scopes, expires_at, created_at, created_by, pepper_fingerprint)
@@ -215,26 +239,34 @@ export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOpti
       return { key: generated.key, info: toInfo(row) };
     },
 
-    /** Keys of an owner (or, with `ownerId` null, keys no web user owns), newest first. */
-    async list(filter: { ownerId: string | null } | { all: true }): Promise<ApiKeyInfo[]> {
+    /**
+     * Keys of a person (made by any of its identities: `personId`), of an owner (or, with `ownerId`
+     * null, keys no web user owns), or all, newest first.
+     */
+    async list(filter: { personId: string } | { ownerId: string | null } | { all: true }): Promise<ApiKeyInfo[]> {
       const { rows } =
         "all" in filter
           ? await ctx.db.query<KeyRow>(`SELECT ${INFO_COLUMNS} FROM erebus_api_keys ORDER BY created_at DESC, id`)
-          : await ctx.db.query<KeyRow>(
-              `SELECT ${INFO_COLUMNS} FROM erebus_api_keys WHERE owner_id IS NOT DISTINCT FROM $1 ORDER BY created_at DESC, id`,
-              [filter.ownerId],
-            );
+          : "personId" in filter
+            ? await ctx.db.query<KeyRow>(
+                `SELECT ${INFO_COLUMNS} FROM erebus_api_keys WHERE owner_id IS NOT NULL AND ${OF_PERSON} ORDER BY created_at DESC, id`,
+                [filter.personId],
+              )
+            : await ctx.db.query<KeyRow>(
+                `SELECT ${INFO_COLUMNS} FROM erebus_api_keys WHERE owner_id IS NOT DISTINCT FROM $1 ORDER BY created_at DESC, id`,
+                [filter.ownerId],
+              );
       return rows.map(toInfo);
     },
 
-    /** Revokes a key at once, on every instance. `ownerId` undefined skips the ownership check (CLI). */
-    async revoke(id: string, ownerId: string | undefined): Promise<ApiKeyInfo> {
+    /** Revokes a key at once, on every instance. `personId` undefined skips the ownership check (CLI, API). */
+    async revoke(id: string, personId: string | undefined): Promise<ApiKeyInfo> {
       checkId(id);
       const row = await ctx.db.transaction(async (tx) => {
         const { rows } = await tx.query<KeyRow>(
           `UPDATE erebus_api_keys SET revoked_at = COALESCE(revoked_at, $3)
-           WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2::uuid) RETURNING ${INFO_COLUMNS}`,
-          [id, ownerId ?? null, ctx.clock()],
+           WHERE id = $1 AND ($2::uuid IS NULL OR (owner_id IS NOT NULL AND ${OF_PERSON.replace("$1", "$2::uuid")})) RETURNING ${INFO_COLUMNS}`,
+          [id, personId ?? null, ctx.clock()],
         );
         if (!rows[0]) throw apiKeyErrors.create("ERR_APIKEY_NOT_FOUND");
         await notify(tx, id);
@@ -249,22 +281,22 @@ export function createKeyStore(ctx: ProviderContext, options: ResolvedApiKeyOpti
      * `graceSeconds` (0: it stops at once, on every instance), then never again; rotating again
      * within the grace ends the older one at once.
      */
-    async rotate(id: string, ownerId: string | undefined, graceSeconds: number): Promise<{ key: string; info: ApiKeyInfo }> {
+    async rotate(id: string, personId: string | undefined, graceSeconds: number): Promise<{ key: string; info: ApiKeyInfo }> {
       if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_GRACE_SECONDS) {
         throw new TypeError(`graceSeconds must be a whole number of seconds from 0 (the old secret stops at once) to ${MAX_GRACE_SECONDS}`);
       }
       checkId(id);
       const now = ctx.clock();
-      const fresh = generateKey(options.prefix, ctx.random, id);
+      const fresh = generateKey(options.prefix, draw, id);
       const row = await ctx.db.transaction(async (tx) => {
         const { rows } = await tx.query<KeyRow>(
           `UPDATE erebus_api_keys
            SET previous_secret_hash = secret_hash, previous_valid_until = $4,
                secret_hash = $5, last4 = $6, rotated_at = $3, pepper_fingerprint = $7
-           WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2::uuid)
+           WHERE id = $1 AND ($2::uuid IS NULL OR (owner_id IS NOT NULL AND ${OF_PERSON.replace("$1", "$2::uuid")}))
              AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)
            RETURNING ${INFO_COLUMNS}`,
-          [id, ownerId ?? null, now, new Date(now.getTime() + graceSeconds * 1000), hashSecret(fresh.secret), fresh.key.slice(-4), fingerprint],
+          [id, personId ?? null, now, new Date(now.getTime() + graceSeconds * 1000), hashSecret(fresh.secret), fresh.key.slice(-4), fingerprint],
         );
         if (!rows[0]) throw apiKeyErrors.create("ERR_APIKEY_NOT_FOUND", { detail: "no such active key" });
         await notify(tx, id);
