@@ -344,6 +344,97 @@ for (const engine of engines()) {
       });
     });
 
+    describe("people: a link or code started with intent link adds the address to the signed-in person (issue 13)", () => {
+      const withCookie = (cookie: string) => ({ cookie: `erebus_session=${cookie}` });
+      const sessionOf = async (cookie: string) => (await fetch(`${server.url}/auth/session`, { headers: withCookie(cookie) })).json();
+      async function signedIn(email: string): Promise<string> {
+        const { code } = await requestCode(email);
+        const res = await post("/email/verify", { email, code });
+        expect(res.status).toBe(200);
+        return cookieFrom(res.res, "erebus_session")!.value;
+      }
+      /** Starts a link-intent link or code from the signed-in browser and reads the secret out of the mail. */
+      async function startLinking(cookie: string, email: string, mode: "link" | "code", merge?: boolean) {
+        const before = smtp.count(email);
+        const start = await post("/email/start", { email, mode, intent: "link", ...(merge === undefined ? {} : { merge }) }, withCookie(cookie));
+        expect([start.status, start.body]).toEqual([202, { ok: true, mode }]);
+        const mail = await smtp.next(email, before);
+        return mode === "link" ? LINK.exec(mail.text)![1]! : /\b(\d{6})\b/.exec(mail.subject)![1]!;
+      }
+
+      it("a link used from the same session attaches the address to the person, starts no session, and the person then signs in with it", async () => {
+        const cookie = await signedIn("owner13@example.com");
+        const token = await startLinking(cookie, "second13@example.com", "link");
+        // The confirm page adds; it asks no switch, though this browser is signed in as another identity.
+        const html = await (await fetch(`${server.url}/auth/email/verify?token=${token}`, { headers: withCookie(cookie) })).text();
+        expect(html).toContain("Add this address");
+        expect(html).not.toContain('name="switch"');
+        const before = await counts();
+        const res = await post("/email/verify", { token }, withCookie(cookie));
+        expect(res.status).toBe(200);
+        expect(res.body).toMatchObject({ outcome: "linked", user: { source_identifier: "owner13@example.com" }, linked: { source_identifier: "second13@example.com" } });
+        expect(cookieFrom(res.res, "erebus_session")).toBeUndefined();
+        expect(await counts()).toEqual({ users: before.users + 1, sessions: before.sessions });
+        const session = await sessionOf(cookie);
+        expect(session.person.identities.map((i: { source_identifier: string }) => i.source_identifier).sort()).toEqual(["owner13@example.com", "second13@example.com"]);
+        // Signing in with the added address is the same person.
+        const again = await sessionOf(await signedIn("second13@example.com"));
+        expect(again.person.id).toBe(session.person.id);
+      });
+
+      it("attack: a link-intent link used from another session (the attacker's own, or the victim's) attaches nothing, is 403, and is used up", async () => {
+        const attacker = await signedIn("attacker13@example.com");
+        const victim = await signedIn("victim13@example.com");
+        const token = await startLinking(attacker, "attacker-extra13@example.com", "link");
+        const before = await counts();
+        const stolen = await post("/email/verify", { token }, withCookie(victim));
+        expect([stolen.status, stolen.body.code]).toEqual([403, "ERR_LINK_SESSION_MISMATCH"]);
+        const anonymous = await post("/email/verify", { token });
+        expect([anonymous.status, anonymous.body.code]).toEqual([401, "ERR_EMAIL_TOKEN_USED"]);
+        expect(await counts()).toEqual(before);
+        expect((await sessionOf(victim)).person.identities).toHaveLength(1);
+        // Used up by the failed attempt: not even the session that asked can use it now.
+        const own = await post("/email/verify", { token }, withCookie(attacker));
+        expect([own.status, own.body.code]).toEqual([401, "ERR_EMAIL_TOKEN_USED"]);
+      });
+
+      it("a link-intent code: from another session 403 (and the code used up), from the same session it attaches", async () => {
+        const owner = await signedIn("codeowner13@example.com");
+        const other = await signedIn("codeother13@example.com");
+        const code = await startLinking(owner, "codeextra13@example.com", "code");
+        const stolen = await post("/email/verify", { email: "codeextra13@example.com", code }, withCookie(other));
+        expect([stolen.status, stolen.body.code]).toEqual([403, "ERR_LINK_SESSION_MISMATCH"]);
+        // That try used the code up (it was right, so it is spent): the owner asks again.
+        const spent = await post("/email/verify", { email: "codeextra13@example.com", code }, withCookie(owner));
+        expect([spent.status, spent.body.code]).toEqual([401, "ERR_EMAIL_CODE_INVALID"]);
+        const fresh = await startLinking(owner, "codeextra13@example.com", "code");
+        const res = await post("/email/verify", { email: "codeextra13@example.com", code: fresh }, withCookie(owner));
+        expect([res.status, res.body.outcome]).toEqual([200, "linked"]);
+        expect((await sessionOf(owner)).person.identities).toHaveLength(2);
+        expect((await sessionOf(other)).person.identities).toHaveLength(1);
+      });
+
+      it("an address of another person is refused (409) unless merge was asked; with merge that person moves in", async () => {
+        const mine = await signedIn("mine13@example.com");
+        await signedIn("theirs13@example.com");
+        const token = await startLinking(mine, "theirs13@example.com", "link");
+        const refused = await post("/email/verify", { token }, withCookie(mine));
+        expect([refused.status, refused.body.code]).toEqual([409, "ERR_IDENTITY_LINKED_ELSEWHERE"]);
+        const merged = await post("/email/verify", { token: await startLinking(mine, "theirs13@example.com", "link", true) }, withCookie(mine));
+        expect([merged.status, merged.body.outcome]).toEqual([200, "merged"]);
+        expect((await sessionOf(mine)).person.identities).toHaveLength(2);
+      });
+
+      it("intent link without a session is 401 and mails nothing; a bad intent is 400", async () => {
+        const before = smtp.count("nobody13@example.com");
+        const res = await post("/email/start", { email: "nobody13@example.com", intent: "link" });
+        expect([res.status, res.body.code]).toEqual([401, "ERR_UNAUTHENTICATED"]);
+        expect((await post("/email/start", { email: "nobody13@example.com", intent: "steal" })).body.code).toBe("ERR_BODY_INVALID");
+        await new Promise((r) => setTimeout(r, 200));
+        expect(smtp.count("nobody13@example.com")).toBe(before);
+      });
+    });
+
     describe("finding 7: the confirm page says which account it signs into, and switching accounts is an explicit choice", () => {
       const session = async (cookie: string) => {
         const res = await fetch(`${server.url}/auth/session`, { headers: { cookie: `erebus_session=${cookie}` } });
@@ -460,7 +551,7 @@ for (const engine of engines()) {
           cases.push(["/email/start", { email, mode: "link" }], ["/email/start", { email, mode: "code" }]);
           cases.push(["/email/verify", { token, email }], ["/email/verify", { email, code }]);
         }
-        for (const mode of spliced("link", bad)) cases.push(["/email/start", { email: "nul-check@example.com", mode }]);
+        for (const mode of spliced("link", bad)) cases.push(["/email/start", { email: "nul-check@example.com", mode }], ["/email/start", { email: "nul-check@example.com", intent: mode }]);
         for (const t of spliced(token, bad)) cases.push(["/email/verify", { token: t }], ["/email/verify", { token: t, email: "nul-check@example.com" }]);
         for (const c of spliced(code, bad)) cases.push(["/email/verify", { email: "nul-check@example.com", code: c }]);
         for (const flag of spliced("1", bad)) cases.push(["/email/verify", { token, switch: flag }], ["/email/verify", { email: "nul-check@example.com", code, switch: flag }]);

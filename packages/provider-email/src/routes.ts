@@ -8,7 +8,14 @@ import { codeMail, escapeHtml, linkMail } from "./templates.js";
 import { createTokenStore, LINK_TOKEN } from "./tokens.js";
 import type { OutgoingMail } from "./transport.js";
 
-const startBody = z.strictObject({ email: z.string().max(320), mode: z.enum(["link", "code"]).default("link") });
+const startBody = z.strictObject({
+  email: z.string().max(320),
+  mode: z.enum(["link", "code"]).default("link"),
+  /** `link`: add the address to the signed-in person (a fresh session) instead of signing in with it. */
+  intent: z.enum(["sign-in", "link"]).optional(),
+  /** With `intent: "link"`: when the address already belongs to another person, take that person in. */
+  merge: z.boolean().optional(),
+});
 /** The explicit choice to leave the account this browser is signed in with: `switch=1` (form) or `true`. */
 const switchFlag = z.union([z.literal("1"), z.literal(true)]).optional();
 const verifyBody = z.union([
@@ -20,10 +27,11 @@ const tokenErrors = ["ERR_EMAIL_TOKEN_INVALID", "ERR_EMAIL_TOKEN_USED", "ERR_EMA
 const docs = {
   start: {
     summary: "Email sign-in: send a magic link or a one-time code",
-    description: "Always the same 202, whether or not the address is known; sends per address are capped silently.",
+    description:
+      "Always the same 202, whether or not the address is known; sends per address are capped silently. intent: link (a fresh session) mails a link or code that adds the address to the signed-in person.",
     body: startBody,
     responses: { 202: { description: "accepted", schema: z.object({ ok: z.literal(true), mode: z.enum(["link", "code"]) }) } },
-    errors: ["ERR_EMAIL_INVALID"],
+    errors: ["ERR_EMAIL_INVALID", "ERR_UNAUTHENTICATED", "ERR_REAUTH_REQUIRED"],
   },
   confirmPage: {
     summary: "Email sign-in: the page a magic link opens",
@@ -37,7 +45,7 @@ const docs = {
     body: verifyBody,
     form: true,
     responses: { 200: { description: "signed in", schema: signInResultSchema }, 303: { description: "signed in from the confirm page's form" } },
-    errors: [...tokenErrors, "ERR_EMAIL_INVALID", "ERR_EMAIL_CODE_INVALID", "ERR_EMAIL_CODE_EXPIRED", "ERR_EMAIL_CODE_ATTEMPTS", "ERR_EMAIL_CODE_LOCKED", "ERR_EMAIL_SWITCH_REQUIRED", "ERR_USER_DEACTIVATED"],
+    errors: [...tokenErrors, "ERR_EMAIL_INVALID", "ERR_EMAIL_CODE_INVALID", "ERR_EMAIL_CODE_EXPIRED", "ERR_EMAIL_CODE_ATTEMPTS", "ERR_EMAIL_CODE_LOCKED", "ERR_EMAIL_SWITCH_REQUIRED", "ERR_USER_DEACTIVATED", "ERR_LINK_SESSION_MISMATCH", "ERR_IDENTITY_LINKED_ELSEWHERE", "ERR_IDENTITY_LIMIT", "ERR_LINK_CONFLICT"],
   },
 } satisfies Record<string, RouteDoc>;
 
@@ -116,14 +124,28 @@ ${form(`<input type="hidden" name="switch" value="1">`, `Sign out and sign in as
     );
   }
 
+  /** The confirm page of a link that adds its address to the person who asked (no switch: the session stays). */
+  function linkPage(res: Response, token: string, email: string): void {
+    page(
+      res,
+      200,
+      `Add an address to your ${options.appName} account`,
+      `<h1>Add ${escapeHtml(email)}</h1><p>This link adds <strong>${escapeHtml(email)}</strong> as a way to sign in to the ${escapeHtml(options.appName)} account that asked for it. It works only in the browser where you asked, while you are signed in there.</p>
+<form method="post" action="${escapeHtml(verifyPath)}"><input type="hidden" name="token" value="${escapeHtml(token)}"><button type="submit">Add this address</button></form>`,
+    );
+  }
+
   router.post("/email/start", describeRoute(docs.start), perClient.middleware(), async (req, res) => {
     const body = ctx.parse(startBody, req.body);
     const email = parseEmail(body.email);
+    // Adding the address to the signed-in person: a fresh session only (401 / 403 otherwise); the
+    // link or code then attaches the address, and only when used from this same session.
+    const link = await ctx.linkIntent(req, { intent: body.intent, merge: body.merge }, res);
     // The same answer whether or not anything is sent: nothing is looked up about the user, and a
     // capped address gets the same 202.
     let mail: OutgoingMail | undefined;
     if (await maySend(email, body.mode)) {
-      const { secret } = await tokens.issue(email, body.mode);
+      const { secret } = await tokens.issue(email, body.mode, link);
       mail =
         body.mode === "link"
           ? linkMail(options.appName, email, `${verifyUrl}?token=${secret}`, options.linkTtl)
@@ -147,14 +169,15 @@ ${form(`<input type="hidden" name="switch" value="1">`, `Sign out and sign in as
     if (!LINK_TOKEN.test(token)) {
       return page(res, 400, "Invalid link", `<h1>This link is not valid</h1><p>Ask for a new sign-in link.</p>`);
     }
-    let email: string;
+    let target: Awaited<ReturnType<typeof tokens.peekLink>>;
     try {
-      email = await tokens.peekLink(token);
+      target = await tokens.peekLink(token);
     } catch (error) {
       if (!(error instanceof AuthError) || error.status >= 500) throw error;
       return failurePage(res, error);
     }
-    confirmPage(res, 200, token, email, await otherAccount(req, res, email));
+    if (target.link) return linkPage(res, token, target.email);
+    confirmPage(res, 200, token, target.email, await otherAccount(req, res, target.email));
   });
 
   /** The identity a used link or code proves (the address is verified by the use itself). */
@@ -184,8 +207,10 @@ ${form(`<input type="hidden" name="switch" value="1">`, `Sign out and sign in as
         // Login CSRF (a victim opening the attacker's link is signed in as the attacker): replacing
         // the account this browser is signed in with takes an explicit switch. Checked before the
         // token is used, so a refusal leaves both the link and the session as they were.
-        const target = await tokens.peekLink(token, expected);
-        if (body.switch === undefined && (await otherAccount(req, res, target))) {
+        // A link that adds its address to a person (a link intent) replaces no session: core
+        // attaches it, and only for the very session that asked.
+        const { email: target, link } = await tokens.peekLink(token, expected);
+        if (!link && body.switch === undefined && (await otherAccount(req, res, target))) {
           throw emailErrors.create("ERR_EMAIL_SWITCH_REQUIRED", { extensions: { email: target } });
         }
         // One commit: the link used up (and the address's other links and codes ended), the

@@ -139,14 +139,15 @@ export function createTokenStore(ctx: ProviderContext, options: TokenStoreOption
     },
 
     /**
-     * The address a link signs into, without using it up (the confirm page, and the check before a
-     * switch of account). Throws the reason when the link cannot be used.
+     * The address a link signs into (and its link intent, when it adds the address to a person),
+     * without using it up (the confirm page, and the check before a switch of account). Throws the
+     * reason when the link cannot be used.
      */
-    async peekLink(token: string, email?: string): Promise<string> {
+    async peekLink(token: string, email?: string): Promise<{ email: string; link: LinkIntent | null }> {
       if (!LINK_TOKEN.test(token)) throw emailErrors.create("ERR_EMAIL_TOKEN_INVALID");
       const found = await ctx.verifications.peek({ purpose: LINK, secret: token, ...(email === undefined ? {} : { subject: email }) });
       if (!found.ok) throw linkError(found.reason);
-      return found.subject!;
+      return { email: found.subject!, link: found.link };
     },
 
     /**
