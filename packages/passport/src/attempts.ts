@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac } from "node:crypto";
-import type { ProviderContext } from "@erebus/core/provider";
+import type { LinkIntent, ProviderContext, VerificationResult } from "@erebus/core/provider";
 import type { Request, Response } from "express";
 import { passportErrors } from "./errors.js";
 
@@ -49,18 +49,18 @@ const refusals = {
 export function createAttemptStore(ctx: ProviderContext, ttlSeconds: number) {
   return {
     /** Stores the attempt for this browser and returns its handle (the `state` the identity provider echoes). */
-    async issue(req: Request, res: Response, data: AttemptData): Promise<string> {
+    async issue(req: Request, res: Response, data: AttemptData, link: LinkIntent | undefined): Promise<string> {
       const handle = ctx.randomToken();
-      await ctx.verifications.issue({ purpose: PURPOSE, ttlSeconds, secret: { value: handle }, data: { sealed: seal(handle, data) }, browser: { req, res } });
+      await ctx.verifications.issue({ purpose: PURPOSE, ttlSeconds, secret: { value: handle }, data: { sealed: seal(handle, data) }, browser: { req, res }, ...(link ? { link } : {}) });
       return handle;
     },
 
     /** Uses the attempt up: once, unexpired, in the browser that started it (another browser's try leaves it unused). Throws why not. */
-    async consume(req: Request, handle: string): Promise<AttemptData> {
+    async consume(req: Request, handle: string): Promise<{ data: AttemptData; verification: VerificationResult }> {
       if (!/^[A-Za-z0-9_-]{43}$/.test(handle)) throw passportErrors.create("ERR_PASSPORT_STATE_INVALID");
       const result = await ctx.verifications.consume({ purpose: PURPOSE, secret: handle, browser: req });
       if (!result.ok) throw passportErrors.create(refusals[result.reason]);
-      return unseal(handle, result.data.sealed);
+      return { data: unseal(handle, result.data.sealed), verification: result };
     },
   };
 }

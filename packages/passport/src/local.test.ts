@@ -199,6 +199,28 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect((await db.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_sessions WHERE user_id = $1", [user.id])).rows[0]!.n).toBe(sessions);
     });
 
+    it("link intent: POST ?intent=link with a fresh session attaches the account to the signed-in person; credentials in the query are refused", async () => {
+      const hana = await addUser(db, "hana", "pw-hana");
+      const hana2 = await addUser(db, "hana2", "pw-hana2");
+      const first = await post(JSON.stringify({ username: "hana", password: "pw-hana" }));
+      const cookie = `erebus_session=${cookieFrom(first, "erebus_session")!.value}`;
+      const linked = await fetch(`${server.url}/auth/passport/local?intent=link`, {
+        method: "POST",
+        headers: { origin: ORIGIN, "content-type": "application/json", cookie },
+        body: JSON.stringify({ username: "hana2", password: "pw-hana2" }),
+      });
+      expect(linked.status).toBe(200);
+      const me = (await (await fetch(`${server.url}/auth/session`, { headers: { cookie } })).json()) as { person: { identities: { source_identifier: string }[] } };
+      expect(me.person.identities.map((i) => i.source_identifier).sort()).toEqual([hana, hana2].sort());
+      const noSession = await fetch(`${server.url}/auth/passport/local?intent=link`, { method: "POST", headers: { origin: ORIGIN, "content-type": "application/json" }, body: JSON.stringify({ username: "hana2", password: "pw-hana2" }) });
+      expect(noSession.status).toBe(401);
+      const calls = verifyCalls;
+      const inQuery = await fetch(`${server.url}/auth/passport/local?username=hana&password=pw-hana`, { method: "POST", headers: { origin: ORIGIN, "content-type": "application/json" }, body: JSON.stringify({ username: "x", password: "y" }) });
+      expect(inQuery.status).toBe(400);
+      expect(((await inQuery.json()) as { code: string }).code).toBe("ERR_QUERY_INVALID");
+      expect(verifyCalls).toBe(calls);
+    });
+
     it("fuzz: NUL and lone surrogates in every field, as JSON and as a form: 4xx problem+json, 0 × 5xx, 0 rows", async () => {
       const before = await tableRowCounts(db, { ignore: ["erebus_rate_limits"] });
       let fiveHundreds = 0;

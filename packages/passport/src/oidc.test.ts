@@ -237,6 +237,47 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect(((await onStart.json()) as { code: string }).code).toBe("ERR_PASSPORT_CALLBACK_INVALID");
     });
 
+    it("link intent: a signed-in person starts ?intent=link and the other strategy's identity joins the person (no new session); one of another person is 409", async () => {
+      const client = browser();
+      const first = await authorize(client, "oidc", "frank");
+      expect((await client.request(first.callback.href)).status).toBe(302);
+      const before = (await session(client)) as unknown as { user: { id: string; person_id: string }; session: { id: string } };
+      // Log out at the OP (its cookies), so the next login there is a new account.
+      const opHost = new URL(op.issuer).host;
+      client.jar.delete(opHost);
+      const started = await client.request(`${server.url}/auth/passport/oauth2?intent=link`);
+      expect(started.status).toBe(302);
+      const callback = await loginAndConsent(client, started.headers.get("location")!, "frank-github", isCallback);
+      const linked = await client.request(callback.href, { headers: json });
+      expect(linked.status).toBe(200);
+      const after = (await (await client.request(`${server.url}/auth/session`)).json()) as { user: { id: string }; person: { id: string; identities: { source_identifier: string }[] }; session: { id: string } };
+      expect(after.user.id).toBe(before.user.id);
+      expect(after.session.id).toBe(before.session.id);
+      expect(after.person.identities.map((i) => i.source_identifier).sort()).toEqual(["oauth2:frank-github", "oidc:frank"]);
+      // An identity that is already another person's: 409 unless merge.
+      const other = browser();
+      const greta = await authorize(other, "oidc", "greta");
+      expect((await other.request(greta.callback.href)).status).toBe(302);
+      client.jar.delete(opHost);
+      const again = await client.request(`${server.url}/auth/passport/oidc?intent=link`);
+      const cb = await loginAndConsent(client, again.headers.get("location")!, "greta", isCallback);
+      const refused = await client.request(cb.href, { headers: json });
+      expect(refused.status).toBe(409);
+      expect(((await refused.json()) as { code: string }).code).toBe("ERR_IDENTITY_LINKED_ELSEWHERE");
+      // Attack: a link started by a session that has since ended (signed out) does not attach.
+      client.jar.delete(opHost);
+      const ended = await client.request(`${server.url}/auth/passport/oidc?intent=link`);
+      const endedCallback = await loginAndConsent(client, ended.headers.get("location")!, "hugo", isCallback);
+      expect((await client.request(`${server.url}/auth/sign-out`, { method: "POST", headers: { origin: server.url } })).status).toBe(204);
+      const afterSignOut = await client.request(endedCallback.href, { headers: json });
+      expect(afterSignOut.status).toBeGreaterThanOrEqual(401);
+      expect(afterSignOut.status).toBeLessThan(500);
+      expect((await db.query("SELECT 1 FROM user_references WHERE source_identifier = 'oidc:hugo'")).rows).toEqual([]);
+      // Without a session, a link intent is 401 before anyone is sent to the identity provider.
+      const anonymous = await browser().request(`${server.url}/auth/passport/oidc?intent=link`, { headers: json });
+      expect(anonymous.status).toBe(401);
+    });
+
     it("returnTo must be a path on this site", async () => {
       for (const target of ["//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"]) {
         const res = await fetch(`${server.url}/auth/passport/oidc?returnTo=${encodeURIComponent(target)}`, { redirect: "manual", headers: json });

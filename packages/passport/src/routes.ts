@@ -1,4 +1,4 @@
-import { AuthError, describeRoute, sendProblem, signInResultSchema, type ProviderContext, type RouteDoc, type SignInResult, type VerifiedIdentity } from "@erebus/core/provider";
+import { AuthError, describeRoute, sendProblem, signInResultSchema, type LinkIntent, type ProviderContext, type RouteDoc, type SignInResult, type VerificationResult, type VerifiedIdentity } from "@erebus/core/provider";
 import type { Request, Response, Router } from "express";
 import * as z from "zod";
 import { createAttemptStore, type AttemptData } from "./attempts.js";
@@ -9,7 +9,14 @@ import type { ResolvedPassportOptions } from "./options.js";
 import { refusalOf, type Phase } from "./outcome.js";
 
 const SIGN_IN_ERRORS = ["ERR_PASSPORT_PROFILE_INVALID", "ERR_PASSPORT_STRATEGY_ERROR", "ERR_PASSPORT_TIMEOUT", "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID", "ERR_SOURCE_TYPE_INVALID"];
-const startQuery = z.object({ returnTo: z.string().max(512).optional().describe("a path on this site to land on after sign-in (default: successRedirect)") });
+/** Core's link intent (issue 13): a signed-in person with a fresh session attaches this identity instead of signing in. */
+const linkFields = {
+  intent: z.enum(["sign-in", "link"]).optional().describe('"link": attach the identity to the signed-in person (fresh session required) instead of signing in'),
+  merge: z.enum(["true", "false"]).optional().describe("with intent=link: take in the person the identity belongs to"),
+};
+const LINK_ERRORS = ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_REAUTH_REQUIRED", "ERR_LINK_SESSION_MISMATCH", "ERR_IDENTITY_LINKED_ELSEWHERE", "ERR_IDENTITY_LIMIT", "ERR_LINK_CONFLICT"];
+const startQuery = z.object({ returnTo: z.string().max(512).optional().describe("a path on this site to land on after sign-in (default: successRedirect)"), ...linkFields });
+const formQuery = z.strictObject(linkFields);
 const callbackQuery = z.looseObject({
   code: z.string().max(4096).optional(),
   state: z.string().max(256).optional(),
@@ -35,7 +42,7 @@ function docsFor(id: string, label: string, form: z.ZodType) {
       description: "302 to the identity provider with a single-use state (and the strategy's PKCE challenge); a cookie binds the attempt to this browser.",
       query: startQuery,
       responses: { 302: { description: "to the identity provider" } },
-      errors: ["ERR_PASSPORT_RETURN_TO_INVALID", "ERR_PASSPORT_CALLBACK_INVALID", "ERR_PASSPORT_DENIED", ...SIGN_IN_ERRORS],
+      errors: ["ERR_PASSPORT_RETURN_TO_INVALID", "ERR_PASSPORT_CALLBACK_INVALID", "ERR_PASSPORT_DENIED", ...SIGN_IN_ERRORS, ...LINK_ERRORS],
     },
     callback: {
       summary: `Passport (${label}): the identity provider's redirect back`,
@@ -43,15 +50,16 @@ function docsFor(id: string, label: string, form: z.ZodType) {
         "Uses the state up (once, in the browser that started the sign-in), lets the strategy exchange the code, then starts a session. A browser is redirected (to returnTo, or to errorRedirect?error=ERR_…); a client that asks for JSON gets the sign-in result or a problem document.",
       query: callbackQuery,
       responses: { 200: { description: "signed in (Accept: application/json)", schema: signInResultSchema }, 302: { description: "signed in, or an error, as a redirect" } },
-      errors: ["ERR_PASSPORT_CALLBACK_INVALID", "ERR_PASSPORT_STATE_INVALID", "ERR_PASSPORT_STATE_USED", "ERR_PASSPORT_STATE_EXPIRED", "ERR_PASSPORT_BROWSER_MISMATCH", "ERR_PASSPORT_DENIED", ...SIGN_IN_ERRORS],
+      errors: ["ERR_PASSPORT_CALLBACK_INVALID", "ERR_PASSPORT_STATE_INVALID", "ERR_PASSPORT_STATE_USED", "ERR_PASSPORT_STATE_EXPIRED", "ERR_PASSPORT_BROWSER_MISMATCH", "ERR_PASSPORT_DENIED", ...SIGN_IN_ERRORS, ...LINK_ERRORS],
     },
     form: {
       summary: `Passport (${label}): sign in with the posted credentials`,
       description: `JSON or an HTML form. The strategy "${id}" checks the fields; a form post from a browser is redirected (successRedirect, or errorRedirect?error=ERR_…).`,
       body: form,
       form: true,
+      query: formQuery,
       responses: { 200: { description: "signed in", schema: signInResultSchema }, 303: { description: "signed in (or refused) from an HTML form" } },
-      errors: ["ERR_PASSPORT_CREDENTIALS_MISSING", "ERR_PASSPORT_CREDENTIALS_INVALID", ...SIGN_IN_ERRORS],
+      errors: ["ERR_PASSPORT_CREDENTIALS_MISSING", "ERR_PASSPORT_CREDENTIALS_INVALID", ...SIGN_IN_ERRORS, ...LINK_ERRORS],
     },
   } satisfies Record<string, RouteDoc>;
 }
@@ -83,8 +91,27 @@ export function passportRoutes(router: Router, ctx: ProviderContext, options: Re
     return mapIdentity(options.toIdentity, outcome.user, outcome.info);
   };
   /** One commit: the identity, the session (rotating the request's old one) and, when given, the client's count. */
-  const signIn = (req: Request, res: Response, verify: () => Promise<VerifiedIdentity>, limitKey?: string): Promise<SignInResult> =>
-    ctx.signInOnce(req, res, { verify, consume: async () => undefined, ...(limitKey === undefined ? {} : { limit: { limiter, key: limitKey } }) });
+  // The redirect callback uses its state up before the strategy runs and hands the consumed
+  // verification over (it carries the link intent, if any); a form post has no secret of its own,
+  // so a link intent is issued and used in the sign-in's commit.
+  const signIn = (
+    req: Request,
+    res: Response,
+    verify: () => Promise<VerifiedIdentity>,
+    { limitKey, consumed, link }: { limitKey?: string; consumed?: VerificationResult; link?: LinkIntent } = {},
+  ): Promise<SignInResult> =>
+    ctx.signInOnce(req, res, {
+      verify,
+      async consume(q) {
+        if (consumed) return consumed;
+        if (!link) return undefined;
+        const issued = await ctx.verifications.issue({ purpose: "link", ttlSeconds: 60, link }, q);
+        return ctx.verifications.consume({ purpose: "link", secret: issued.secret, q });
+      },
+      ...(limitKey === undefined ? {} : { limit: { limiter, key: limitKey } }),
+    });
+  const linkOf = (req: Request, res: Response, query: { intent?: "sign-in" | "link" | undefined; merge?: "true" | "false" | undefined }) =>
+    ctx.linkIntent(req, { intent: query.intent, ...(query.merge === undefined ? {} : { merge: query.merge === "true" }) }, res);
 
   function redirectFailure(req: Request, res: Response, error: unknown, status: 302 | 303): void {
     if (!(error instanceof AuthError)) throw error;
@@ -106,13 +133,14 @@ export function passportRoutes(router: Router, ctx: ProviderContext, options: Re
       if (raw.code !== undefined || raw.error !== undefined || raw.state !== undefined) throw passportErrors.create("ERR_PASSPORT_CALLBACK_INVALID", { detail: "code, state and error belong on the callback" });
       const returnTo = safeReturnTo(query.returnTo, options.successRedirect);
       if (!returnTo) throw passportErrors.create("ERR_PASSPORT_RETURN_TO_INVALID");
+      const link = await linkOf(req, res, query);
       // The strategy's state store, for this request: the strategy reads `this._stateStore`
       // (passport-oauth2, passport-openidconnect), so a per-request instance gets ours instead of
       // the session-backed default, and state is always on, whatever the strategy was built with.
       // store(req, verifier | oidcContext, appState, meta, cb): five arguments fit both libraries.
       const store = {
         store(_req: unknown, kept: unknown, appState: unknown, _meta: unknown, cb: (err: unknown, handle?: string) => void) {
-          attempts.issue(req, res, { kept: kept ?? null, appState: appState ?? null, returnTo } satisfies AttemptData).then((handle) => cb(null, handle), (error: unknown) => cb(error));
+          attempts.issue(req, res, { kept: kept ?? null, appState: appState ?? null, returnTo } satisfies AttemptData, link).then((handle) => cb(null, handle), (error: unknown) => cb(error));
         },
         verify(_req: unknown, _handle: unknown, cb: (err: unknown, ok?: unknown, state?: unknown) => void) {
           cb(passportErrors.create("ERR_PASSPORT_CALLBACK_INVALID"));
@@ -142,7 +170,7 @@ export function passportRoutes(router: Router, ctx: ProviderContext, options: Re
         if (!query.state || (query.code === undefined && query.error === undefined)) throw passportErrors.create("ERR_PASSPORT_CALLBACK_INVALID");
         // The state is used up before the strategy runs (also for an `error` callback, which the
         // strategies answer without looking at their store): once, unexpired, in this browser.
-        const attempt = await attempts.consume(req, query.state);
+        const { data: attempt, verification } = await attempts.consume(req, query.state);
         const state = query.state;
         const store = {
           store(_req: unknown, _kept: unknown, _appState: unknown, _meta: unknown, cb: (err: unknown) => void) {
@@ -161,6 +189,7 @@ export function passportRoutes(router: Router, ctx: ProviderContext, options: Re
           identityOf(await run(req, { callbackURL }, (instance) => {
             instance._stateStore = store;
           }), "redirect"),
+          { consumed: verification },
         );
         res.setHeader("Cache-Control", "no-store");
         if (wantsJson(req)) return res.json(result);
@@ -187,7 +216,8 @@ export function passportRoutes(router: Router, ctx: ProviderContext, options: Re
         // counter in the sign-in's commit, or in a commit of its own when the attempt fails.
         limiter.consumeLocal(key);
         ctx.parse(schema, req.body);
-        const result = await signIn(req, res, async () => identityOf(await run(req, {}), "form"), key);
+        const link = await linkOf(req, res, ctx.parse(formQuery, req.query, "query"));
+        const result = await signIn(req, res, async () => identityOf(await run(req, {}), "form"), { limitKey: key, ...(link ? { link } : {}) });
         if (wantsPage) return res.redirect(303, options.successRedirect);
         res.json(result);
       } catch (error) {
