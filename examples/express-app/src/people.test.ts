@@ -171,10 +171,11 @@ describe("example app: people (link, merge, unlink)", () => {
         return [res.status, res.body.code];
       }, { message: path }).toEqual([403, "ERR_REAUTH_REQUIRED"]);
     }
-    // OAuth's start is a navigation: the refusal comes back to the page as ?error=ERR_REAUTH_REQUIRED.
+    // OAuth's start is a navigation: refused as a problem document, or back to the page with ?error=ERR_REAUTH_REQUIRED;
+    // never on to the provider.
     const oauth = await fetch(`${appUrl}/auth/oauth/dev?intent=link&returnTo=/`, { redirect: "manual", headers: { cookie, accept: "text/html" } });
-    expect(oauth.status).toBe(302);
-    expect(oauth.headers.get("location")).toContain("error=ERR_REAUTH_REQUIRED");
+    const refusal = oauth.status === 302 ? new URL(oauth.headers.get("location")!, appUrl).searchParams.get("error") : ((await oauth.json()) as { code: string }).code;
+    expect([oauth.status === 302 ? 302 : oauth.status, refusal]).toEqual([oauth.status === 302 ? 302 : 403, "ERR_REAUTH_REQUIRED"]);
     expect((await identitiesOf(user.id)).map((i) => i.source_identifier)).toEqual(["stale_person", "stale_phone"]);
     // Signing in again with one of the person's identities makes a fresh session that can.
     const again = await signIn("stale_phone");
@@ -320,12 +321,7 @@ describe("example app: people (link, merge, unlink)", () => {
       // The development IdP: its login and consent pages, back to the page, linked.
       expect(await page.textContent("a[data-provider=dev]")).toBe("Link Development IdP");
       await page.click("a[data-provider=dev]");
-      await page.waitForSelector("input[name=login]");
-      await page.fill("input[name=login]", "linker");
-      await page.fill("input[name=password]", "anything");
-      await page.click("button[type=submit]");
-      await page.waitForURL((url) => url.pathname.includes("/interaction/") || url.pathname === "/");
-      if (new URL(page.url()).pathname !== "/") await page.click("button[type=submit]");
+      await idpLogin(page, "linker", () => new URL(page.url()).pathname === "/");
       await expect.poll(() => networks(page), { timeout: 15_000 }).toEqual(["ethereum", "solana", "oauth"]);
       expect(await page.textContent("#error")).toBe("");
       expect(await page.textContent("#status")).toBe(`Signed in as ethereum:${eth.address} (external)`);
@@ -364,6 +360,50 @@ describe("example app: people (link, merge, unlink)", () => {
       expect((await identitiesOf(person)).map((i) => i.network)).toEqual(["ethereum", "oauth", "email"]);
       expect(errors).toEqual([]);
       await context.close();
+    });
+
+    /** The development IdP's login page, then its consent page (node-oidc-provider asks once per account), until `done`. */
+    async function idpLogin(page: Page, login: string, done: () => boolean) {
+      await page.waitForSelector("input[name=login]");
+      await page.fill("input[name=login]", login);
+      await page.fill("input[name=password]", "anything");
+      await page.click("button[type=submit]");
+      const consent = async () => (await page.$("input[name=prompt][value=consent]").catch(() => null)) !== null;
+      await expect.poll(async () => done() || (await consent()), { timeout: 15_000 }).toBe(true);
+      if (!done()) await page.click("button[type=submit]");
+    }
+
+    it("attack: an OAuth link's callback (code and state) from the attacker's own session, opened in the victim's browser, links nothing", async () => {
+      // The attacker asks to link his IdP account in his own session, and stops at the callback.
+      const attackerContext = await browser.newContext();
+      const attacker = await attackerContext.newPage();
+      await attacker.goto(appUrl);
+      await attacker.fill("#handle", "oauth_attacker");
+      await attacker.click("#dev-sign-in button[type=submit]");
+      await expect.poll(() => attacker.textContent("a[data-provider=dev]")).toBe("Link Development IdP");
+      let callback = "";
+      await attackerContext.route((url) => url.pathname === "/auth/oauth/dev/callback", async (route) => {
+        callback = route.request().url();
+        await route.abort();
+      });
+      await attacker.click("a[data-provider=dev]");
+      await idpLogin(attacker, "mallory", () => callback !== "");
+      await expect.poll(() => callback).toContain("state=");
+
+      // The victim's browser is made to open it (a link, an <img>, a redirect from the attacker's site).
+      const victimContext = await browser.newContext();
+      const victim = await victimContext.newPage();
+      await victim.goto(appUrl);
+      await victim.fill("#handle", "oauth_victim");
+      await victim.click("#dev-sign-in button[type=submit]");
+      await expect.poll(() => victim.textContent("#sign-in-title")).toBe("Link another way to sign in");
+      await victim.goto(callback);
+      await expect.poll(() => new URL(victim.url()).searchParams.get("error")).toMatch(/^ERR_/);
+      expect(await personOf("oauth", "dev:mallory")).toBeUndefined();
+      const victimUser = await auth.api.findUser("test", "oauth_victim");
+      expect((await identitiesOf(victimUser!.person_id)).map((i) => i.source_identifier)).toEqual(["oauth_victim"]);
+      await attackerContext.close();
+      await victimContext.close();
     });
 
     it("offers the merge when the identity is another person's (how many identities it has), and merges only when asked", async () => {
