@@ -1,23 +1,13 @@
 import { crc32 } from "node:zlib";
 
-const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/** The key's alphabet (ids, secrets, checksum). */
+export const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /** Public key id: 12 base62 characters (~71 bits, enough to never collide in practice). */
 export const ID_LENGTH = 12;
 /** Secret: 22 base62 characters from the CSPRNG, ~131 bits. */
 export const SECRET_LENGTH = 22;
 /** CRC32 of everything before it, in 6 base62 characters (62^6 > 2^32). */
 export const CHECKSUM_LENGTH = 6;
-
-function base62(random: (n: number) => Buffer, length: number): string {
-  let out = "";
-  while (out.length < length) {
-    for (const byte of random(length * 2)) {
-      // 248 = 4 × 62: bytes above it would bias the first characters.
-      if (byte < 248 && out.length < length) out += BASE62[byte % 62];
-    }
-  }
-  return out;
-}
 
 function checksum(body: string): string {
   let n = crc32(body);
@@ -38,10 +28,12 @@ export interface ParsedKey {
 /**
  * Makes a key: `<prefix>_<id>_<secret><checksum>`, after GitHub's token format: the prefix lets
  * secret scanners find leaked keys, the checksum lets them (and this server) reject a mistyped or
- * made-up key without a database look-up. Pass `id` to make a new secret for an existing key (rotation).
+ * made-up key without a database look-up. `draw(n)` gives n uniform CSPRNG characters of
+ * {@link BASE62} (the provider passes core's `ctx.randomToken({ alphabet: BASE62, length: n })`).
+ * Pass `id` to make a new secret for an existing key (rotation).
  */
-export function generateKey(prefix: string, random: (n: number) => Buffer, id = base62(random, ID_LENGTH)): { key: string } & ParsedKey {
-  const secret = base62(random, SECRET_LENGTH);
+export function generateKey(prefix: string, draw: (length: number) => string, id = draw(ID_LENGTH)): { key: string } & ParsedKey {
+  const secret = draw(SECRET_LENGTH);
   return { key: formatKey({ prefix, id, secret }), prefix, id, secret };
 }
 
