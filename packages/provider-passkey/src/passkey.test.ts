@@ -482,6 +482,28 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       await expectRefused(browser().post("/passkey/options", { intent: "link" }), 401, "ERR_UNAUTHENTICATED");
     });
 
+    it("step-up: re-proving the person's own passkey (intent link) refreshes the session's proof, so a fresh-only action passes later without a new session", async () => {
+      const { authenticator } = await registered();
+      const b = browser();
+      expect((await signIn(b, authenticator)).status).toBe(200);
+      const creation = await b.post("/passkey/register/options");
+      const second = new SoftAuthenticator("ES256", RP);
+      expect((await b.post("/passkey/register/verify", { response: second.register(creation.body.options) })).status).toBe(200);
+      const session = b.cookies.get("erebus_session");
+      const start = now;
+      try {
+        now = new Date(start.getTime() + 540_000); // 9 minutes: still fresh (core's 10)
+        const again = await b.post("/passkey/options", { intent: "link" });
+        expect((await b.post("/passkey/verify", { response: authenticator.assert(again.body.options) })).body.outcome).toBe("reauthenticated");
+        now = new Date(start.getTime() + 1_080_000); // 18 minutes after sign-in, 9 after the re-proof
+        const deleted = await b.post(`/passkey/credentials/${second.id}`, undefined, { method: "DELETE" });
+        expect(deleted.status, JSON.stringify(deleted.body)).toBe(204);
+        expect(b.cookies.get("erebus_session")).toBe(session);
+      } finally {
+        now = new Date(start.getTime() + 1_081_000);
+      }
+    });
+
     it("management: lists the person's passkeys (no key material), renames one, and refuses others' and strangers", async () => {
       const { authenticator, user } = await registered();
       const b = browser();
@@ -530,7 +552,8 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect((await b.get("/passkey/credentials")).body.passkeys.map((p: { id: string }) => p.id)).toEqual([authenticator.id]);
       // Its credential is gone: it no longer signs in, and the sessions it made have ended.
       await expectRefused(signIn(browser(), second), 401, "ERR_PASSKEY_CREDENTIAL_UNKNOWN");
-      expect((await lost.get("/session")).status).toBe(401);
+      // Core's session cache hears the revocation through the database's NOTIFY (milliseconds).
+      await expect.poll(async () => (await lost.get("/session")).status).toBe(401);
       expect((await b.get("/session")).status).toBe(200);
       // The first is the session's own passkey, and now the person's last way to sign in.
       await expectRefused(b.post(`/passkey/credentials/${authenticator.id}`, undefined, { method: "DELETE" }), 409, "ERR_IDENTITY_IN_USE");
@@ -548,7 +571,7 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect((await signIn(c, second)).status).toBe(200);
       expect((await c.post(`/passkey/credentials/${authenticator.id}`, undefined, { method: "DELETE" })).status).toBe(204);
       // b's session (the first passkey's identity) ended with it.
-      expect((await b.get("/session")).status).toBe(401);
+      await expect.poll(async () => (await b.get("/session")).status).toBe(401);
       // Now the person has one identity that can sign in, c's own (the deleted passkey's identity no longer counts).
       await expectRefused(c.post(`/passkey/credentials/${second.id}`, undefined, { method: "DELETE" }), 409, "ERR_IDENTITY_IN_USE");
       const list = await c.get("/passkey/credentials");
