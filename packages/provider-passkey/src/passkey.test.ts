@@ -57,7 +57,7 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       db = await engine.create();
       ({ auth, server } = await startAuthServer({ database: db, baseURL: ORIGIN, providers: [passkeyProvider({ rpName: "Example App" })], logger, clock: () => now, rateLimit: { enabled: false } }));
       // The same database, a second app that requires user verification.
-      ({ server: strict } = await startAuthServer({ database: db, baseURL: ORIGIN, providers: [passkeyProvider({ userVerification: "required", attestation: "direct" })], logger, clock: () => now, rateLimit: { enabled: false } }));
+      ({ server: strict } = await startAuthServer({ database: db, baseURL: ORIGIN, providers: [passkeyProvider({ userVerification: "required", attestation: "direct", algorithms: [-7], maxPasskeys: 1 })], logger, clock: () => now, rateLimit: { enabled: false } }));
       // And one whose public origin is https (behind a TLS-terminating proxy, as in production).
       ({ server: secure } = await startAuthServer({ database: db, baseURL: "https://app.test", providers: [passkeyProvider()], logger, clock: () => now, rateLimit: { enabled: false } }));
     });
@@ -289,6 +289,35 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect((await signIn(browser(strict.url), authenticator)).status).toBe(200);
       // User presence is never optional.
       await expectRefused(signIn(browser(), authenticator, { up: false }), 401, "ERR_PASSKEY_USER_PRESENCE_MISSING");
+    });
+
+    it("direct attestation: a packed self attestation verifies and its format is kept; a broken one is refused", async () => {
+      const b = browser(strict.url);
+      const creation = await b.post("/passkey/register/options");
+      const good = new SoftAuthenticator("ES256", RP);
+      const answer = await b.post("/passkey/register/verify", { response: good.register(creation.body.options, { attestation: "packed" }) });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      const { rows } = await db.query<{ attestation_format: string }>("SELECT attestation_format FROM erebus_passkey_credentials WHERE credential_id = $1", [good.id]);
+      expect(rows[0]!.attestation_format).toBe("packed");
+      const c = browser(strict.url);
+      const again = await c.post("/passkey/register/options");
+      const before = await counts();
+      await expectRefused(c.post("/passkey/register/verify", { response: new SoftAuthenticator("ES256", RP).register(again.body.options, { attestation: "packed-bad" }) }), 401, "ERR_PASSKEY_ATTESTATION_INVALID");
+      expect(await counts()).toEqual({ ...before, challenges_used: before.challenges_used + 1 });
+    });
+
+    it("algorithms: a passkey whose algorithm the app does not accept is refused (EdDSA where only ES256 is)", async () => {
+      const b = browser(strict.url);
+      const creation = await b.post("/passkey/register/options");
+      expect(creation.body.options.pubKeyCredParams).toEqual([{ alg: -7, type: "public-key" }]);
+      await expectRefused(b.post("/passkey/register/verify", { response: new SoftAuthenticator("EdDSA", RP).register(creation.body.options) }), 400, "ERR_PASSKEY_ALGORITHM_UNSUPPORTED");
+    });
+
+    it("maxPasskeys: a person with as many passkeys as allowed cannot add another", async () => {
+      const b = browser(strict.url);
+      const creation = await b.post("/passkey/register/options");
+      expect((await b.post("/passkey/register/verify", { response: new SoftAuthenticator("ES256", RP).register(creation.body.options) })).status).toBe(200);
+      await expectRefused(b.post("/passkey/register/options", { intent: "link" }), 409, "ERR_PASSKEY_LIMIT_REACHED");
     });
 
     it("tampered client data: a changed clientDataJSON no longer matches the signature, and the challenge is used up", async () => {

@@ -20,6 +20,8 @@ export interface Overrides {
   crossOrigin?: boolean;
   topOrigin?: string;
   userHandle?: string | null;
+  /** Registration: a "packed" self attestation (signed by the credential's key) instead of "none"; `bad` breaks its signature. */
+  attestation?: "none" | "packed" | "packed-bad";
   /** Changes the client data after it was signed (tampering). */
   tamperClientData?: (clientData: Record<string, unknown>) => Record<string, unknown>;
 }
@@ -102,7 +104,15 @@ export class SoftAuthenticator {
     this.userHandle = options.user.id;
     const authData = this.authData(o, true, o.counter ?? this.counter);
     const { json } = this.clientData("webauthn.create", options.challenge, o);
-    const attestationObject = isoCBOR.encode(new Map<string, unknown>([["fmt", "none"], ["attStmt", new Map()], ["authData", authData]]) as never);
+    const format = o.attestation ?? "none";
+    let attStmt = new Map<string, unknown>();
+    if (format !== "none") {
+      // WebAuthn §8.2 (packed, self attestation): alg and the credential key's signature over authData ‖ SHA-256(clientDataJSON).
+      const sig = this.signature(authData, json);
+      if (format === "packed-bad") sig[sig.length - 1]! ^= 0x01;
+      attStmt = new Map<string, unknown>([["alg", this.alg === "ES256" ? -7 : -8], ["sig", sig]]);
+    }
+    const attestationObject = isoCBOR.encode(new Map<string, unknown>([["fmt", format === "none" ? "none" : "packed"], ["attStmt", attStmt], ["authData", authData]]) as never);
     return {
       id: this.id,
       rawId: this.id,
