@@ -225,6 +225,26 @@ for (const engine of engines()) {
       expect((await call("DELETE", `/identities/${hank.user.id}`, { token: phone.token })).body.code).toBe("ERR_REAUTH_REQUIRED");
     });
 
+    it("review: an identity unlinked twice never re-enters the person that once unlinked it (its id is that person's id)", async () => {
+      // Lara's person is her first identity's id. She unlinks that identity (it was compromised): it
+      // gets a new person. Its holder links an identity of their own to it and unlinks it from there:
+      // the identity's own id is still Lara's person, and must not become its person again.
+      const lara = await signIn("lara");
+      expect((await link(lara.token, "lara_phone")).status).toBe(200);
+      const phone = await signIn("lara_phone");
+      expect((await call("DELETE", `/identities/${lara.user.id}`, { token: phone.token })).status).toBe(200);
+      const thief = await signIn("lara");
+      expect(thief.user.person_id).not.toBe(lara.user.id);
+      expect((await link(thief.token, "thief_own")).status).toBe(200);
+      const thiefOwn = await signIn("thief_own");
+      expect((await call("DELETE", `/identities/${lara.user.id}`, { token: thiefOwn.token })).status).toBe(200);
+      expect(await personOf("lara")).not.toBe(lara.user.id);
+      const again = await signIn("lara");
+      const session = await call("GET", "/session", { token: again.token });
+      expect(session.body.person.id).not.toBe(lara.user.id);
+      expect(session.body.person.identities.map((i: { source_identifier: string }) => i.source_identifier)).toEqual(["lara"]);
+    });
+
     it("50 concurrent attempts to link one identity to two people: exactly one person gets it, the rest are refused", async () => {
       const p1 = await signIn("racer_one");
       const p2 = await signIn("racer_two");

@@ -180,8 +180,10 @@ export function createPeople(deps: PeopleDeps) {
             const { rows: counted } = await tx.query<{ n: number }>("SELECT count(*)::int AS n FROM user_references WHERE person_id = $1 AND user_type <> 'api'", [personId]);
             if (counted[0]!.n <= 1) throw AuthError.of("ERR_IDENTITY_LAST");
             // The person keeps its id (apps key their data by it): the unlinked identity gets its own
-            // id as person, or a new one when the person's id was this identity's.
-            const newPerson = target.id === personId ? randomUuid(options.random) : target.id;
+            // id as person, or a new one when its id is still some person's id (this one's, or one it
+            // was unlinked from earlier): taking that id back would join that person without proof.
+            const { rows: taken } = await tx.query("SELECT 1 FROM user_references WHERE person_id = $1 AND id <> $1 LIMIT 1", [target.id]);
+            const newPerson = target.id === personId || taken.length > 0 ? randomUuid(options.random) : target.id;
             const { rows: moved } = await tx.query<UserReference>("UPDATE user_references SET person_id = $2 WHERE id = $1 RETURNING *", [id, newPerson]);
             await tx.query("UPDATE erebus_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL", [id, now]);
             return { unlinked: moved[0]!, person: await person(personId, tx) };
