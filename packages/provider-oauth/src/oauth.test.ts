@@ -443,6 +443,93 @@ for (const engine of engines()) {
       });
     });
 
+    describe("people: ?intent=link adds the account proven at the provider to the signed-in person (issue 13)", () => {
+      const appHost = () => new URL(server.url).host;
+      type Person = { id: string; identities: { source_identifier: string }[] };
+      const personOf = async (client: ReturnType<typeof browser>) => ((await (await client.request(`${server.url}/auth/session`)).json()) as { person: Person }).person;
+      async function signedIn(client: ReturnType<typeof browser>, login: string) {
+        const { callback } = await authorize(client, login);
+        expect(errorOf(await client.request(callback.href))).toBeNull();
+      }
+      /** Starts an attempt with `query` in `client` and logs in at the OP as `login` (its remembered login forgotten): the callback URL. */
+      async function linkAttempt(client: ReturnType<typeof browser>, login: string, query = "intent=link") {
+        client.jar.delete(new URL(op.issuer).host);
+        const start = await client.request(`${server.url}/auth/oauth/dev?${query}`);
+        expect(start.status).toBe(302);
+        return loginAndConsent(client, start.headers.get("location")!, login, isCallback);
+      }
+
+      it("from the same session the callback attaches the account (no new session): JSON gets the outcome, a browser lands on returnTo", async () => {
+        const client = browser();
+        await signedIn(client, "linka");
+        const res = await client.request((await linkAttempt(client, "linkb")).href, { headers: { accept: "application/json" } });
+        expect(res.status).toBe(200);
+        expect(res.headers.getSetCookie().some((c) => c.startsWith("erebus_session="))).toBe(false);
+        expect(await res.json()).toMatchObject({ outcome: "linked", user: { source_identifier: "dev:linka" }, linked: { source_identifier: "dev:linkb" } });
+        const done = await client.request((await linkAttempt(client, "linkc", "intent=link&returnTo=%2Faccount")).href);
+        expect([done.status, done.headers.get("location")]).toEqual([302, "/account"]);
+        const person = await personOf(client);
+        expect(person.identities.map((i) => i.source_identifier).sort()).toEqual(["dev:linka", "dev:linkb", "dev:linkc"]);
+        // Signing in with a linked account, in another browser, is the same person.
+        const other = browser();
+        await signedIn(other, "linkb");
+        expect((await personOf(other)).id).toBe(person.id);
+      });
+
+      it("attack: a link-intent state finished under another session (same browser binding) attaches nothing, is refused, and is used up", async () => {
+        const attacker = browser();
+        await signedIn(attacker, "mallory13");
+        const victim = browser();
+        await signedIn(victim, "victim13");
+        const callback = await linkAttempt(attacker, "mallory13-extra");
+        // The victim's session with the attempt's binding (a swapped or planted session cookie).
+        attacker.jar.get(appHost())!.set("erebus_session", victim.jar.get(appHost())!.get("erebus_session")!);
+        const before = await rowCounts(db);
+        expect(errorOf(await attacker.request(callback.href))).toBe("ERR_LINK_SESSION_MISMATCH");
+        expect(await rowCounts(db)).toEqual(before);
+        expect(await auth.api.findUser("oauth", "dev:mallory13-extra")).toBeNull();
+        expect((await personOf(victim)).identities).toHaveLength(1);
+        expect(errorOf(await attacker.request(callback.href))).toBe("ERR_OAUTH_STATE_USED");
+      });
+
+      it("an account of another person is refused (409) unless &merge=1; with it that person moves in", async () => {
+        const client = browser();
+        await signedIn(client, "mergea");
+        await signedIn(browser(), "mergeb");
+        const refused = await client.request((await linkAttempt(client, "mergeb")).href, { headers: { accept: "application/json" } });
+        expect([refused.status, (await refused.json()).code]).toEqual([409, "ERR_IDENTITY_LINKED_ELSEWHERE"]);
+        const merged = await client.request((await linkAttempt(client, "mergeb", "intent=link&merge=1")).href, { headers: { accept: "application/json" } });
+        expect([merged.status, (await merged.json()).outcome]).toEqual([200, "merged"]);
+        expect((await personOf(client)).identities).toHaveLength(2);
+      });
+
+      it("intent=link without a session is 401 and starts nothing; a bad intent or merge is 400", async () => {
+        const count = async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_verifications WHERE provider = 'oauth'")).rows[0]!.n;
+        const before = await count();
+        for (const [query, status, code] of [["intent=link", 401, "ERR_UNAUTHENTICATED"], ["intent=steal", 400, "ERR_QUERY_INVALID"], ["intent=link&merge=yes", 400, "ERR_QUERY_INVALID"], ["intent=link&intent=link", 400, "ERR_QUERY_INVALID"]] as const) {
+          const res = await fetch(`${server.url}/auth/oauth/dev?${query}`, { redirect: "manual" });
+          expect([res.status, (await res.json()).code]).toEqual([status, code]);
+        }
+        expect(await count()).toBe(before);
+      });
+
+      it("no inference: an OAuth login whose verified email equals an existing email identity's address stays a separate person", async () => {
+        const mail = await auth.api.resolveIdentity({
+          network: "email",
+          sourceIdentifier: "eve13@example.com",
+          email: "eve13@example.com",
+          sourceType: { type: "email_auth", verified: true, provider: "other" },
+        });
+        const client = browser();
+        await signedIn(client, "eve13");
+        expect((await session(client))!.user.email).toBe("eve13@example.com");
+        const person = await personOf(client);
+        expect(person.id).not.toBe(mail.person_id);
+        expect(person.identities.map((i) => i.source_identifier)).toEqual(["dev:eve13"]);
+        expect((await auth.api.getUser(mail.id))!.person_id).toBe(mail.id);
+      });
+    });
+
     const stateRows = async (target: Database) => (await target.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_verifications WHERE provider = 'oauth' AND purpose = 'state'")).rows[0]!.n;
 
     it("fuzz: callbacks with NUL and lone surrogates in any parameter answer 4xx, never 5xx, and write nothing", async () => {

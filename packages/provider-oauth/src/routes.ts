@@ -25,19 +25,28 @@ const callbackErrors = [
   "ERR_OAUTH_ENDPOINT_INSECURE",
   "ERR_USER_DEACTIVATED",
   "ERR_IDENTITY_INVALID",
+  "ERR_LINK_SESSION_MISMATCH",
+  "ERR_IDENTITY_LINKED_ELSEWHERE",
+  "ERR_IDENTITY_LIMIT",
+  "ERR_LINK_CONFLICT",
 ];
+/** `?intent=link` (a fresh session): the account proven at the provider is added to the signed-in person; `&merge=1` takes in the person it belongs to. */
+const startQuery = z.object({
+  intent: z.enum(["sign-in", "link"]).optional().describe("link: add this account to the signed-in person instead of signing in"),
+  merge: z.enum(["1", "0", "true", "false"]).optional().describe("with intent=link: take in the person the account already belongs to"),
+});
 const docs = {
   start: {
     summary: "OAuth / OpenID Connect: go to the provider",
     description: "302 to the provider with PKCE (S256), state and, for OIDC, nonce; core's binding cookie ties the attempt to this browser.",
-    query: z.object({ returnTo: z.string().optional().describe("a path on this site to land on after sign-in (default /)") }),
+    query: startQuery.extend({ returnTo: z.string().optional().describe("a path on this site to land on after sign-in (default /)") }),
     responses: { 302: { description: "to the provider's authorization endpoint" } },
-    errors: ["ERR_OAUTH_PROVIDER_UNKNOWN", "ERR_OAUTH_RETURN_TO_INVALID", "ERR_OAUTH_PROVIDER_UNAVAILABLE", "ERR_OAUTH_ENDPOINT_INSECURE"],
+    errors: ["ERR_OAUTH_PROVIDER_UNKNOWN", "ERR_OAUTH_RETURN_TO_INVALID", "ERR_OAUTH_PROVIDER_UNAVAILABLE", "ERR_OAUTH_ENDPOINT_INSECURE", "ERR_QUERY_INVALID", "ERR_UNAUTHENTICATED", "ERR_REAUTH_REQUIRED"],
   },
   callback: {
     summary: "OAuth / OpenID Connect: the provider's redirect back",
     description:
-      "Checks state, browser binding, code (PKCE) and ID token, then starts a session. A browser is redirected (to returnTo, or to errorRedirect?error=ERR_…); a client that asks for JSON gets the sign-in result or a problem document.",
+      "Checks state, browser binding, code (PKCE) and ID token, then starts a session (or, for an attempt started with intent=link, adds the account to the person of the session that asked). A browser is redirected (to returnTo, or to errorRedirect?error=ERR_…); a client that asks for JSON gets the sign-in result or a problem document.",
     query: z.looseObject({ code: z.string().optional(), state: z.string().optional(), error: z.string().optional() }),
     responses: { 200: { description: "signed in (Accept: application/json)", schema: signInResultSchema }, 302: { description: "signed in, or an error, as a redirect" } },
     errors: callbackErrors,
@@ -77,7 +86,11 @@ export function oauthRoutes(router: Router, ctx: ProviderContext, options: Resol
     const flow = flowOf(req);
     const returnTo = safeReturnTo(req.query.returnTo);
     if (!returnTo) throw oauthErrors.create("ERR_OAUTH_RETURN_TO_INVALID");
-    const url = await flow.start(req, res, returnTo);
+    // Adding this account to the signed-in person: a fresh session only (401 / 403 otherwise). The
+    // intent is stored with the attempt, and the callback attaches only for that same session.
+    const { intent, merge } = ctx.parse(startQuery, { intent: req.query.intent, merge: req.query.merge }, "query");
+    const link = await ctx.linkIntent(req, { intent, merge: merge === "1" || merge === "true" }, res);
+    const url = await flow.start(req, res, returnTo, link);
     res.setHeader("Cache-Control", "no-store");
     res.redirect(302, url.href);
   });
