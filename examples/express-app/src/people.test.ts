@@ -382,9 +382,21 @@ describe("example app: people (link, merge, unlink)", () => {
       await attacker.click("#dev-sign-in button[type=submit]");
       await expect.poll(() => attacker.textContent("a[data-provider=dev]")).toBe("Link Development IdP");
       let callback = "";
-      await attackerContext.route((url) => url.pathname === "/auth/oauth/dev/callback", async (route) => {
-        callback = route.request().url();
-        await route.abort();
+      // The IdP's redirect to the callback is taken from its answer, and the browser is stopped there.
+      // A redirect the browser follows is not routed again, so the form posts' redirect to the IdP's
+      // resume step is followed here.
+      await attackerContext.route((url) => url.pathname.startsWith("/dev/oidc/"), async (route) => {
+        let response = await route.fetch({ maxRedirects: 0 });
+        let location = response.headers()["location"];
+        if (location && new URL(location, appUrl).pathname.startsWith("/dev/oidc/auth/")) {
+          response = await attackerContext.request.get(new URL(location, appUrl).href, { maxRedirects: 0 });
+          location = response.headers()["location"];
+        }
+        if (location && new URL(location, appUrl).pathname === "/auth/oauth/dev/callback") {
+          callback = new URL(location, appUrl).href;
+          return route.fulfill({ status: 200, contentType: "text/plain", body: "stopped before the callback" });
+        }
+        return route.fulfill({ response });
       });
       await attacker.click("a[data-provider=dev]");
       await idpLogin(attacker, "mallory", () => callback !== "");
