@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import express, { type RequestHandler } from "express";
 import fc from "fast-check";
 import { Strategy as OAuth2Strategy } from "passport-oauth2";
@@ -131,6 +132,19 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect(done.headers.get("location")).toBe("/after?x=1");
       const me = await session(client);
       expect(me?.user).toMatchObject({ source_identifier: "oidc:alice", email: "alice@example.com", source_type: { type: "oauth", provider: "oidc", user_id: "alice" } });
+    });
+
+    it("attack: a forged Host header does not move the redirect_uri (it comes from baseURL, the strategy's relative callbackURL is ignored)", async () => {
+      const location = await new Promise<string>((resolve, reject) => {
+        const target = new URL(`${server.url}/auth/passport/oidc`);
+        const req = request({ host: target.hostname, port: target.port, path: target.pathname, headers: { host: "evil.example", "x-forwarded-host": "evil.example" } }, (res) => {
+          res.resume();
+          resolve(String(res.headers.location));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+      expect(new URL(location).searchParams.get("redirect_uri")).toBe(`${server.url}/auth/passport/oidc/callback`);
     });
 
     it("writes no email the OP did not verify", async () => {

@@ -77,8 +77,8 @@ function formSchema(options: ResolvedPassportOptions): z.ZodType {
 export function passportRoutes(router: Router, ctx: ProviderContext, options: ResolvedPassportOptions): void {
   const { id, strategy } = options;
   const label = strategy.name ?? id;
-  const base = `${ctx.basePath === "/" ? "" : ctx.basePath}/passport/${id}`;
-  const callbackURL = `${ctx.baseURL.origin}${base}/callback`;
+  // From baseURL, on every request: a strategy would otherwise resolve a relative callbackURL against the Host header.
+  const callbackURL = ctx.url(`/passport/${id}/callback`);
   // Stored as `passport-<id>:attempts`: core namespaces rule names by provider id.
   const limiter = ctx.rateLimit({ name: "attempts", points: options.attemptsPerMinute, duration: 60 });
   const docs = docsFor(id, label, formSchema(options));
@@ -90,10 +90,12 @@ export function passportRoutes(router: Router, ctx: ProviderContext, options: Re
     if (outcome.action !== "success") throw refusalOf(outcome, phase, ctx.logger, label);
     return mapIdentity(options.toIdentity, outcome.user, outcome.info);
   };
-  /** One commit: the identity, the session (rotating the request's old one) and, when given, the client's count. */
-  // The redirect callback uses its state up before the strategy runs and hands the consumed
-  // verification over (it carries the link intent, if any); a form post has no secret of its own,
-  // so a link intent is issued and used in the sign-in's commit.
+  /**
+   * One commit: the identity, the session (rotating the request's old one) or the link, and, when
+   * given, the client's count. The redirect callback used its state up before the strategy ran and
+   * hands the consumed verification over (it carries the link intent, if any); a form post has no
+   * secret of its own, so its link intent is issued and used inside the commit.
+   */
   const signIn = (
     req: Request,
     res: Response,
