@@ -66,7 +66,10 @@ export function createProviderContext(provider: ErebusProvider, deps: ContextDep
     production: options.production,
     url(path: string) {
       if (typeof path !== "string" || !path.startsWith("/") || path.startsWith("//")) throw new TypeError(`ctx.url: path must start with one "/" (got ${JSON.stringify(path)})`);
-      return new URL(`${mount}${path}`, options.baseURL.origin).toString();
+      const url = new URL(`${mount}${path}`, options.baseURL.origin);
+      // The URL parser drops tabs and newlines and reads a backslash as "/": "/" + backslash + "evil.example" is another host.
+      if (url.origin !== options.baseURL.origin) throw new TypeError(`ctx.url: path must stay on the app's origin (got ${JSON.stringify(path)})`);
+      return url.toString();
     },
     hash: sha256,
     randomToken(spec) {

@@ -133,6 +133,21 @@ describe("the provider contract: setup, api, checks", () => {
     expect(ctx.hash("abc")).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     expect(() => ctx.url("//evil.example/x")).toThrow(TypeError);
   });
+
+  it("review: ctx.url never leaves the app's origin, also mounted at / (a backslash or a tab after the first slash is //)", () => {
+    const auth = createAuth({ ...base, basePath: "/", database: "pglite://memory", providers: [counterProvider()] });
+    const ctx = auth.providerContext("counter");
+    expect(ctx.url("/counter/hit")).toBe("http://app.test/counter/hit");
+    for (const path of ["/\\evil.example/x", "/\t/evil.example/x", "/\n/evil.example/x", "\\\\evil.example/x"]) {
+      let url: string | undefined;
+      try {
+        url = ctx.url(path);
+      } catch (error) {
+        expect(error, JSON.stringify(path)).toBeInstanceOf(TypeError);
+      }
+      if (url !== undefined) expect(new URL(url).origin, JSON.stringify(path)).toBe("http://app.test");
+    }
+  });
 });
 
 for (const engine of engines()) {
