@@ -179,6 +179,19 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect(await counts()).toEqual(before);
     });
 
+    it("attack: 5 concurrent uses of one callback: exactly one signs in, the rest are 401 STATE_USED", async () => {
+      const client = browser();
+      const { callback } = await authorize(client, "oidc", "ivan");
+      const before = await counts();
+      const results = await Promise.all(Array.from({ length: 5 }, () => client.request(callback.href, { headers: json })));
+      const statuses = results.map((r) => r.status).sort();
+      expect(statuses).toEqual([200, 401, 401, 401, 401]);
+      for (const res of results.filter((r) => r.status === 401)) expect(((await res.json()) as { code: string }).code).toBe("ERR_PASSPORT_STATE_USED");
+      const after = await counts();
+      expect(after.erebus_sessions! - before.erebus_sessions!).toBe(1);
+      expect(after.user_references! - before.user_references!).toBe(1);
+    });
+
     it("attack: the callback opened in another browser is refused (ERR_PASSPORT_BROWSER_MISMATCH); the sign-in still finishes in its own", async () => {
       const victim = browser();
       const { callback } = await authorize(victim, "oidc", "dave");
