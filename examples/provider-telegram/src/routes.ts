@@ -7,16 +7,27 @@ import {
   type ProviderContext,
   type RouteDoc,
   type SignInResult,
+  type LinkIntent,
   type UserReference,
   type VerifiedIdentity,
 } from "@erebus/core/provider";
 import type { Request, Response, Router } from "express";
+import * as z from "zod";
 import { telegramErrors } from "./errors.js";
 import type { ResolvedTelegramOptions } from "./options.js";
 import { TELEGRAM_NETWORK, type TelegramSourceType } from "./source-type.js";
 import { secretKeyOf, telegramAuthDataSchema, verifyTelegramAuthData, type TelegramAuthData, type VerifiedTelegramLogin } from "./verify.js";
 
 const loginErrors = ["ERR_TELEGRAM_HASH_INVALID", "ERR_TELEGRAM_AUTH_EXPIRED", "ERR_TELEGRAM_AUTH_DATE_FUTURE", "ERR_TELEGRAM_AUTH_USED"];
+/**
+ * Linking (issue 13): the widget's data is the whole body (and every field of it is signed), so the
+ * intent rides in the query: `POST /telegram/verify?intent=link[&merge=true]`, JSON-callback style.
+ */
+const verifyQuery = z.strictObject({
+  intent: z.enum(["sign-in", "link"]).optional().describe('"link": attach this Telegram account to the signed-in person (a fresh session)'),
+  merge: z.enum(["true", "false"]).optional().describe("with intent link: if the account belongs to another person, move that person into this one"),
+});
+const linkErrors = ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_REAUTH_REQUIRED", "ERR_IDENTITY_LINKED_ELSEWHERE", "ERR_IDENTITY_LIMIT", "ERR_LINK_CONFLICT"];
 const docs = {
   callback: {
     summary: "Telegram login: the page the widget's redirect (data-auth-url) opens",
@@ -28,11 +39,13 @@ const docs = {
   },
   verify: {
     summary: "Telegram login: check the widget's signed data and start a session",
-    description: "JSON (the widget's data-onauth callback object, as it is) or an HTML form (the confirm page). Each signed login works once.",
+    description:
+      "JSON (the widget's data-onauth callback object, as it is) or an HTML form (the confirm page). Each signed login works once. With ?intent=link (JSON, a fresh session) the account is attached to the signed-in person instead.",
+    query: verifyQuery,
     body: telegramAuthDataSchema,
     form: true,
     responses: { 200: { description: "signed in", schema: signInResultSchema }, 303: { description: "signed in from the confirm page's form" } },
-    errors: [...loginErrors, "ERR_USER_DEACTIVATED"],
+    errors: [...loginErrors, "ERR_USER_DEACTIVATED", ...linkErrors],
   },
 } satisfies Record<string, RouteDoc>;
 
@@ -60,9 +73,11 @@ export function telegramRoutes(router: Router, ctx: ProviderContext, options: Re
    * used (single use, atomically: of concurrent requests with one login exactly one is first), the
    * identity and the session together.
    */
-  function signIn(req: Request, res: Response, data: TelegramAuthData): Promise<SignInResult> {
+  function signIn(req: Request, res: Response, data: TelegramAuthData, link: LinkIntent | undefined): Promise<SignInResult> {
     let login: VerifiedTelegramLogin | undefined;
     return ctx.signInOnce(req, res, {
+      // No start step to store an intent with: core takes the one asked for in this request.
+      ...(link ? { link } : {}),
       verify(): VerifiedIdentity {
         login = verify(data);
         const f = login.fields;
@@ -130,7 +145,10 @@ export function telegramRoutes(router: Router, ctx: ProviderContext, options: Re
   router.post("/telegram/verify", describeRoute(docs.verify), limit.middleware(), async (req, res) => {
     const isForm = Boolean(req.is("application/x-www-form-urlencoded"));
     try {
-      const result = await signIn(req, res, ctx.parse(telegramAuthDataSchema, req.body));
+      const data = ctx.parse(telegramAuthDataSchema, req.body);
+      const query = ctx.parse(verifyQuery, req.query, "query");
+      const link = await ctx.linkIntent(req, { intent: query.intent, merge: query.merge === undefined ? undefined : query.merge === "true" }, res);
+      const result = await signIn(req, res, data, link);
       if (isForm) return res.redirect(303, options.successRedirect);
       res.json(result);
     } catch (error) {
