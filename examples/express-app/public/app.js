@@ -57,8 +57,10 @@ let pendingMerge = null;
 function linkRefused(error, what, retryWithMerge) {
   if (error instanceof IdentityLinkedElsewhereError) {
     const n = error.identities;
+    // The size when the server said it (a JSON answer does; an OAuth redirect back to the page may not).
+    const size = typeof error.problem.identities === "number" ? ` (${n} identit${n === 1 ? "y" : "ies"})` : "";
     $("merge-offer-text").textContent =
-      `${what} belongs to another person (${n} identit${n === 1 ? "y" : "ies"}). Merge that person into you? ` +
+      `${what} belongs to another person${size}. Merge that person into you? ` +
       "Everything of theirs becomes yours; you will be asked to prove it again.";
     pendingMerge = retryWithMerge;
     // Without a way to prove it again from here (an OAuth round trip that did not say which provider), no button.
@@ -334,6 +336,9 @@ function renderOAuthButtons() {
     a.href = mode === "link" ? client.oauth.linkURL(provider.id, { returnTo: "/" }) : client.oauth.startURL(provider.id, { returnTo: "/" });
     a.textContent = `${mode === "link" ? "Link" : "Sign in with"} ${provider.label}`;
     a.dataset.provider = provider.id;
+    // The redirect back after a refused link names no provider: remember which one this tab asked
+    // for, so the merge offer can ask it again (with merge).
+    a.addEventListener("click", () => sessionStorage.setItem("erebus-linking", mode === "link" ? provider.id : ""));
     return a;
   });
   $("oauth-buttons").replaceChildren(...links);
@@ -348,10 +353,12 @@ async function loadOAuthButtons() {
 // another person's also names the provider and, when the server says, that person's size).
 const query = new URLSearchParams(location.search);
 const failed = query.get("error");
+const linkingProvider = sessionStorage.getItem("erebus-linking");
+sessionStorage.removeItem("erebus-linking");
 if (failed === "ERR_IDENTITY_LINKED_ELSEWHERE") {
-  const provider = query.get("provider");
-  const identities = Number(query.get("identities") ?? "0");
-  const problem = { code: failed, title: "Linked elsewhere", status: 409, identities: Number.isInteger(identities) ? identities : 0 };
+  const provider = query.get("provider") ?? linkingProvider;
+  const identities = query.has("identities") ? Number(query.get("identities")) : undefined;
+  const problem = { code: failed, title: "Linked elsewhere", status: 409, ...(Number.isInteger(identities) ? { identities } : {}) };
   const label = provider && /^[a-z0-9_-]{1,64}$/i.test(provider) ? `This ${provider} account` : "This account";
   const retry = provider && /^[a-z0-9_-]{1,64}$/i.test(provider) ? () => location.assign(client.oauth.linkURL(provider, { returnTo: "/", merge: true })) : null;
   linkRefused(new IdentityLinkedElsewhereError(problem), label, retry);

@@ -449,6 +449,43 @@ describe("example app: people (link, merge, unlink)", () => {
       await page.close();
     });
 
+    it("OAuth: an IdP account of another person comes back as the merge offer; Merge goes to the IdP again with merge=1 and takes that person in", async () => {
+      // Someone signed in with the IdP account "oauth_owner" first: a person of its own.
+      const ownerContext = await browser.newContext();
+      const owner = await ownerContext.newPage();
+      await owner.goto(appUrl);
+      await owner.click("a[data-provider=dev]");
+      await idpLogin(owner, "oauth_owner", () => new URL(owner.url()).pathname === "/");
+      await expect.poll(() => owner.textContent("#status")).toBe("Signed in as oauth:dev:oauth_owner (external)");
+      const ownerPerson = await personOf("oauth", "dev:oauth_owner");
+      await ownerContext.close();
+
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(appUrl);
+      await page.fill("#handle", "oauth_merger");
+      await page.click("#dev-sign-in button[type=submit]");
+      await expect.poll(() => page.textContent("a[data-provider=dev]")).toBe("Link Development IdP");
+      const me = (await page.textContent("#person-id"))!;
+      await page.click("a[data-provider=dev]");
+      await idpLogin(page, "oauth_owner", () => new URL(page.url()).pathname === "/");
+      await expect.poll(() => page.isVisible("#merge-offer")).toBe(true);
+      expect(await page.textContent("#merge-offer-text")).toContain("This dev account belongs to another person. Merge that person into you?");
+      expect(await personOf("oauth", "dev:oauth_owner")).toBe(ownerPerson);
+
+      await page.click("#merge");
+      // The IdP remembers this browser's login; it may ask for consent again.
+      await expect
+        .poll(async () => {
+          if (new URL(page.url()).pathname !== "/" && (await page.$("input[name=prompt][value=consent]").catch(() => null))) await page.click("button[type=submit]").catch(() => undefined);
+          return (await networks(page)).sort();
+        }, { timeout: 15_000 })
+        .toEqual(["oauth", "test"]);
+      expect(await page.textContent("#person-id")).toBe(me);
+      expect(await personOf("oauth", "dev:oauth_owner")).toBe(me);
+      await context.close();
+    });
+
     it("a stale session: unlink and link show the re-auth message; 'Sign in again' with one of the person's identities, then it works", async () => {
       const context = await browser.newContext();
       const page = await context.newPage();
