@@ -1,4 +1,4 @@
-import { AuthError, describeRoute, sendPage, signInResultSchema, type ProviderContext, type RouteDoc, type SignInResult, type UserReference, type VerifiedIdentity } from "@erebus/core/provider";
+import { AuthError, describeRoute, sendPage, signInResultSchema, type LinkIntent, type ProviderContext, type RouteDoc, type SignInResult, type UserReference, type VerifiedIdentity } from "@erebus/core/provider";
 import type { Request, Response, Router } from "express";
 import * as z from "zod";
 import { emailErrors } from "./errors.js";
@@ -73,17 +73,18 @@ export function emailRoutes(router: Router, ctx: ProviderContext, options: Resol
   };
 
   /**
-   * Whether a mail of this kind may go to the address now. Never a 429: the caller is usually not
-   * the address's owner, and a 429 would let anyone deny the owner sign-in. Counted per kind, so
-   * a flood of code requests does not stop links.
+   * Issues a link or code when a mail of this kind may go to the address now, counting the send on
+   * the address's limit in the same commit; `undefined` past the limit. Never a 429: the caller is
+   * usually not the address's owner, and a 429 would let anyone deny the owner sign-in. Counted per
+   * kind, so a flood of code requests does not stop links.
    */
-  async function maySend(email: string, mode: "link" | "code"): Promise<boolean> {
+  async function issueIfAllowed(email: string, mode: "link" | "code", link: LinkIntent | undefined) {
     try {
-      // Keyed by a hash: the limiter's table need not hold addresses.
-      await perAddress.consume(`${mode}:${hashed(email)}`);
-      return true;
+      // Keyed by a hash: the limiter's table need not hold addresses. Past the limit the count and
+      // the issue roll back together: nothing is issued, and the counter is already full.
+      return await tokens.issue(email, mode, link, (tx) => perAddress.consumeIn(tx, `${mode}:${hashed(email)}`));
     } catch (error) {
-      if (error instanceof AuthError && error.code === "ERR_RATE_LIMITED") return false;
+      if (error instanceof AuthError && error.code === "ERR_RATE_LIMITED") return undefined;
       throw error;
     }
   }
@@ -144,8 +145,9 @@ ${form(`<input type="hidden" name="switch" value="1">`, `Sign out and sign in as
     // The same answer whether or not anything is sent: nothing is looked up about the user, and a
     // capped address gets the same 202.
     let mail: OutgoingMail | undefined;
-    if (await maySend(email, body.mode)) {
-      const { secret } = await tokens.issue(email, body.mode, link);
+    const issued = await issueIfAllowed(email, body.mode, link);
+    if (issued) {
+      const { secret } = issued;
       mail =
         body.mode === "link"
           ? linkMail(options.appName, email, `${verifyUrl}?token=${secret}`, options.linkTtl)

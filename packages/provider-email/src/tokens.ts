@@ -116,9 +116,13 @@ export function createTokenStore(ctx: ProviderContext, options: TokenStoreOption
   const lockAddress = (q: Queryable, email: string) => q.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`erebus_email:${email}`]);
 
   return {
-    /** Issues a link or a code for the address and returns the secret to mail. */
-    async issue(email: string, kind: "link" | "code", link?: LinkIntent): Promise<{ secret: string; expiresAt: Date }> {
+    /**
+     * Issues a link or a code for the address and returns the secret to mail. `limit` counts the
+     * send in the same commit (and, by throwing, issues nothing).
+     */
+    async issue(email: string, kind: "link" | "code", link?: LinkIntent, limit?: (tx: Queryable) => Promise<void>): Promise<{ secret: string; expiresAt: Date }> {
       return ctx.db.transaction(async (tx) => {
+        await limit?.(tx);
         const issued = await ctx.verifications.issue(
           kind === "link"
             ? // A new link does not end the ones already sent (anyone can ask for links to any

@@ -557,10 +557,18 @@ for (const engine of engines()) {
       let states = await stateRows(db);
       await fc.assert(
         fc.asyncProperty(
-          fc.record({ returnTo: fc.oneof(hostile, hostile.map((v) => `/${v}`)), other: hostile }, { requiredKeys: [] }),
+          fc.record(
+            { returnTo: fc.oneof(hostile, hostile.map((v) => `/${v}`)), other: hostile, intent: fc.oneof(hostile, fc.constantFrom("link", "sign-in")), merge: fc.oneof(hostile, fc.constantFrom("1", "true")) },
+            { requiredKeys: [] },
+          ),
           fc.constantFrom("dev", "nope", "d\u0000v", "\ud800"),
-          async ({ returnTo, other }, id) => {
-            const query: Record<string, string> = { ...(returnTo === undefined ? {} : { returnTo }), ...(other === undefined ? {} : { [other]: other }) };
+          async ({ returnTo, other, intent, merge }, id) => {
+            const query: Record<string, string> = {
+              ...(returnTo === undefined ? {} : { returnTo }),
+              ...(other === undefined ? {} : { [other]: other }),
+              ...(intent === undefined ? {} : { intent }),
+              ...(merge === undefined ? {} : { merge }),
+            };
             const res = await client.request(`${server.url}/auth/oauth/${encodeRaw(id)}?${rawQuery(query)}`, { headers: { accept: "application/json" } });
             expect(res.status).toBeLessThan(500);
             const now = await stateRows(db);
