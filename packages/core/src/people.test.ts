@@ -1,3 +1,4 @@
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger, type Database, type ErebusAuth } from "./index.js";
 import type { ErebusProvider } from "./kit.js";
@@ -243,6 +244,67 @@ for (const engine of engines()) {
       const session = await call("GET", "/session", { token: again.token });
       expect(session.body.person.id).not.toBe(lara.user.id);
       expect(session.body.person.identities.map((i: { source_identifier: string }) => i.source_identifier)).toEqual(["lara"]);
+    });
+
+    /**
+     * Holds the person's lock from another connection, lets `request` start and wait on it, runs
+     * `change` (what a concurrent unlink or merge commits), then releases it. PostgreSQL only: PGlite
+     * runs one transaction at a time, so nothing can change between a read and the lock there.
+     */
+    const whileLocked = async <T>(personId: string, request: () => Promise<T>, change: (q: pg.Client) => Promise<void>): Promise<T> => {
+      const holder = new pg.Client({ connectionString: (db as Database & { url?: string }).url });
+      await holder.connect();
+      try {
+        await holder.query("BEGIN");
+        await holder.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`erebus_person:${personId}`]);
+        const pending = request();
+        await expect
+          .poll(async () => (await holder.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")).rows[0].n, { timeout: 20_000 })
+          .toBe(1);
+        await change(holder);
+        await holder.query("COMMIT");
+        return await pending;
+      } finally {
+        await holder.end();
+      }
+    };
+
+    it.runIf(engine.name === "postgres")("review: an unlink that waited for its person's lock sees what committed meanwhile (its own identity unlinked, its session ended: it unlinks nothing)", async () => {
+      const mia = await signIn("mia");
+      expect((await link(mia.token, "mia_b")).status).toBe(200);
+      expect((await link(mia.token, "mia_c")).status).toBe(200);
+      const b = await signIn("mia_b");
+      const c = (await auth.api.findUser("test", "mia_c"))!;
+      const res = await whileLocked(
+        mia.user.id,
+        () => call("DELETE", `/identities/${c.id}`, { token: b.token }),
+        async (q) => {
+          // Mia unlinks mia_b from her own session at the same time: mia_b leaves, its sessions end.
+          await q.query("UPDATE user_references SET person_id = id WHERE id = $1", [b.user.id]);
+          await q.query("UPDATE erebus_sessions SET revoked_at = now() WHERE user_id = $1", [b.user.id]);
+        },
+      );
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+      expect(await personOf("mia_c")).toBe(mia.user.id);
+    });
+
+    it.runIf(engine.name === "postgres")("review: a link that waited for its person's lock sees what committed meanwhile (the asking session ended: nothing is attached)", async () => {
+      const noah = await signIn("noah");
+      const started = await startLink(noah.token, "noah_stranger");
+      expect(started.status).toBe(200);
+      const res = await whileLocked(
+        noah.user.id,
+        () => call("POST", "/test/verify", { token: noah.token, body: { handle: "noah_stranger", ticket: started.body.ticket } }),
+        async (q) => {
+          // Another identity of the person unlinks noah at the same time: its sessions end.
+          await q.query("UPDATE user_references SET person_id = $2 WHERE id = $1", [noah.user.id, "00000000-0000-4000-8000-000000000001"]);
+          await q.query("UPDATE erebus_sessions SET revoked_at = now() WHERE user_id = $1", [noah.user.id]);
+        },
+      );
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+      expect(await personOf("noah_stranger")).toBeUndefined();
     });
 
     it("50 concurrent attempts to link one identity to two people: exactly one person gets it, the rest are refused", async () => {

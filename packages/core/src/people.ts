@@ -93,6 +93,20 @@ export function createPeople(deps: PeopleDeps) {
   /** Serialises changes to one person (link, merge, unlink) across instances. */
   const lockPerson = (tx: Queryable, personId: string) => tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`erebus_person:${personId}`]);
 
+  /**
+   * Takes the lock of the person the session's identity belongs to, then reads again: what was read
+   * before the lock may have changed while this waited for it (this identity unlinked or merged
+   * away, this session ended), and acting on it would change a person this session is no longer in.
+   */
+  async function lockSessionPerson(tx: Queryable, sessionId: string, personId: string): Promise<void> {
+    await lockPerson(tx, personId);
+    const { rows } = await tx.query(
+      "SELECT 1 FROM erebus_sessions s JOIN user_references u ON u.id = s.user_id WHERE s.id = $1 AND s.revoked_at IS NULL AND u.person_id = $2",
+      [sessionId, personId],
+    );
+    if (!rows[0]) throw AuthError.of("ERR_LINK_CONFLICT");
+  }
+
   return {
     person,
     requireFreshSession,
@@ -161,7 +175,7 @@ export function createPeople(deps: PeopleDeps) {
             "Needs a fresh session. Never the person's last identity, nor the one this session signed in with. The identity becomes a person of its own and its sessions end.",
           auth: ["session"],
           responses: { 200: { description: "unlinked; the person as it is now", schema: z.object({ person: personSchema, unlinked: userReferenceSchema }) } },
-          errors: ["ERR_REAUTH_REQUIRED", "ERR_IDENTITY_NOT_FOUND", "ERR_IDENTITY_LAST", "ERR_IDENTITY_IN_USE"],
+          errors: ["ERR_REAUTH_REQUIRED", "ERR_IDENTITY_NOT_FOUND", "ERR_IDENTITY_LAST", "ERR_IDENTITY_IN_USE", "ERR_LINK_CONFLICT"],
         }),
         async function erebusUnlink(req, res) {
           const auth = await requireFreshSession(req, res);
@@ -173,7 +187,7 @@ export function createPeople(deps: PeopleDeps) {
             const { rows: current } = await tx.query<{ person_id: string }>("SELECT person_id FROM user_references WHERE id = $1", [auth.user.id]);
             const personId = current[0]?.person_id;
             if (!personId) throw AuthError.of("ERR_IDENTITY_NOT_FOUND");
-            await lockPerson(tx, personId);
+            await lockSessionPerson(tx, auth.session.id, personId);
             const { rows } = await tx.query<UserReference>("SELECT * FROM user_references WHERE id = $1 AND person_id = $2 AND user_type <> 'api' FOR UPDATE", [id, personId]);
             const target = rows[0];
             if (!target) throw AuthError.of("ERR_IDENTITY_NOT_FOUND");
@@ -218,7 +232,7 @@ export function createPeople(deps: PeopleDeps) {
     if (session.is_active === false) throw AuthError.of("ERR_USER_DEACTIVATED");
     // The person as it is now (a merge since the intent may have moved the session's identity).
     const into = session.person_id;
-    await lockPerson(tx, into);
+    await lockSessionPerson(tx, link.sessionId, into);
     const { user: proven, inserted } = await resolve(identity, { db: tx, personId: into });
     let outcome: LinkOutcome = inserted ? "linked" : "reauthenticated";
     if (proven.person_id !== into) {
