@@ -171,17 +171,20 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
       // when it said which account and chain, the message itself (EIP-55 address included).
       const message =
         body?.address !== undefined && body.chainId !== undefined
-        ? formatSiweMessage({
-            domain,
-            address: toChecksumAddress(body.address),
-            statement: statementFor(link),
-            uri: origin,
-            version: "1",
-            chainId: body.chainId,
-            nonce,
-            issuedAt: issuedAt.toISOString(),
-          }, siweParses)
-        : undefined;
+          ? formatSiweMessage(
+              {
+                domain,
+                address: toChecksumAddress(body.address),
+                statement: statementFor(link),
+                uri: origin,
+                version: "1",
+                chainId: body.chainId,
+                nonce,
+                issuedAt: issuedAt.toISOString(),
+              },
+              siweParses,
+            )
+          : undefined;
       res.json({ nonce, expiresAt: expiresAt.toISOString(), domain, uri: origin, version: "1", chains: ethereum.chains, statement: statementFor(link), ...(message ? { message } : {}) });
     });
 
