@@ -218,6 +218,17 @@ describe("example app", () => {
     expect(await me.json()).toMatchObject({ via: "session", user: { source_identifier: "api_user" } });
   });
 
+  it("a Passport strategy (passport-local, @erebus/passport) signs the demo account in; a wrong password is 401", async () => {
+    const post = (password: string) =>
+      fetch(`${appUrl}/auth/passport/local`, { method: "POST", headers: { origin: appUrl, "content-type": "application/json" }, body: JSON.stringify({ username: "demo", password }) });
+    const ok = await post("demo");
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { user: { network: string; source_identifier: string } }).user).toMatchObject({ network: "demo", source_identifier: "demo" });
+    const wrong = await post("nope");
+    expect(wrong.status).toBe(401);
+    expect(((await wrong.json()) as { code: string }).code).toBe("ERR_PASSPORT_CREDENTIALS_INVALID");
+  });
+
   it("Telegram: mounted with TELEGRAM_BOT_TOKEN (the official widget's page, no stand-in); in production without one, not at all", async () => {
     expect(() => configFromEnv({ TELEGRAM_BOT_TOKEN: "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" })).toThrow(/TELEGRAM_BOT_USERNAME/);
     expect(() => configFromEnv({ TELEGRAM_BOT_TOKEN: "not a token", TELEGRAM_BOT_USERNAME: "ExampleBot" })).toThrow(/TELEGRAM_BOT_TOKEN/);
@@ -255,6 +266,7 @@ describe("example app", () => {
       expect(await (await fetch(`${running.url}/`)).text()).not.toContain("dev-sign-in");
       expect((await fetch(`${running.url}/dev/mailbox.json`)).status).toBe(404);
       expect((await fetch(`${running.url}/auth/test/sign-in`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status).toBe(404);
+      expect((await fetch(`${running.url}/auth/passport/local`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status).toBe(404);
     } finally {
       await running.close();
       await close();
