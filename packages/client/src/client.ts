@@ -288,7 +288,7 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
     /** `GET /auth/identities`: the signed-in person and every identity linked to it. */
     identities: async () => (await call<{ person: PersonInfo }>("GET", "/identities")).person,
     /** `DELETE /auth/identities/:id`: unlink (fresh session; never the last identity nor this session's own). */
-    unlink: (id: string) => call<{ person: PersonInfo; unlinked: UserReference }>("DELETE", `/identities/${encodeURIComponent(id)}`),
+    unlink: async (id: string) => call<{ person: PersonInfo; unlinked: UserReference }>("DELETE", `/identities/${pathSegment(id, "unlink")}`),
     siwe,
     siws,
     signInWithEthereum: ethereum as ErebusClient["signInWithEthereum"],
@@ -317,14 +317,27 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
       create: (input: { name: string; scopes?: string[]; expiresInDays?: number }) => call<NewApiKey>("POST", "/api-keys", { ...input }),
       list: async () => (await call<{ keys: ApiKeyInfo[] }>("GET", "/api-keys")).keys,
       /** A new secret; the old one keeps working for `gracePeriodSeconds` (0: it stops at once). */
-      rotate: (id: string, input: { gracePeriodSeconds?: number } = {}) => call<NewApiKey>("POST", `/api-keys/${encodeURIComponent(id)}/rotate`, { ...input }),
-      revoke: (id: string) => call<void>("DELETE", `/api-keys/${encodeURIComponent(id)}`),
+      rotate: async (id: string, input: { gracePeriodSeconds?: number } = {}) => call<NewApiKey>("POST", `/api-keys/${pathSegment(id, "apiKeys.rotate")}/rotate`, { ...input }),
+      revoke: async (id: string) => call<void>("DELETE", `/api-keys/${pathSegment(id, "apiKeys.revoke")}`),
     },
     /** A request to the app's own API with this client's credential; the raw Response. */
     request,
     /** A request to the app's own API; the JSON body, or an `ErebusError` from its problem document. */
     json,
   };
+}
+
+/**
+ * An id as one path segment. A lone surrogate cannot be encoded (encodeURIComponent throws a
+ * URIError): that is the caller's bug, said as a TypeError like every other misuse.
+ */
+function pathSegment(id: unknown, method: string): string {
+  if (typeof id !== "string" || id.length === 0) throw new TypeError(`${method}: the id must be a non-empty string`);
+  try {
+    return encodeURIComponent(id);
+  } catch {
+    throw new TypeError(`${method}: the id is not a well-formed string (a lone surrogate)`);
+  }
 }
 
 /** A sign-in answer that linked instead (it carries `outcome`): narrows `SignInResult` to `LinkResult`. */

@@ -201,6 +201,54 @@ describe.each(engines())("@erebus/client people: identities, unlink, link intent
     expect((await rowCounts(db)).users).toBe(before.users + 1); // the server did sign the wallet in on its own
   });
 
+  it("fuzz: NUL and lone surrogates in every new string field are a TypeError or a 4xx ErebusError, never a URIError, and write nothing", async () => {
+    const { client, user } = await bearerSignIn("xena");
+    const before = await rowCounts(db);
+    for (const id of ["\u0000", "\ud800", "\udfff", "a\u0000b", "", "%00", "../identities"]) {
+      const error = await client.unlink(id).catch((e: unknown) => e);
+      if (error instanceof TypeError) continue;
+      expect(error, JSON.stringify(id)).toBeInstanceOf(ErebusError);
+      expect((error as ErebusError).status, JSON.stringify(id)).toBeGreaterThanOrEqual(400);
+      expect((error as ErebusError).status, JSON.stringify(id)).toBeLessThan(500);
+    }
+    await expect(client.unlink("\ud800")).rejects.toThrow(TypeError);
+    for (const intent of ["\u0000", "\ud800", "link\u0000"]) {
+      await expect(client.email.start({ email: "x@example.com", intent: intent as "link" })).rejects.toThrow(TypeError);
+      await expect(client.signInWithSolana(Keypair.generate(), { intent: intent as "link" })).rejects.toThrow(TypeError);
+    }
+    for (const email of ["\u0000@example.com", "a\ud800@example.com", "b\udfff@example.com"]) {
+      await expect(client.email.start({ email, mode: "code", intent: "link" })).rejects.toMatchObject({ name: "ErebusError", status: 400 });
+    }
+    for (const provider of ["\u0000", "\ud800"]) {
+      await expect(client.signInWithEthereum(privateKeyToAccount(generatePrivateKey()), { intent: "link", provider })).rejects.toMatchObject({ status: 400 });
+    }
+    expect(await rowCounts(db)).toEqual(before);
+    expect((await client.identities()).identities.map((i) => i.id)).toEqual([user.id]);
+  });
+
+  it("signInWithStandardWallet with { intent: 'link' }: a Wallet Standard wallet (a real Ed25519 key) joins the person", async () => {
+    const { signInWithStandardWallet } = await import("./wallet-standard.js");
+    const { solanaWallet } = await import("../../../test/wallets.js");
+    const key = await solanaWallet();
+    const wallet = {
+      name: "Backpack",
+      features: {
+        "solana:signIn": {
+          async signIn(input: Record<string, string>) {
+            const { message, signature } = await key.signIn(input);
+            const { default: bs58 } = await import("bs58");
+            return [{ account: { address: key.address }, signedMessage: new TextEncoder().encode(message), signature: bs58.decode(signature) }];
+          },
+        },
+      },
+    };
+    const { client, store, user } = await bearerSignIn("yuri");
+    const token = await store.get();
+    const linked = await signInWithStandardWallet(client, wallet, { intent: "link" });
+    expect(linked).toMatchObject({ outcome: "linked", linked: { network: "solana", source_identifier: key.address, person_id: user.id } });
+    expect(await store.get()).toBe(token);
+  });
+
   it("oauth.linkURL and startURL with an intent name the intent (and merge) in the query; bad intents are TypeErrors", async () => {
     const client = createErebusClient({ baseURL: "https://app.example" });
     expect(client.oauth.linkURL("google")).toBe("https://app.example/auth/oauth/google?intent=link");
