@@ -21,6 +21,7 @@ async function passportApp(auth: ErebusAuth): Promise<Running> {
   app.use("/auth", auth.router);
   app.use(passport.initialize());
   app.get("/api/me", passport.authenticate("erebus", { session: false }), (req, res) => res.json({ user: req.user, via: req.auth?.via }));
+  app.post("/api/action", passport.authenticate("erebus", { session: false }), (_req, res) => res.json({ done: true }));
   app.get("/api/chain", passport.authenticate(["erebus", "token"], { session: false }), (req, res) => res.json({ user: req.user }));
   // A custom callback: what Passport hands the app when the strategy fails.
   app.get("/api/why", (req, res, next) =>
@@ -121,6 +122,16 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       await auth.api.deactivateUser(eve.id);
       const why = (await (await get("/api/why", { authorization: `Bearer ${eveSession.token}` })).json()) as { status: number; code: string };
       expect(why).toMatchObject({ status: 401, code: "ERR_SESSION_INVALID" });
+    });
+
+    it("attack: a cross-site POST riding the session cookie fails (403, core's CSRF check), the same request from the app's origin passes", async () => {
+      const { token } = await auth.api.createSession(user.id);
+      const send = (headers: Record<string, string>) => fetch(`${server.url}/api/action`, { method: "POST", headers: { cookie: `erebus_session=${token}`, ...headers } });
+      expect((await send({ origin: "https://evil.example" })).status).toBe(403);
+      expect((await send({ "sec-fetch-site": "cross-site" })).status).toBe(403);
+      expect((await send({ origin: ORIGIN })).status).toBe(200);
+      // A Bearer token is not sent by browsers on their own: no origin check needed.
+      expect((await fetch(`${server.url}/api/action`, { method: "POST", headers: { authorization: `Bearer ${token}`, origin: "https://evil.example" } })).status).toBe(200);
     });
 
     it("the strategy keeps no per-request state on the shared instance (Passport runs Object.create on it)", async () => {
