@@ -2,13 +2,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import express, { type Express } from "express";
-import { connectDatabase, createAuth, type ErebusAuth, type Logger } from "@erebus/core";
+import { createAuth, type Database, type ErebusAuth, type Logger } from "@erebus/core";
 import { escapeHtml } from "@erebus/provider-email";
 import { signTelegramAuthData } from "@erebus/provider-telegram";
 import { apiReference } from "@scalar/express-api-reference";
 import { createSyncRelay, postgresCacheSink, type SyncRelay } from "@erebus/sync";
 import { assertSafeToServe, isLoopbackHostHeader, type AppConfig } from "./config.js";
-import { createDevIdp } from "./dev-idp.js";
+import { openDatabase } from "./embedded.js";
 import { providersFor } from "./providers.js";
 
 const page = (name: string) => readFileSync(new URL(`../public/${name}`, import.meta.url), "utf8");
@@ -25,15 +25,18 @@ const scalarScript = require.resolve("@scalar/api-reference/browser/standalone.j
  * showing who is signed in. In development (and only on loopback) it also offers a development
  * sign-in (core's test provider) so the session flow can be tried before any real provider is configured.
  */
-export async function createApp(config: AppConfig, options: { logger?: Logger; database?: string } = {}): Promise<{ app: Express; auth: ErebusAuth; close(): Promise<void> }> {
+export async function createApp(config: AppConfig, options: { logger?: Logger; database?: string } = {}): Promise<{ app: Express; auth: ErebusAuth; agentsReady: Promise<void>; close(): Promise<void> }> {
   assertSafeToServe(config);
   const { providers, mailbox, devIdp, devTelegram } = providersFor(config);
   if (config.production && !config.apiKeyPepper) {
     (options.logger ?? console).warn("API_KEY_PEPPER is not set: API keys are stored as plain SHA-256 hashes");
   }
 
+  // A new in-memory database starts from a snapshot instead of initdb (./embedded.ts). Only the
+  // main database is waited for: the first request does not need the agents database, and an
+  // embedded one opened alongside would only slow the main one down (both run on this thread).
   const auth = createAuth({
-    database: options.database ?? config.databaseUrl,
+    database: await openDatabase(options.database ?? config.databaseUrl),
     baseURL: config.publicUrl,
     basePath: "/auth",
     providers,
@@ -41,19 +44,29 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
     production: config.production,
     ...(options.logger ? { logger: options.logger } : {}),
   });
-  await auth.ready;
+  try {
+    await auth.ready;
+  } catch (error) {
+    await auth.close().catch(() => undefined);
+    throw error;
+  }
 
   // The agents database: a read-only copy of user_references, fed by the outbox through a relay.
+  // Set up while the app already serves (events wait in the outbox until then); `agentsReady`
+  // settles when it is running, or says why not (the server exits then).
   let relay: SyncRelay | undefined;
-  let agentsDb: Awaited<ReturnType<typeof connectDatabase>> | undefined;
-  if (config.agentsDatabaseUrl) {
-    agentsDb = await connectDatabase(config.agentsDatabaseUrl);
+  let agentsDb: Database | undefined;
+  const agentsReady = (async () => {
+    if (!config.agentsDatabaseUrl) return;
+    agentsDb = await openDatabase(config.agentsDatabaseUrl);
     const sink = postgresCacheSink(agentsDb);
     await sink.migrate();
     relay = createSyncRelay({ source: auth.db, sink, pollInterval: 2000, ...(options.logger ? { logger: options.logger } : {}) });
     relay.start();
-  }
+  })();
+  agentsReady.catch(() => undefined); // its caller handles a failure; this only keeps it from being "unhandled"
   async function close() {
+    await agentsReady.catch(() => undefined);
     await relay?.stop();
     await agentsDb?.close();
     await auth.close();
@@ -74,7 +87,13 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
     });
   }
   // Mounted before the page's security headers: it serves its own login pages.
-  if (devIdp) app.use("/dev/oidc", createDevIdp(devIdp));
+  if (devIdp) {
+    // Loaded and made without holding up the start (oidc-provider and the IdP's RSA key cost ~0.3 s):
+    // its first request waits for it if it is not ready yet.
+    const idp = import("./dev-idp.js").then(({ createDevIdp }) => createDevIdp(devIdp));
+    idp.catch(() => undefined); // a failure is the answer to its requests
+    app.use("/dev/oidc", async (req, res) => (await idp)(req, res));
+  }
   if (config.development) {
     // The API reference of GET /auth/openapi.json (Scalar), before the page's CSP: it runs inline scripts.
     app.get("/dev/api/standalone.js", (_req, res) => res.sendFile(scalarScript));
@@ -168,15 +187,19 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
     });
   }
 
-  if (agentsDb && relay && config.development) {
-    const db = agentsDb;
-    const sync = relay;
+  if (config.agentsDatabaseUrl && config.development) {
+    const running = async () => {
+      await agentsReady;
+      return { db: agentsDb!, sync: relay! };
+    };
     app.get("/dev/agents-cache.json", async (_req, res) => {
+      const { db, sync } = await running();
       const { rows } = await db.query("SELECT * FROM user_references_cache ORDER BY erebus_created_at DESC LIMIT 200");
       res.setHeader("Cache-Control", "no-store");
       res.json({ status: await sync.status(), rows });
     });
     app.get("/dev/agents-cache", async (_req, res) => {
+      const { db, sync } = await running();
       const { rows } = await db.query<Record<string, unknown>>(
         "SELECT id, network, source_identifier, user_type, email, is_active, erebus_version, synced_at FROM user_references_cache ORDER BY erebus_created_at DESC LIMIT 200",
       );
@@ -212,5 +235,5 @@ export async function createApp(config: AppConfig, options: { logger?: Logger; d
     res.status(404).type("application/problem+json").send(JSON.stringify({ type: "about:blank", title: "Not Found", status: 404, code: "ERR_NOT_FOUND" }));
   });
   app.use(auth.errorHandler);
-  return { app, auth, close };
+  return { app, auth, agentsReady, close };
 }

@@ -2,15 +2,12 @@ import { AuthError } from "@erebus/core";
 import { createApp } from "./app.js";
 import { configFromEnv, type AppConfig } from "./config.js";
 
-let config: AppConfig;
-let started: Awaited<ReturnType<typeof createApp>>;
-try {
-  config = configFromEnv();
-  started = await createApp(config);
-} catch (error) {
-  // Configuration mistakes are TypeErrors with a message that says how to fix them, and a database
-  // that cannot be opened (locked by another process, damaged) is ERR_DATABASE_UNAVAILABLE with a
-  // one-line reason: print that line, not a stack.
+/**
+ * Configuration mistakes are TypeErrors with a message that says how to fix them, and a database
+ * that cannot be opened (locked by another process, damaged) is ERR_DATABASE_UNAVAILABLE with a
+ * one-line reason: print that line, not a stack.
+ */
+function exitOnStartupError(error: unknown): never {
   if (error instanceof AuthError && error.code === "ERR_DATABASE_UNAVAILABLE") {
     console.error(`Erebus example app: ${error.code}: ${error.detail ?? error.title}`);
     process.exit(1);
@@ -19,9 +16,21 @@ try {
   console.error(`Erebus example app: ${error.message}`);
   process.exit(1);
 }
-const { app, close } = started;
+
+let config: AppConfig;
+let started: Awaited<ReturnType<typeof createApp>>;
+try {
+  config = configFromEnv();
+  started = await createApp(config);
+} catch (error) {
+  exitOnStartupError(error);
+}
+const { app, agentsReady, close } = started;
+// The agents database is set up while the app serves; one that cannot be opened stops it as above.
+agentsReady.catch(exitOnStartupError);
 const server = app.listen(config.port, config.host, () => {
-  console.log(`Erebus example app listening on ${config.publicUrl} (database: ${config.databaseUrl.replace(/\/\/[^@/]*@/, "//***@")})`);
+  // performance.now() counts from the process's start: the time a restart costs a developer.
+  console.log(`Erebus example app listening on ${config.publicUrl} (database: ${config.databaseUrl.replace(/\/\/[^@/]*@/, "//***@")}; started in ${Math.round(performance.now())} ms)`);
   if (config.development) console.log("Development helpers are on (development sign-in, /dev/mailbox, /dev/oidc, /dev/agents-cache): loopback only.");
 });
 
