@@ -46,11 +46,13 @@ export function createProviderContext(provider: ErebusProvider, deps: ContextDep
   const mount = options.basePath === "/" ? "" : options.basePath;
 
   /** `emits` is a promise the provider makes: resolving any other type is a bug in the provider, said at once. */
-  const upsert = async (identity: VerifiedIdentity, opts?: { db?: Queryable; personId?: string }) => {
-    const type = (identity as { sourceType?: { type?: unknown } } | null)?.sourceType?.type;
+  const checkEmits = (type: unknown) => {
     if (typeof type === "string" && !emits.has(type)) {
       throw new TypeError(`provider "${provider.id}" resolved an identity of source type "${type}", which is not in its emits (${[...emits].join(", ") || "none"})`);
     }
+  };
+  const upsert = async (identity: VerifiedIdentity, opts?: { db?: Queryable; personId?: string }) => {
+    checkEmits((identity as { sourceType?: { type?: unknown } } | null)?.sourceType?.type);
     return users.upsertIdentity(identity, opts);
   };
   const resolve = async (identity: VerifiedIdentity, opts?: { db?: Queryable; personId?: string }) => (await upsert(identity, opts)).user;
@@ -80,7 +82,10 @@ export function createProviderContext(provider: ErebusProvider, deps: ContextDep
     },
     verifications: createVerifications({ db, provider: provider.id, clock, random, browserCookie: deps.browserCookie }),
     resolveIdentity: resolve,
-    registerSystemAgent: users.registerSystemAgent,
+    async registerSystemAgent(input, opts) {
+      checkEmits("system_agent");
+      return users.registerSystemAgent(input, opts);
+    },
     getUser: users.getUser,
     findUser: users.findUser,
     signIn: deps.signIn.signIn,

@@ -106,6 +106,18 @@ describe("the provider contract: setup, api, checks", () => {
     await db.close();
   });
 
+  it("review: ctx.registerSystemAgent keeps the emits promise too (a provider that does not emit system_agent cannot mint agents)", async () => {
+    const db = await engines({ postgresUrl: null })[0]!.create();
+    const liar = { id: "liar", emits: ["email_auth"], setup: () => ({}) } satisfies ErebusProvider;
+    const auth = createAuth({ ...base, database: db, migrate: true, providers: [liar] });
+    await auth.ready;
+    const ctx = auth.providerContext("liar");
+    await expect(ctx.registerSystemAgent({ agentId: "minted", agentType: "x", capabilities: ["admin"] })).rejects.toThrow(/provider "liar" resolved an identity of source type "system_agent"/);
+    const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_references");
+    expect(rows[0]!.n).toBe(0);
+    await db.close();
+  });
+
   it("namespaces rate-limit names by provider id, so two providers' limits of one name never share a counter", async () => {
     const db = await engines({ postgresUrl: null })[0]!.create();
     const limited = (id: string) => ({ id, emits: [], setup: (ctx: ProviderContext) => ({ api: ctx.rateLimit({ name: "start", points: 1, duration: 60 }) }) }) satisfies ErebusProvider;
