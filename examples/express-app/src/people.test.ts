@@ -309,6 +309,8 @@ describe("example app: people (link, merge, unlink)", () => {
       await expect.poll(() => page.textContent("#status")).toBe(`Signed in as ethereum:${eth.address} (external)`);
       await expect.poll(() => page.textContent("#sign-in-title")).toBe("Link another way to sign in");
       expect(await page.textContent("#siws")).toBe("Link Solana");
+      // Telegram's provider takes no link intent: its button is not offered while linking.
+      expect(await page.isVisible("#telegram")).toBe(false);
       const person = (await page.textContent("#person-id"))!;
       expect(await networks(page)).toEqual(["ethereum"]);
 
@@ -416,6 +418,33 @@ describe("example app: people (link, merge, unlink)", () => {
       expect((await identitiesOf(victimUser!.person_id)).map((i) => i.source_identifier)).toEqual(["oauth_victim"]);
       await attackerContext.close();
       await victimContext.close();
+    });
+
+    it("links an email address by the mailed link (the default): mailbox → confirm page → back on the page, the same session, one more identity", async () => {
+      const page = await browser.newPage();
+      await page.goto(appUrl);
+      await page.fill("#handle", "magic_linker");
+      await page.click("#dev-sign-in button[type=submit]");
+      await expect.poll(() => page.textContent("#email-label")).toBe("Link an email address");
+      const address = "magic-linker@example.com";
+      await page.fill("#email", address);
+      await page.click("#email-start button[type=submit]");
+      await expect.poll(() => page.isVisible("#email-status")).toBe(true);
+      let link = "";
+      await expect
+        .poll(async () => {
+          const mail = ((await (await fetch(`${appUrl}/dev/mailbox.json`)).json()) as { to: string; text: string }[]).find((m) => m.to === address);
+          link = mail ? /http:\/\/localhost:\d+\/auth\/email\/verify\?token=[\w-]+/.exec(mail.text)![0] : "";
+          return link;
+        })
+        .not.toBe("");
+      await page.goto(link);
+      await page.click("button[type=submit]");
+      await page.waitForURL((url) => url.pathname === "/");
+      await expect.poll(() => networks(page)).toEqual(["test", "email"]);
+      expect(await page.textContent("#status")).toBe("Signed in as test:magic_linker (external)");
+      expect(await personOf("email", address)).toBe(await personOf("test", "magic_linker"));
+      await page.close();
     });
 
     it("offers the merge when the identity is another person's (how many identities it has), and merges only when asked", async () => {
