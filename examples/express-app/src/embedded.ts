@@ -16,10 +16,10 @@ import { connectDatabase, pgliteDatabase, type Database } from "@erebus/core";
  * a place only whoever installs the app's code can write to, which matters because a planted
  * snapshot would be the app's database.
  */
-export async function openDatabase(url: string): Promise<Database> {
+export async function openDatabase(url: string, options: { snapshotDirectory?: string } = {}): Promise<Database> {
   if (url !== "pglite://memory") return connectDatabase(url);
   const { PGlite } = await import("@electric-sql/pglite");
-  const snapshot = snapshotPath();
+  const snapshot = snapshotPath(options.snapshotDirectory);
   if (snapshot !== undefined) {
     let data: Blob | undefined;
     try {
@@ -52,8 +52,11 @@ export async function openDatabase(url: string): Promise<Database> {
   return pgliteDatabase(instance, { ownsConnection: true });
 }
 
-/** `…/node_modules/.cache/erebus-example/pglite-<version>-empty.tar`, or undefined outside a node_modules layout. */
-function snapshotPath(): string | undefined {
+/**
+ * `…/node_modules/.cache/erebus-example/pglite-<version>-empty.tar` (or in `directory`), or
+ * undefined outside a node_modules layout.
+ */
+function snapshotPath(directory?: string): string | undefined {
   const entry = fileURLToPath(import.meta.resolve("@electric-sql/pglite"));
   const marker = `${sep}node_modules${sep}`;
   const at = entry.lastIndexOf(marker);
@@ -66,5 +69,5 @@ function snapshotPath(): string | undefined {
     return undefined;
   }
   if (!/^[0-9A-Za-z.+-]+$/.test(version)) return undefined;
-  return join(modules, ".cache", "erebus-example", `pglite-${version}-empty.tar`);
+  return join(directory ?? join(modules, ".cache", "erebus-example"), `pglite-${version}-empty.tar`);
 }
