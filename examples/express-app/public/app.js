@@ -165,6 +165,13 @@ function identityItem(identity, own, last) {
 
 let current = null;
 
+/** Core's default window for linking (10 minutes) against the session's last proof, as the server last said it. */
+const FRESH_SECONDS = 600;
+function sessionIsStale() {
+  const at = Date.parse(current?.session?.authenticatedAt ?? "");
+  return Number.isFinite(at) && Date.now() - at > FRESH_SECONDS * 1000;
+}
+
 /** Draws the sign-in section for the mode: the same buttons sign in, or link another way to sign in. */
 function render() {
   const linking = current !== null && current.via === "session" && !reauthing;
@@ -338,7 +345,17 @@ function renderOAuthButtons() {
     a.dataset.provider = provider.id;
     // The redirect back after a refused link names no provider: remember which one this tab asked
     // for, so the merge offer can ask it again (with merge).
-    a.addEventListener("click", () => sessionStorage.setItem("erebus-linking", mode === "link" ? provider.id : ""));
+    a.addEventListener("click", (event) => {
+      // The provider's start answers a stale session with a bare problem document (it is a
+      // navigation, not a call): say what to do here instead. The server stays the judge.
+      if (mode === "link" && sessionIsStale()) {
+        event.preventDefault();
+        hideOffers();
+        $("reauth").hidden = false;
+        return;
+      }
+      sessionStorage.setItem("erebus-linking", mode === "link" ? provider.id : "");
+    });
     return a;
   });
   $("oauth-buttons").replaceChildren(...links);

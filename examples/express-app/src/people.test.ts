@@ -538,6 +538,13 @@ describe("example app: people (link, merge, unlink)", () => {
       await expect.poll(() => page.isVisible("#reauth")).toBe(true);
       expect(await personOf("test", "stale_page_new")).toBeUndefined();
 
+      // OAuth's link is a navigation: the page says it first rather than land on the start's 403.
+      await page.reload();
+      await expect.poll(() => page.textContent("a[data-provider=dev]")).toBe("Link Development IdP");
+      await page.click("a[data-provider=dev]");
+      await expect.poll(() => page.isVisible("#reauth")).toBe(true);
+      expect(new URL(page.url()).pathname).toBe("/");
+
       await page.click("#reauth-start");
       expect(await page.textContent("#sign-in-title")).toBe("Sign in again");
       await page.fill("#handle", "stale_page_phone");
