@@ -9,6 +9,8 @@ export interface UserReference {
   metadata: Record<string, unknown> | null;
   preferences: Record<string, unknown> | null;
   is_active: boolean | null;
+  /** The person this identity belongs to (a new identity is its own: `person_id === id`). */
+  person_id: string;
   created_at: string;
   updated_at: string;
 }
