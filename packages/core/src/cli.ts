@@ -178,7 +178,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
         return 2;
       }
       const pruned = await auth.api.prune(Number(days) * 86_400);
-      out(`pruned ${pruned.sessions} session(s) and ${pruned.rateLimits} rate-limit counter(s)`);
+      out(`pruned ${pruned.sessions} session(s), ${pruned.verifications} single-use secret(s) and ${pruned.rateLimits} rate-limit counter(s)`);
       return 0;
     }
     if (command === "sessions") {

@@ -28,7 +28,7 @@ export {
   oauthSourceType,
 } from "./source-types.js";
 export { checkIdentity, toChecksumAddress, type VerifiedIdentity, type UserType } from "./identities.js";
-export type { UserReference, SystemAgentInput } from "./users.js";
+export { USER_DEACTIVATED_CHANNEL, type UserReference, type SystemAgentInput } from "./users.js";
 export type { Database, Queryable, QueryResult } from "./db/types.js";
 export type { Migration } from "./migrate.js";
 export type { RateLimiter, RateLimitRule } from "./rate-limit.js";

@@ -80,6 +80,8 @@ export interface Issued {
   secret: string;
   issuedAt: Date;
   expiresAt: Date;
+  /** With `browser`: the binding value now in the browser's cookie (a secret only that browser holds), as `consume` hands it back. */
+  binding?: string;
 }
 
 /** Why a consume failed. `browser`: the secret exists but another browser asked for it (it is left unused). */
@@ -289,7 +291,7 @@ export function createVerifications(deps: VerificationDeps): Verifications {
         await tx.query("DELETE FROM erebus_verifications WHERE id IN (SELECT id FROM erebus_verifications WHERE expires_at < $1 LIMIT 20)", [new Date(issuedAt.getTime() - 86_400_000)]);
       });
       if (binding && input.browser) browserCookie.add(input.browser.req, input.browser.res, binding, input.ttlSeconds);
-      return { id, secret, issuedAt, expiresAt };
+      return { id, secret, issuedAt, expiresAt, ...(binding ? { binding } : {}) };
     },
 
     async consume(input) {
@@ -362,12 +364,15 @@ export function createVerifications(deps: VerificationDeps): Verifications {
       checkPurpose(input.purpose, "verifications.remember");
       if (typeof input.value !== "string" || input.value.length === 0) throw new TypeError("verifications.remember: value must be a non-empty string");
       const now = clock();
-      const { rows } = await (input.q ?? db).query(
+      const q = input.q ?? db;
+      const { rows } = await q.query(
         `INSERT INTO erebus_verifications (id, provider, purpose, secret_hash, created_at, expires_at, consumed_at)
          VALUES ($1, $2, $3, $4, $5, $6, $5)
          ON CONFLICT ON CONSTRAINT erebus_verifications_secret_key DO NOTHING RETURNING id`,
         [uuidFrom(random(16)), provider, input.purpose, sha256(input.value), now, input.until],
       );
+      // The same bounded housekeeping as issue: a provider that only remembers keeps the table small too.
+      await q.query("DELETE FROM erebus_verifications WHERE id IN (SELECT id FROM erebus_verifications WHERE expires_at < $1 LIMIT 20)", [new Date(now.getTime() - 86_400_000)]);
       return rows.length === 1 ? { ok: true } : { ok: false, reason: "used" };
     },
 

@@ -42,21 +42,6 @@ const STATE = "state";
 const derive = (binding: string, purpose: "pkce" | "nonce", state: string) =>
   createHmac("sha256", binding).update(`${purpose}:${state}`).digest("base64url");
 
-/**
- * The binding value core just set on `res` for an issued verification (the newest value of its
- * binding cookie). Core's `issue()` does not hand it back yet, and the PKCE verifier and the nonce
- * are derived from it; when it does, this is the one place to change.
- */
-function issuedBinding(res: Response): string {
-  const header = res.getHeader("set-cookie");
-  const cookies = Array.isArray(header) ? header : typeof header === "string" ? [header] : [];
-  for (const cookie of [...cookies].reverse()) {
-    const value = /^(?:__Host-)?erebus_bind=([A-Za-z0-9_.-]+)/.exec(cookie)?.[1]?.split(".").at(-1);
-    if (value) return value;
-  }
-  throw new Error("oauth: core set no browser-binding cookie for the attempt");
-}
-
 /** A return path that stays on this site: `/x?y#z`, never `//host`, `/\\host` or a scheme. */
 export function safeReturnTo(value: unknown): string | undefined {
   if (value === undefined) return "/";
@@ -186,7 +171,7 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
       }
       // A fresh binding at every start (core never adopts a value the browser came with), so nobody
       // who planted or saw one can finish this attempt.
-      const { secret: state } = await ctx.verifications.issue({
+      const { secret: state, binding } = await ctx.verifications.issue({
         purpose: STATE,
         subject: id,
         ttlSeconds: options.stateTtl,
@@ -194,7 +179,7 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
         browser: { req, res },
         ...(link ? { link } : {}),
       });
-      const binding = issuedBinding(res);
+      if (!binding) throw new Error("oauth: core returned no browser binding for the attempt");
       const parameters: Record<string, string> = {
         redirect_uri: redirectUri,
         scope: config.scopes.join(" "),
