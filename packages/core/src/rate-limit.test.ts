@@ -66,7 +66,7 @@ for (const engine of engines()) {
       const out: string[] = [];
       const code = await main(["prune", "--older-than-days", "0"], { env: { DATABASE_URL: url }, cwd: process.cwd(), out: (l) => out.push(l), err: () => undefined, info: () => undefined });
       expect(code).toBe(0);
-      expect(out.join("\n")).toMatch(/^pruned \d+ session\(s\) and [1-9]\d* rate-limit counter\(s\)$/);
+      expect(out.join("\n")).toMatch(/^pruned \d+ session\(s\), \d+ single-use secret\(s\) and [1-9]\d* rate-limit counter\(s\)$/);
       const { rows } = await db.query<{ key: string }>("SELECT key FROM erebus_rate_limits WHERE key LIKE 'erebus:cli:%'");
       expect(rows.map((r) => r.key)).toEqual(["erebus:cli:live"]);
       expect(await main(["prune", "--older-than-days", "x"], { env: { DATABASE_URL: url }, cwd: process.cwd(), out: () => undefined, err: () => undefined, info: () => undefined })).toBe(2);
