@@ -194,7 +194,7 @@ describe("the OpenAPI document (GET /auth/openapi.json)", () => {
         "ERR_EMAIL_INVALID",
         "ERR_EMAIL_SWITCH_REQUIRED",
         "ERR_EMAIL_TOKEN_INVALID",
-        "ERR_OAUTH_BROWSER_MISMATCH",
+        "ERR_OAUTH_STATE_INVALID",
         "ERR_OAUTH_PROVIDER_UNKNOWN",
         "ERR_OAUTH_RETURN_TO_INVALID",
         "ERR_OAUTH_STATE_MISSING",
