@@ -1,7 +1,7 @@
 import type { Request, Response } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuth, silentLogger, type Database } from "./index.js";
-import { describeRoute, defineErrors, type ErebusProvider, type ProviderContext } from "./kit.js";
+import { AuthError, describeRoute, defineErrors, type ErebusProvider, type ProviderContext } from "./kit.js";
 import { engines, startAuthServer, testProvider } from "./testing/index.js";
 
 const base = { baseURL: "http://app.test", logger: silentLogger } as const;
@@ -260,6 +260,45 @@ for (const engine of engines()) {
       await expect(ctx.verifications.issue({ purpose: "Bad Purpose", ttlSeconds: 60 })).rejects.toThrow(TypeError);
       await expect(ctx.verifications.issue({ purpose: "nonce", ttlSeconds: 0 })).rejects.toThrow(/ttlSeconds/);
       await expect(ctx.verifications.issue({ purpose: "nonce", ttlSeconds: 60, secret: { value: "short" } })).rejects.toThrow(/at least 16/);
+    });
+  });
+}
+
+/** A one-time-code provider (like email codes): its attempts are made through its context in the test. */
+const codeProvider = () => ({ id: "code", emits: ["test_account"], setup: () => ({}) }) satisfies ErebusProvider;
+
+for (const engine of engines()) {
+  describe(`signInOnce with short codes on ${engine.name}`, () => {
+    it("review: a burst of wrong codes in parallel counts every try before the next is checked (the right code after them is dead)", async () => {
+      const db = await engine.create();
+      const auth = createAuth({ ...base, database: db, migrate: true, providers: [testProvider(), codeProvider()] });
+      await auth.ready;
+      const ctx = auth.providerContext("code");
+      try {
+        const { secret: code } = await ctx.verifications.issue({ purpose: "code", ttlSeconds: 600, subject: "burst", secret: { digits: 6 }, maxAttempts: 3 });
+        const wrong = Array.from({ length: 20 }, (_, i) => String((Number(code) + 1 + i) % 1_000_000).padStart(6, "0"));
+        // Twenty-one requests that arrive together: each runs signInOnce at once.
+        const req = { headers: {}, ip: "192.0.2.1" } as unknown as Request;
+        const res = { append: () => undefined, setHeader: () => undefined } as unknown as Response;
+        const results = await Promise.allSettled(
+          [...wrong, code].map((c) =>
+            ctx.signInOnce(req, res, {
+              verify: () => ({ network: "test", sourceIdentifier: "burst", sourceType: { type: "test_account", handle: "burst" } }),
+              async consume(q) {
+                const used = await ctx.verifications.consumeCode({ purpose: "code", subject: "burst", code: c, q });
+                if (!used.ok) throw new AuthError("ERR_CODE_WRONG", { status: 401, title: "wrong code", detail: used.reason });
+                return used;
+              },
+            }),
+          ),
+        );
+        // 3 tries: the right code, after 20 wrong ones, must not sign in.
+        expect(results.filter((r) => r.status === "fulfilled")).toEqual([]);
+        const { rows } = await db.query<{ attempts: number }>("SELECT attempts FROM erebus_verifications WHERE provider = 'code' AND subject = 'burst'");
+        expect(rows[0]!.attempts).toBe(21);
+      } finally {
+        await db.close();
+      }
     });
   });
 }

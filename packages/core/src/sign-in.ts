@@ -44,10 +44,22 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
       await useUp(attempt);
       throw error;
     }
+    // The secret's own refusal (a wrong code, used, expired), committed with the try it counted.
+    let refused: AuthError | undefined;
     try {
       const done = await db.transaction(async (tx) => {
         if (attempt.limit) await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
-        const verification = await attempt.consume(tx);
+        let verification: Awaited<ReturnType<SignInAttempt["consume"]>>;
+        try {
+          verification = await attempt.consume(tx);
+        } catch (error) {
+          if (!(error instanceof AuthError)) throw error;
+          // Committed here, while this commit still holds the secret's row: rolled back and
+          // counted again in a later commit, parallel tries of one short code would each be
+          // checked before any of them counted (20 guesses against a code allowing 3).
+          refused = error;
+          return undefined;
+        }
         const link = (verification && verification.ok ? verification.link : null) ?? attempt.link;
         if (link) {
           // A link intent: the proof attaches to the person whose session asked; no new session.
@@ -59,6 +71,7 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
         await attempt.bind?.(tx, user);
         return { user, ...(await transport.issueSession(tx, req, user)) };
       });
+      if (done === undefined) throw refused!;
       if ("linked" in done && done.linked) {
         res.setHeader("Cache-Control", "no-store");
         sessionCache.dropUser(done.linked.user.id);
@@ -71,7 +84,7 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
     } catch (error) {
       // Rolled back with the rest (or refused before it): used up alone, so the attempt still counts
       // (a wrong short code's try, too).
-      if (error instanceof AuthError || !isProgrammingError(error)) await useUp(attempt);
+      if (error !== refused && (error instanceof AuthError || !isProgrammingError(error))) await useUp(attempt);
       throw error;
     }
   }
