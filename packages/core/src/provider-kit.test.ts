@@ -58,6 +58,15 @@ describe("the provider contract: setup, api, checks", () => {
     expect(() => createAuth({ ...base, database: "pglite://memory", providers: [counterProvider(), twin] })).toThrow(/POST \/counter\/hit is registered by both "counter" and "twin"/);
   });
 
+  it("review: refuses two providers registering one route that differs only in case or a trailing slash (Express routes both to the first)", () => {
+    const twin = {
+      id: "twin",
+      emits: [],
+      setup: () => ({ routes: (router: import("express").Router) => void router.post("/Counter/Hit/", (_req, res) => res.json({})) }),
+    } satisfies ErebusProvider;
+    expect(() => createAuth({ ...base, database: "pglite://memory", providers: [counterProvider(), twin] })).toThrow(/is registered by both "counter" and "twin"/);
+  });
+
   it("refuses a provider route that shadows one of core's", () => {
     const shadow = {
       id: "shadow",

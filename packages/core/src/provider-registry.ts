@@ -103,8 +103,12 @@ export function setUpProvider(provider: ErebusProvider, ctx: ProviderContext): P
   };
 }
 
-/** `/a/:id/b` and `/a/:key/b` are the same route to Express: compare with parameter names erased. */
-const routeKey = (route: CollectedRoute) => `${route.method.toUpperCase()} ${route.path.replace(/:[A-Za-z0-9_]+/g, ":")}`;
+/**
+ * `/a/:id/b` and `/a/:key/b` are the same route to Express, and so are `/a/b`, `/A/B` and `/a/b/`
+ * (its routers are case-insensitive and not strict): compare with parameter names erased, in lower
+ * case, without a trailing slash.
+ */
+const routeKey = (route: CollectedRoute) => `${route.method.toUpperCase()} ${route.path.replace(/:[A-Za-z0-9_]+/g, ":").toLowerCase().replace(/(.)\/+$/, "$1")}`;
 
 /** Refuses two owners (core or providers) registering the same method and path. */
 export function checkRouteCollisions(routes: readonly CollectedRoute[]): void {
