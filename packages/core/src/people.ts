@@ -98,13 +98,14 @@ export function createPeople(deps: PeopleDeps) {
    * before the lock may have changed while this waited for it (this identity unlinked or merged
    * away, this session ended), and acting on it would change a person this session is no longer in.
    */
-  async function lockSessionPerson(tx: Queryable, sessionId: string, personId: string): Promise<void> {
+  async function lockSessionPerson(tx: Queryable, sessionId: string, personId: string, ended: () => AuthError): Promise<void> {
     await lockPerson(tx, personId);
-    const { rows } = await tx.query(
-      "SELECT 1 FROM erebus_sessions s JOIN user_references u ON u.id = s.user_id WHERE s.id = $1 AND s.revoked_at IS NULL AND u.person_id = $2",
-      [sessionId, personId],
+    const { rows } = await tx.query<{ person_id: string }>(
+      "SELECT u.person_id FROM erebus_sessions s JOIN user_references u ON u.id = s.user_id WHERE s.id = $1 AND s.revoked_at IS NULL",
+      [sessionId],
     );
-    if (!rows[0]) throw AuthError.of("ERR_LINK_CONFLICT");
+    if (!rows[0]) throw ended();
+    if (rows[0].person_id !== personId) throw AuthError.of("ERR_LINK_CONFLICT");
   }
 
   return {
@@ -187,7 +188,7 @@ export function createPeople(deps: PeopleDeps) {
             const { rows: current } = await tx.query<{ person_id: string }>("SELECT person_id FROM user_references WHERE id = $1", [auth.user.id]);
             const personId = current[0]?.person_id;
             if (!personId) throw AuthError.of("ERR_IDENTITY_NOT_FOUND");
-            await lockSessionPerson(tx, auth.session.id, personId);
+            await lockSessionPerson(tx, auth.session.id, personId, () => AuthError.of("ERR_LINK_CONFLICT", { detail: "this session ended meanwhile" }));
             const { rows } = await tx.query<UserReference>("SELECT * FROM user_references WHERE id = $1 AND person_id = $2 AND user_type <> 'api' FOR UPDATE", [id, personId]);
             const target = rows[0];
             if (!target) throw AuthError.of("ERR_IDENTITY_NOT_FOUND");
@@ -232,7 +233,7 @@ export function createPeople(deps: PeopleDeps) {
     if (session.is_active === false) throw AuthError.of("ERR_USER_DEACTIVATED");
     // The person as it is now (a merge since the intent may have moved the session's identity).
     const into = session.person_id;
-    await lockSessionPerson(tx, link.sessionId, into);
+    await lockSessionPerson(tx, link.sessionId, into, () => AuthError.of("ERR_LINK_SESSION_MISMATCH", { detail: "the session that asked has ended" }));
     const { user: proven, inserted } = await resolve(identity, { db: tx, personId: into });
     let outcome: LinkOutcome = inserted ? "linked" : "reauthenticated";
     if (proven.person_id !== into) {
