@@ -15,7 +15,7 @@ export interface BenchPostgres {
   /** utime+stime (clock ticks) of every server process: the postmaster, its live children and those it reaped. */
   cpuTicks(): number;
   /** Statement counts in one database since the last reset. */
-  statements(database: string): Promise<{ calls: number; writes: number; commits: number; top: { query: string; calls: number }[] }>;
+  statements(database: string): Promise<{ calls: number; writes: number; commits: number; top: { query: string; calls: number; execMs: number; planMs: number }[] }>;
   resetStatements(): Promise<void>;
   stop(): void;
 }
@@ -76,7 +76,11 @@ export async function startBenchPostgres(): Promise<BenchPostgres> {
   const serverOptions = [
     `-p ${port} -k ${dataDir} -c listen_addresses=127.0.0.1 -c max_connections=300`,
     "-c fsync=on -c synchronous_commit=on",
-    "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top",
+    // BENCH_PG_DIAGNOSE=1: statements inside functions and triggers too, and planning time (both
+    // cost a little on every statement, so the measured runs leave them off).
+    process.env.BENCH_PG_DIAGNOSE === "1"
+      ? "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c pg_stat_statements.track_planning=on"
+      : "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top",
   ].join(" ");
   run("pg_ctl", ["-D", dataDir, "-o", serverOptions, "-l", join(dataDir, "server.log"), "-w", "-t", "60", "start"]);
   const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
@@ -93,8 +97,8 @@ export async function startBenchPostgres(): Promise<BenchPostgres> {
     },
     cpuTicks: () => procTicks(postmaster, true) + childrenOf(postmaster).reduce((sum, pid) => sum + procTicks(pid), 0),
     async statements(database) {
-      const { rows } = await admin.query<{ query: string; calls: string }>(
-        `SELECT s.query, s.calls::text FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+      const { rows } = await admin.query<{ query: string; calls: string; exec_ms: number; plan_ms: number }>(
+        `SELECT s.query, s.calls::text, s.total_exec_time AS exec_ms, s.total_plan_time AS plan_ms FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
          WHERE d.datname = $1 ORDER BY s.calls DESC`,
         [database],
       );
@@ -112,7 +116,8 @@ export async function startBenchPostgres(): Promise<BenchPostgres> {
         calls += n;
         if (/^(WITH\b[\s\S]*\b)?(INSERT|UPDATE|DELETE)\b/.test(q)) writes += n;
       }
-      return { calls, writes, commits, top: rows.slice(0, 8).map((r) => ({ query: r.query.replace(/\s+/g, " ").slice(0, 160), calls: Number(r.calls) })) };
+      const top = rows.slice(0, 16).map((r) => ({ query: r.query.replace(/\s+/g, " ").slice(0, 160), calls: Number(r.calls), execMs: r.exec_ms, planMs: r.plan_ms }));
+      return { calls, writes, commits, top };
     },
     async resetStatements() {
       await admin.query("SELECT pg_stat_statements_reset()");

@@ -49,6 +49,8 @@ interface Sample {
   commits: number;
   p99ms?: number;
   errors: number;
+  /** Sign-ins: the load generator's own CPU per sign-in (it runs on the same cores). */
+  clientUs?: number;
 }
 
 const median = (xs: number[]) => {
@@ -91,7 +93,7 @@ async function measure(
   pgs: BenchPostgres,
   database: string,
   pid: number,
-  run: (begin: () => Promise<void>) => Promise<{ rate: number; requests: number; p99ms?: number; errors: number }>,
+  run: (begin: () => Promise<void>) => Promise<{ rate: number; requests: number; p99ms?: number; errors: number; clientCpuMs?: number }>,
 ): Promise<Sample> {
   let node0 = 0;
   let pg0 = 0;
@@ -112,12 +114,13 @@ async function measure(
     writes: stats.writes / r.requests,
     commits: stats.commits / r.requests,
     ...(r.p99ms !== undefined ? { p99ms: r.p99ms } : {}),
+    ...(r.clientCpuMs !== undefined ? { clientUs: (r.clientCpuMs * 1000) / r.requests } : {}),
     errors: r.errors,
   };
 }
 
 /** Runs the sign-in client; `onWarm` runs once its untimed warm-up is done, before the timed part starts. */
-function signInClient(kind: string, url: string, onWarm: () => Promise<void>): Promise<{ rate: number; requests: number; errors: number; firstError?: string }> {
+function signInClient(kind: string, url: string, onWarm: () => Promise<void>): Promise<{ rate: number; requests: number; errors: number; clientCpuMs: number; firstError?: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(tsx[0]!, [...tsx.slice(1), join(here, "signin-client.ts"), kind, url, String(SECONDS + 2), String(CONNECTIONS)], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
@@ -133,8 +136,8 @@ function signInClient(kind: string, url: string, onWarm: () => Promise<void>): P
     child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
     child.once("exit", (code) => {
       if (code !== 0) return reject(new Error(`sign-in client exited ${code}: ${err.slice(-1500)}`));
-      const r = JSON.parse(out.trim().split("\n").pop()!) as { count: number; rate: number; errors: number; firstError?: string };
-      resolve({ rate: r.rate, requests: r.count + r.errors, errors: r.errors, ...(r.firstError ? { firstError: r.firstError } : {}) });
+      const r = JSON.parse(out.trim().split("\n").pop()!) as { count: number; rate: number; errors: number; clientCpuMs: number; firstError?: string };
+      resolve({ rate: r.rate, requests: r.count + r.errors, errors: r.errors, clientCpuMs: r.clientCpuMs, ...(r.firstError ? { firstError: r.firstError } : {}) });
     });
   });
 }
@@ -227,7 +230,14 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 const http: Record<string, Sample[]> = {};
 const signIns: Record<string, Sample[]> = {};
-let statementsSeen: Record<string, { query: string; calls: number }[]> = {};
+let statementsSeen: Record<string, { query: string; calls: number; execMs: number; planMs: number }[]> = {};
+/** A subset run prints what the first round's statements cost in PostgreSQL (BENCH_PG_DIAGNOSE=1 adds planning and triggers' statements). */
+const printStatements = (id: string) => {
+  if (!ONLY) return;
+  for (const s of statementsSeen[id] ?? []) {
+    console.log(`      ${String(s.calls).padStart(6)} × exec ${((s.execMs * 1000) / s.calls).toFixed(0).padStart(5)} µs plan ${((s.planMs * 1000) / s.calls).toFixed(0).padStart(4)} µs  ${s.query.slice(0, 110)}`);
+  }
+};
 let cold: ColdStart[] = [];
 let phases: Record<string, { wallMs: number; cpuMs: number }[]> = {};
 let microResults: Record<string, number[]> = {};
@@ -255,6 +265,7 @@ try {
         return wrk(`http://127.0.0.1:${server.ready.port}${server.ready.path}`, server.ready.headers);
       });
       if (round === 0) statementsSeen[id] = (await pgs.statements(server.database)).top;
+      if (round === 0) printStatements(id);
       (http[id] ??= []).push(sample);
       console.log(`  ${id.padEnd(34)} ${sample.rate.toFixed(0).padStart(7)} req/s  node ${sample.nodeUs.toFixed(0).padStart(5)} µs  pg ${sample.pgUs.toFixed(0).padStart(5)} µs  ${sample.statements.toFixed(2)} stmt  ${sample.writes.toFixed(2)} writes  p99 ${sample.p99ms?.toFixed(1)} ms${sample.errors ? `  ERRORS ${sample.errors}` : ""}`);
     }
@@ -267,8 +278,9 @@ try {
         return r;
       });
       if (round === 0) statementsSeen[id] = (await pgs.statements(server.database)).top;
+      if (round === 0) printStatements(id);
       (signIns[id] ??= []).push(sample);
-      console.log(`  ${id.padEnd(34)} ${sample.rate.toFixed(0).padStart(7)} sign-ins/s  node ${sample.nodeUs.toFixed(0)} µs  pg ${sample.pgUs.toFixed(0)} µs  ${sample.statements.toFixed(2)} stmt  ${sample.writes.toFixed(2)} writes  ${sample.commits.toFixed(2)} explicit commits${sample.errors ? `  ERRORS ${sample.errors}: ${firstError}` : ""}`);
+      console.log(`  ${id.padEnd(34)} ${sample.rate.toFixed(0).padStart(7)} sign-ins/s  node ${sample.nodeUs.toFixed(0)} µs  pg ${sample.pgUs.toFixed(0)} µs  ${sample.statements.toFixed(2)} stmt  ${sample.writes.toFixed(2)} writes  ${sample.commits.toFixed(2)} explicit commits  client ${sample.clientUs?.toFixed(0)} µs${sample.errors ? `  ERRORS ${sample.errors}: ${firstError}` : ""}`);
     }
   }
   for (const child of children) child.kill("SIGKILL");
@@ -330,6 +342,7 @@ const signInRows = SIGNIN_SCENARIOS.filter((s) => signIns[s.id]).map(({ id, labe
     statements: median(samples.map((s) => s.statements)),
     writes: median(samples.map((s) => s.writes)),
     commits: median(samples.map((s) => s.commits)),
+    clientUs: median(samples.map((s) => s.clientUs ?? NaN)),
     errors: samples.reduce((n, s) => n + s.errors, 0),
   };
 });
@@ -368,9 +381,9 @@ const lines = [
   "|---|---|---|---|---|---|---|---|",
   ...rows.map((r) => `| ${r.label} | ${r.id === "bare" ? "1" : range(r.ratio)} | ${range(r.rate, 0)} | ${f(r.nodeUs)} | ${f(r.pgUs)} | ${f(r.statements, 2)} | ${f(r.writes, 2)} | ${f(r.p99ms, 1)} |${r.errors ? ` (${r.errors} errors)` : ""}`),
   "",
-  `| full wallet sign-in, ${CONNECTIONS} concurrent clients | sign-ins/s | node CPU µs/sign-in | PostgreSQL CPU µs/sign-in | SQL statements/sign-in | writes/sign-in | explicit COMMITs/sign-in |`,
-  "|---|---|---|---|---|---|---|",
-  ...signInRows.map((r) => `| ${r.label} | ${range(r.rate, 0)} | ${f(r.nodeUs)} | ${f(r.pgUs)} | ${f(r.statements, 2)} | ${f(r.writes, 2)} | ${f(r.commits, 2)} |${r.errors ? ` (${r.errors} errors)` : ""}`),
+  `| full wallet sign-in, ${CONNECTIONS} concurrent clients | sign-ins/s | node CPU µs/sign-in | PostgreSQL CPU µs/sign-in | load generator CPU µs/sign-in | SQL statements/sign-in | writes/sign-in | explicit COMMITs/sign-in |`,
+  "|---|---|---|---|---|---|---|---|",
+  ...signInRows.map((r) => `| ${r.label} | ${range(r.rate, 0)} | ${f(r.nodeUs)} | ${f(r.pgUs)} | ${f(r.clientUs)} | ${f(r.statements, 2)} | ${f(r.writes, 2)} | ${f(r.commits, 2)} |${r.errors ? ` (${r.errors} errors)` : ""}`),
   ...(signInRatio ? ["", `Erebus / better-auth sign-ins per second, same round: **${range(signInRatio)}×**.`] : []),
   ...(Object.keys(microResults).length
     ? ["", "| in-process | per second |", "|---|---|", ...Object.entries(microResults).map(([k, v]) => `| ${k} | ${range(summary(v), 0)} |`)]

@@ -33,6 +33,9 @@ async function erebus(kind: "cookie" | "bearer" | "apikey" | "apikey-nocache" | 
   const app = express();
   app.disable("x-powered-by");
   if (kind === "wallet") {
+    // BENCH_CLIENT_ADDRESSES=1: each sign-in client is its own address (X-Forwarded-For from the
+    // loopback proxy it pretends to be), so per-address limit counters are not one shared row.
+    if (process.env.BENCH_CLIENT_ADDRESSES === "1") app.set("trust proxy", "loopback");
     app.use("/auth", auth.router);
     return { app, headers: {} };
   }

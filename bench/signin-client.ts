@@ -14,9 +14,9 @@ const seconds = Number(secondsArg);
 const concurrency = Number(concurrencyArg);
 const ORIGIN = "http://127.0.0.1";
 
-const wallets = Array.from({ length: 40 }, () => {
+const wallets = Array.from({ length: 40 }, (_, i) => {
   const key = randomBytes(32);
-  return { key: new Uint8Array(key), address: privateKeyToAddress(bytesToHex(key)) };
+  return { key: new Uint8Array(key), address: privateKeyToAddress(bytesToHex(key)), from: `10.0.${i}.1` };
 });
 
 function sign(key: Uint8Array, message: string): string {
@@ -24,8 +24,11 @@ function sign(key: Uint8Array, message: string): string {
   return `${bytesToHex(signature)}${(27 + recid).toString(16)}`;
 }
 
-const post = async (path: string, body: unknown) => {
-  const res = await fetch(`${base}${path}`, { method: "POST", headers: { "content-type": "application/json", origin: ORIGIN }, body: JSON.stringify(body) });
+/** BENCH_CLIENT_ADDRESSES=1: each wallet signs in from an address of its own (see bench/server.ts). */
+const ownAddresses = process.env.BENCH_CLIENT_ADDRESSES === "1";
+const post = async (path: string, body: unknown, from: string) => {
+  const headers: Record<string, string> = { "content-type": "application/json", origin: ORIGIN, ...(ownAddresses ? { "x-forwarded-for": from } : {}) };
+  const res = await fetch(`${base}${path}`, { method: "POST", headers, body: JSON.stringify(body) });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`${path} ${res.status} ${text.slice(0, 200)}`);
   return JSON.parse(text) as Record<string, unknown>;
@@ -33,12 +36,12 @@ const post = async (path: string, body: unknown) => {
 
 async function signInOnce(wallet: (typeof wallets)[number]): Promise<void> {
   if (kind === "erebus") {
-    const { message } = (await post("/auth/siwe/nonce", { address: wallet.address, chainId: 1 })) as { message: string };
-    await post("/auth/siwe/verify", { message, signature: sign(wallet.key, message) });
+    const { message } = (await post("/auth/siwe/nonce", { address: wallet.address, chainId: 1 }, wallet.from)) as { message: string };
+    await post("/auth/siwe/verify", { message, signature: sign(wallet.key, message) }, wallet.from);
   } else {
-    const { nonce } = (await post("/api/auth/siwe/nonce", {})) as { nonce: string };
+    const { nonce } = (await post("/api/auth/siwe/nonce", {}, wallet.from)) as { nonce: string };
     const message = createSiweMessage({ domain: "127.0.0.1", address: wallet.address, statement: "Sign in to 127.0.0.1", uri: ORIGIN, version: "1", chainId: 1, nonce });
-    await post("/api/auth/siwe/verify", { message, signature: sign(wallet.key, message) });
+    await post("/api/auth/siwe/verify", { message, signature: sign(wallet.key, message) }, wallet.from);
   }
 }
 
@@ -54,6 +57,7 @@ let count = 0;
 let errors = 0;
 let firstError: string | undefined;
 const start = performance.now();
+const cpu0 = process.cpuUsage();
 const end = start + seconds * 1000;
 await Promise.all(
   Array.from({ length: concurrency }, async (_, worker) => {
@@ -71,4 +75,6 @@ await Promise.all(
   }),
 );
 const elapsed = (performance.now() - start) / 1000;
-process.stdout.write(`${JSON.stringify({ count, errors, seconds: elapsed, rate: count / elapsed, firstError })}\n`);
+// The client's own CPU: it shares the machine's cores with the server and PostgreSQL.
+const cpu = process.cpuUsage(cpu0);
+process.stdout.write(`${JSON.stringify({ count, errors, seconds: elapsed, rate: count / elapsed, clientCpuMs: (cpu.user + cpu.system) / 1000, firstError })}\n`);
