@@ -289,6 +289,33 @@ for (const engine of engines()) {
       expect(await personOf("mia_c")).toBe(mia.user.id);
     });
 
+    it.runIf(engine.name === "postgres")("review: an unlink that loses a deadlock to a concurrent merge of its target answers 409 ERR_LINK_CONFLICT, not a 500", async () => {
+      const olga = await signIn("olga");
+      expect((await link(olga.token, "olga_b")).status).toBe(200);
+      const target = (await auth.api.findUser("test", "olga_b"))!;
+      const holder = new pg.Client({ connectionString: (db as Database & { url?: string }).url });
+      await holder.connect();
+      try {
+        // The other side: a merge that holds the target's row and then asks for the person's lock
+        // (attach does it in that order), while the unlink holds the lock and asks for the row.
+        await holder.query("SET deadlock_timeout = '10s'"); // the unlink's check finds the cycle first
+        await holder.query("BEGIN");
+        await holder.query("SELECT id FROM user_references WHERE id = $1 FOR UPDATE", [target.id]);
+        const pending = call("DELETE", `/identities/${target.id}`, { token: olga.token });
+        await expect
+          .poll(async () => (await holder.query("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database())")).rows[0].n, { interval: 20, timeout: 20_000 })
+          .toBeGreaterThan(0);
+        const other = holder.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`erebus_person:${olga.user.id}`]).catch((error: unknown) => error);
+        const res = await pending;
+        await other;
+        await holder.query("ROLLBACK");
+        expect(res.status).toBe(409);
+        expect(res.body.code).toBe("ERR_LINK_CONFLICT");
+      } finally {
+        await holder.end();
+      }
+    });
+
     it.runIf(engine.name === "postgres")("review: a link that waited for its person's lock sees what committed meanwhile (the asking session ended: nothing is attached)", async () => {
       const noah = await signIn("noah");
       const started = await startLink(noah.token, "noah_stranger");

@@ -202,6 +202,11 @@ export function createPeople(deps: PeopleDeps) {
             const { rows: moved } = await tx.query<UserReference>("UPDATE user_references SET person_id = $2 WHERE id = $1 RETURNING *", [id, newPerson]);
             await tx.query("UPDATE erebus_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL", [id, now]);
             return { unlinked: moved[0]!, person: await person(personId, tx) };
+          }).catch((error: unknown) => {
+            // Lock then row here, row then lock in a merge of the target's person: PostgreSQL breaks
+            // the cycle by failing one; this one is told to try again rather than seeing a 500.
+            if ((error as { code?: unknown })?.code === "40P01") throw AuthError.of("ERR_LINK_CONFLICT", { cause: error });
+            throw error;
           });
           deps.sessionCache.dropUser(id);
           res.setHeader("Cache-Control", "no-store");
