@@ -12,6 +12,13 @@ import { passportProvider } from "./index.js";
 
 const test = { describe, it, beforeAll, afterAll };
 const kitEngines = () => engines({ postgresUrl: inject("postgresUrl") });
+/**
+ * The kit closes its database without `auth.close()`; with the session cache on, the cache's LISTEN
+ * is sometimes taken again from the pool while the pool ends, and `pool.end()` then waits for it
+ * forever (seen under load: the hook times out with one idle `LISTEN "erebus_session_changed"`
+ * connection left). Reported to core; the cache is off in these suites, which need no cache.
+ */
+const auth = { session: { cacheTtl: 0 } };
 
 // ---- passport-local: a form strategy ------------------------------------------------------------
 const localAccount = defineSourceType("local_account", { username: z.string() });
@@ -30,6 +37,7 @@ testProviderConformance({
   name: "passport-local provider",
   test,
   engines: kitEngines(),
+  auth,
   provider: local,
   sourceTypes: { local_account: { valid: [{ type: "local_account", username: "ada" }], invalid: [{ type: "local_account", username: 7 }, { type: "local_account" }] } },
   signIn: {
@@ -64,6 +72,7 @@ testProviderConformance({
   name: "passport-openidconnect provider",
   test,
   engines: kitEngines(),
+  auth,
   provider: () =>
     passportProvider({
       id: "oidc",
@@ -101,6 +110,7 @@ testProviderConformance({
   name: "passport-http-bearer provider",
   test,
   engines: kitEngines(),
+  auth,
   provider: () =>
     passportProvider({
       id: "bearer",

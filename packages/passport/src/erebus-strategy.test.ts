@@ -50,8 +50,9 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       user = await auth.api.registerSystemAgent({ agentType: "passport-test", capabilities: [] });
     });
     afterAll(async () => {
+      // auth.close(): the session cache first, then the database (closing only the database can leave the cache's LISTEN holding the pool).
       await server?.close();
-      await db?.close();
+      await (auth ? auth.close() : db?.close());
     });
 
     const get = (path: string, headers: Record<string, string> = {}) => fetch(`${server.url}${path}`, { headers });
@@ -192,7 +193,7 @@ describe.skipIf(!server)("ErebusStrategy when the database is down (PostgreSQL b
   });
   afterAll(async () => {
     await app?.close();
-    await pool?.end().catch(() => undefined);
+    await (auth ? auth.close().catch(() => undefined) : pool?.end().catch(() => undefined));
     await db?.close();
   });
 

@@ -5,7 +5,7 @@ import express, { type RequestHandler } from "express";
 // @ts-expect-error -- passport-github2 ships no types (tests are not type-checked by tsc -b)
 import { Strategy as GitHubStrategy } from "passport-github2";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createAuth, silentLogger, type Database } from "@erebus/core";
+import { createAuth, silentLogger, type Database, type ErebusAuth } from "@erebus/core";
 import { engines, listen, tableRowCounts, type Running } from "@erebus/core/testing";
 import { browser } from "../../../test/oidc.js";
 import { passportProvider } from "./index.js";
@@ -66,6 +66,7 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
     let server: Running;
     let fake: Awaited<ReturnType<typeof startFakeGitHub>>;
     let inner: RequestHandler = (_req, _res, next) => next();
+    let auth: ErebusAuth | undefined;
 
     beforeAll(async () => {
       fake = await startFakeGitHub();
@@ -92,7 +93,7 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
           },
           (_at: string, _rt: string, profile: unknown, done: (e: unknown, u: unknown) => void) => done(null, profile),
         );
-      const auth = createAuth({
+      auth = createAuth({
         database: db,
         baseURL: server.url,
         migrate: true,
@@ -105,9 +106,10 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       inner = router;
     });
     afterAll(async () => {
+      // auth.close(): the session cache first, then the database (closing only the database can leave the cache's LISTEN holding the pool).
       await server?.close();
       await fake?.close();
-      await db?.close();
+      await (auth ? auth.close() : db?.close());
     });
 
     /** A whole sign-in in a new browser: the session's user. */

@@ -88,10 +88,11 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       await addUser(limitedDb, "alice", "correct horse");
     });
     afterAll(async () => {
+      // auth.close(): the session cache first, then the database (closing only the database can leave the cache's LISTEN holding the pool).
       await server?.close();
       await limited?.server.close();
-      await db?.close();
-      await limited?.db.close();
+      await (auth ? auth.close() : db?.close());
+      await (limited ? limited.auth.close() : undefined);
     });
 
     it("signs in with JSON credentials: the app's user becomes one user_references row and a session", async () => {

@@ -91,8 +91,9 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       ));
     });
     afterAll(async () => {
+      // auth.close(): the session cache first, then the database (closing only the database can leave the cache's LISTEN holding the pool).
       await server?.close();
-      await db?.close();
+      await (auth ? auth.close() : db?.close());
     });
 
     const post = (id: string, mode: string) =>

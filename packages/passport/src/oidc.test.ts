@@ -111,9 +111,10 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       inner = router;
     });
     afterAll(async () => {
+      // auth.close(): the session cache first, then the database (closing only the database can leave the cache's LISTEN holding the pool).
       await server?.close();
       await op?.close();
-      await db?.close();
+      await (auth ? auth.close() : db?.close());
     });
 
     it("passport-openidconnect: 302 to the OP with state, a browser-bound cookie; the callback signs in and lands on returnTo", async () => {
