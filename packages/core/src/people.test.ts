@@ -10,6 +10,11 @@ const directProvider = {
   emits: ["test_account"],
   setup: (ctx) => ({
     routes(router) {
+      // A start step reached by a top-level GET (as an OAuth start is): the router's origin check lets safe methods through.
+      router.get("/direct/start", async (req, res) => {
+        const link = await ctx.linkIntent(req, { intent: req.query.intent }, res);
+        res.json({ link: link !== undefined });
+      });
       router.post("/direct/prove", async (req, res) => {
         const body = req.body as { handle: string; intent?: string };
         const link = await ctx.linkIntent(req, { intent: body.intent }, res);
@@ -152,6 +157,18 @@ for (const engine of engines()) {
       expect(await personOf("kate_widget")).toBe(kate.user.id);
       const anonymous = await call("POST", "/direct/prove", { body: { handle: "kate_other", intent: "link" } });
       expect(anonymous.body.code).toBe("ERR_UNAUTHENTICATED");
+    });
+
+    it("review: a cross-site page cannot start a link intent for the browser's session cookie, also by a top-level GET", async () => {
+      const pat = await signIn("pat");
+      const get = (headers: Record<string, string>) => fetch(`${server.url}/auth/direct/start?intent=link`, { headers: { cookie: `erebus_session=${pat.token}`, ...headers } });
+      const crossSite = await get({ "sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate" });
+      expect(crossSite.status).toBe(403);
+      expect((await crossSite.json()).code).toBe("ERR_ORIGIN_FORBIDDEN");
+      // The app's own page (same-origin), and a program with its Bearer token, still can.
+      expect(await (await get({ "sec-fetch-site": "same-origin", "sec-fetch-mode": "navigate" })).json()).toEqual({ link: true });
+      const bearer = await fetch(`${server.url}/auth/direct/start?intent=link`, { headers: { authorization: `Bearer ${pat.token}`, "sec-fetch-site": "cross-site" } });
+      expect(await bearer.json()).toEqual({ link: true });
     });
 
     it("never links by inference: two identities with one verified email stay two people", async () => {

@@ -3,6 +3,7 @@ import * as z from "zod";
 import type { Authentication } from "./authentication.js";
 import type { Database, Queryable } from "./db/types.js";
 import { AuthError } from "./errors.js";
+import { bearerToken } from "./http.js";
 import type { VerifiedIdentity } from "./identities.js";
 import type { Logger } from "./logger.js";
 import { describeRoute, personSchema, userReferenceSchema } from "./openapi.js";
@@ -123,6 +124,12 @@ export function createPeople(deps: PeopleDeps) {
       if (intent !== "link") throw AuthError.of("ERR_BODY_INVALID", { detail: 'intent: must be "sign-in" or "link"', extensions: { field: "intent" } });
       if (input.merge !== undefined && typeof input.merge !== "boolean") throw AuthError.of("ERR_BODY_INVALID", { detail: "merge: must be a boolean", extensions: { field: "merge" } });
       const auth = await requireFreshSession(req, res);
+      // A start reached by a top-level GET (an OAuth start) passes the router's origin check as a
+      // safe method, and the session cookie rides along: a cross-site page must not make this
+      // browser start a link (or a merge). A Bearer token is no ambient credential.
+      if (typeof bearerToken(req) !== "string" && String(req.headers["sec-fetch-site"] ?? "").trim().toLowerCase() === "cross-site") {
+        throw AuthError.of("ERR_ORIGIN_FORBIDDEN", { detail: "a link can only be started from the app's own pages" });
+      }
       await perClient.consume(req.ip ?? "unknown");
       await perSession.consume(auth.session.id);
       const token = transport.requestToken(req)!;
