@@ -91,7 +91,11 @@ export function createProviderContext(provider: ErebusProvider, deps: ContextDep
     signIn: deps.signIn.signIn,
     signInOnce: (req, res, attempt) => deps.signIn.signInOnce(req, res, attempt, upsert),
     linkIntent: (req, input, res) => deps.people.linkIntent(req, res ?? noResponse, input),
-    requireFresh: (req, res, opts) => deps.people.requireFreshSession(req, res, opts?.maxAge),
+    async requireFresh(req, res, opts) {
+      // A NaN window would make every session fresh (no age is greater than NaN): a bug, said at once.
+      if (opts?.maxAge !== undefined && (!Number.isInteger(opts.maxAge) || opts.maxAge < 1)) throw new TypeError("ctx.requireFresh: maxAge must be a positive whole number of seconds");
+      return deps.people.requireFreshSession(req, res, opts?.maxAge);
+    },
     rateLimit: (rule) => rateLimit({ ...rule, name: `${provider.id}:${rule.name}` }),
     parse: parseWith,
     async authenticate(req, res) {

@@ -127,6 +127,15 @@ describe("the provider contract: setup, api, checks", () => {
     await db.close();
   });
 
+  it("review: ctx.requireFresh refuses a maxAge that is not a positive whole number of seconds (NaN made every session fresh)", async () => {
+    const auth = createAuth({ ...base, database: "pglite://memory", providers: [counterProvider()] });
+    const ctx = auth.providerContext("counter");
+    const res = { append: () => undefined } as unknown as Response;
+    for (const maxAge of [Number.NaN, -1, 0, 1.5]) {
+      await expect(ctx.requireFresh({ headers: {}, auth: undefined } as unknown as Request, res, { maxAge }), String(maxAge)).rejects.toThrow(TypeError);
+    }
+  });
+
   it("namespaces rate-limit names by provider id, so two providers' limits of one name never share a counter", async () => {
     const db = await engines({ postgresUrl: null })[0]!.create();
     const limited = (id: string) => ({ id, emits: [], setup: (ctx: ProviderContext) => ({ api: ctx.rateLimit({ name: "start", points: 1, duration: 60 }) }) }) satisfies ErebusProvider;
