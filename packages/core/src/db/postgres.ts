@@ -91,6 +91,10 @@ export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: bool
   }
 
   const subscriptions = new Set<() => Promise<void>>();
+  // Once closing, no new LISTEN: a cache told "lost" by close() would otherwise take a connection
+  // again on its next look-up, and pool.end() waits forever for a connection that is never given back.
+  let closing = false;
+  const closedError = () => Object.assign(new Error("the database is closed"), { code: "ERR_DATABASE_CLOSED" });
   return {
     engine: "postgres",
     ...wrap(pool),
@@ -114,12 +118,18 @@ export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: bool
       }
     },
     async listen(channel, onNotify, onLost) {
+      if (closing) throw closedError();
       let state = connect();
       let client = await state.client;
       // Given back (or lost) while we waited for it: take a new one.
       while (state.lost) {
+        if (closing) throw closedError();
         state = connect();
         client = await state.client;
+      }
+      if (closing) {
+        await release(state).catch(() => undefined);
+        throw closedError();
       }
       const subscriber: Subscriber = { onNotify, onLost };
       let entry = state.channels.get(channel);
@@ -150,11 +160,13 @@ export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: bool
       return unsubscribe;
     },
     async close() {
+      closing = true;
       // Subscribers that did not leave on their own (another app instance sharing this Database)
       // hear nothing from now on: tell them, so a cache stops serving what it can no longer hear about.
       const remaining = shared ? [...shared.channels.values()].flatMap(({ subscribers }) => [...subscribers]) : [];
       await Promise.all([...subscriptions].map((unsubscribe) => unsubscribe()));
       for (const subscriber of remaining) subscriber.onLost?.();
+      if (shared) await release(shared).catch(() => undefined);
       if (options.ownsConnection) await pool.end();
     },
   };
