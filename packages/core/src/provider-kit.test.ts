@@ -321,6 +321,36 @@ for (const engine of engines()) {
   });
 }
 
+describe("signInOnce refuses a failed verification handed back instead of thrown", () => {
+  it("review: consume() returning { ok: false } never signs in (TypeError, no session)", async () => {
+    const db = await engines({ postgresUrl: null })[0]!.create();
+    const sloppy = {
+      id: "sloppy",
+      emits: ["test_account"],
+      setup: (ctx: ProviderContext) => ({
+        routes(router: import("express").Router) {
+          router.post("/sloppy", async (req, res) => {
+            res.json(
+              await ctx.signInOnce(req, res, {
+                verify: () => ({ network: "test", sourceIdentifier: "sloppy", sourceType: { type: "test_account", handle: "sloppy" } }),
+                consume: (q) => ctx.verifications.consume({ purpose: "nonce", secret: "never-issued-secret", q }),
+              }),
+            );
+          });
+        },
+      }),
+    } satisfies ErebusProvider;
+    const { server } = await startAuthServer({ ...base, database: db, providers: [testProvider(), sloppy] });
+    const res = await fetch(`${server.url}/auth/sloppy`, { method: "POST", headers: { ...origin, "content-type": "application/json" }, body: "{}" });
+    expect(res.status).toBe(500);
+    expect(res.headers.getSetCookie()).toEqual([]);
+    const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_sessions");
+    expect(rows[0]!.n).toBe(0);
+    await server.close();
+    await db.close();
+  });
+});
+
 describe("defineErrors works from @erebus/core/provider", () => {
   it("creates errors with the declared status", () => {
     const errors = defineErrors({ ERR_KIT_DEMO: { status: 409, title: "demo" } });

@@ -60,7 +60,11 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
           refused = error;
           return undefined;
         }
-        const link = (verification && verification.ok ? verification.link : null) ?? attempt.link;
+        // A refusal handed back instead of thrown must never become a sign-in.
+        if (verification && verification.ok !== true) {
+          throw new TypeError("signInOnce: consume() returned a failed verification; throw your provider's AuthError for it instead");
+        }
+        const link = (verification ? verification.link : null) ?? attempt.link;
         if (link) {
           // A link intent: the proof attaches to the person whose session asked; no new session.
           const linked = await people.attach(tx, req, identity, link, resolve);
@@ -98,18 +102,20 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
     let refusal: AuthError | undefined;
     try {
       await db.transaction(async (tx) => {
-        try {
-          await attempt.consume(tx);
-        } catch (error) {
-          if (!(error instanceof AuthError)) throw error;
-          refusal = error;
-        }
+        // The limit's row first, as in the sign-in's own commit: the same lock order in both, so a
+        // sign-in and a use-up of one client never wait on each other (a deadlock, a 500).
         if (attempt.limit) {
           try {
             await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
           } catch (error) {
             if (!(error instanceof AuthError)) throw error; // past the limit: counted all the same
           }
+        }
+        try {
+          await attempt.consume(tx);
+        } catch (error) {
+          if (!(error instanceof AuthError)) throw error;
+          refusal = error;
         }
       });
     } catch (error) {
