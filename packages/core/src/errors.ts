@@ -19,6 +19,7 @@ export const coreErrors = {
   ERR_ORIGIN_FORBIDDEN: { status: 403, title: "Cross-site request refused" },
   ERR_REAUTH_REQUIRED: { status: 403, title: "Sign in again: this needs a recently proven session" },
   ERR_LINK_SESSION_MISMATCH: { status: 403, title: "This link was started by another session or browser" },
+  ERR_REAUTH_IDENTITY_FOREIGN: { status: 403, title: "Re-authentication must prove one of the signed-in person's own identities" },
   ERR_IDENTITY_NOT_FOUND: { status: 404, title: "No such identity of this person" },
   ERR_IDENTITY_LINKED_ELSEWHERE: { status: 409, title: "This identity belongs to another person; ask to merge to take it in" },
   ERR_IDENTITY_LAST: { status: 409, title: "A person's last identity cannot be unlinked" },

@@ -213,6 +213,26 @@ for (const engine of engines()) {
       await expect.poll(async () => (await call("GET", "/session", { token: frank.token })).body.session.authenticatedAt).not.toBe(before);
     });
 
+    it("step-up: a stale session re-proves one of its person's identities (intent reauthenticate) and is fresh again; a new or foreign identity attaches nothing", async () => {
+      const lena = await signIn("lena");
+      expect((await link(lena.token, "lena_key")).status).toBe(200);
+      await signIn("lena_stranger");
+      now = new Date(now.getTime() + 11 * 60_000);
+      expect((await startLink(lena.token, "lena_new")).body.code).toBe("ERR_REAUTH_REQUIRED");
+      const reauth = async (handle: string) => {
+        const started = await call("POST", "/test/start", { token: lena.token, body: { handle, intent: "reauthenticate" } });
+        expect(started.status).toBe(200);
+        return call("POST", "/test/verify", { token: lena.token, body: { handle, ticket: started.body.ticket } });
+      };
+      expect(await reauth("lena_new")).toMatchObject({ status: 403, body: { code: "ERR_REAUTH_IDENTITY_FOREIGN" } });
+      expect(await personOf("lena_new")).toBeUndefined();
+      expect(await reauth("lena_stranger")).toMatchObject({ status: 403, body: { code: "ERR_REAUTH_IDENTITY_FOREIGN" } });
+      expect(await personOf("lena_stranger")).not.toBe(lena.user.id);
+      expect((await reauth("lena_key")).body.outcome).toBe("reauthenticated");
+      await expect.poll(async () => (await startLink(lena.token, "lena_new")).status).toBe(200);
+      expect((await call("POST", "/test/start", { token: lena.token, body: { handle: "x", intent: "reauthenticate", merge: true } })).body.code).toBe("ERR_BODY_INVALID");
+    });
+
     it("limits identities per person", async () => {
       const gina = await signIn("gina");
       for (let i = 1; i < 5; i++) expect((await link(gina.token, `gina_${i}`)).status).toBe(200);

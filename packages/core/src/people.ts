@@ -80,6 +80,13 @@ export function createPeople(deps: PeopleDeps) {
     };
   }
 
+  /** A signed-in session (not an API key), however long ago it proved a credential, or 401/403. */
+  async function requireSession(req: Request, res: Response): Promise<RequestAuth & { session: NonNullable<RequestAuth["session"]> }> {
+    const auth = await authentication.requireAuth(req, res);
+    if (auth.via !== "session" || !auth.session) throw AuthError.of("ERR_REAUTH_REQUIRED", { detail: "needs a signed-in session, not an API key" });
+    return auth as RequestAuth & { session: NonNullable<RequestAuth["session"]> };
+  }
+
   /** A signed-in session that proved a credential within `maxAge` seconds, or 401/403. */
   async function requireFreshSession(req: Request, res: Response, maxAge = freshAge): Promise<RequestAuth & { session: NonNullable<RequestAuth["session"]> }> {
     const auth = await authentication.requireAuth(req, res);
@@ -121,9 +128,15 @@ export function createPeople(deps: PeopleDeps) {
     async linkIntent(req: Request, res: Response, input: { intent?: unknown; merge?: unknown } = {}): Promise<LinkIntent | undefined> {
       const intent = input.intent ?? "sign-in";
       if (intent === "sign-in") return undefined;
-      if (intent !== "link") throw AuthError.of("ERR_BODY_INVALID", { detail: 'intent: must be "sign-in" or "link"', extensions: { field: "intent" } });
+      if (intent !== "link" && intent !== "reauthenticate") {
+        throw AuthError.of("ERR_BODY_INVALID", { detail: 'intent: must be "sign-in", "link" or "reauthenticate"', extensions: { field: "intent" } });
+      }
       if (input.merge !== undefined && typeof input.merge !== "boolean") throw AuthError.of("ERR_BODY_INVALID", { detail: "merge: must be a boolean", extensions: { field: "merge" } });
-      const auth = await requireFreshSession(req, res);
+      const reauthenticate = intent === "reauthenticate";
+      if (reauthenticate && input.merge === true) throw AuthError.of("ERR_BODY_INVALID", { detail: "merge: only with intent link", extensions: { field: "merge" } });
+      // Step-up: a stale session may re-prove an identity it already has (that is how it gets fresh);
+      // attaching anything new needs a fresh one.
+      const auth = reauthenticate ? await requireSession(req, res) : await requireFreshSession(req, res);
       // A start reached by a top-level GET (an OAuth start) passes the router's origin check as a
       // safe method, and the session cookie rides along: a cross-site page must not make this
       // browser start a link (or a merge). A Bearer token is no ambient credential.
@@ -133,7 +146,13 @@ export function createPeople(deps: PeopleDeps) {
       await perClient.consume(req.ip ?? "unknown");
       await perSession.consume(auth.session.id);
       const token = transport.requestToken(req)!;
-      return { sessionHash: hashToken(token), sessionId: auth.session.id, personId: auth.personId, merge: input.merge === true };
+      return {
+        sessionHash: hashToken(token),
+        sessionId: auth.session.id,
+        personId: auth.personId,
+        merge: input.merge === true,
+        ...(reauthenticate ? { reauthenticate: true } : {}),
+      };
     },
 
     /**
@@ -247,6 +266,10 @@ export function createPeople(deps: PeopleDeps) {
     const into = session.person_id;
     await lockSessionPerson(tx, link.sessionId, into, () => AuthError.of("ERR_LINK_SESSION_MISMATCH", { detail: "the session that asked has ended" }));
     const { user: proven, inserted } = await resolve(identity, { db: tx, personId: into });
+    // Step-up proves an identity the person already has; anything else rolls back (nothing attached).
+    if (link.reauthenticate && (inserted || proven.person_id !== into)) {
+      throw AuthError.of("ERR_REAUTH_IDENTITY_FOREIGN", { detail: "prove one of the signed-in person's own identities (or link it first)" });
+    }
     let outcome: LinkOutcome = inserted ? "linked" : "reauthenticated";
     if (proven.person_id !== into) {
       const from = proven.person_id;

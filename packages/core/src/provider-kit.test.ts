@@ -246,6 +246,12 @@ for (const engine of engines()) {
       expect(await ctx.verifications.consumeCode({ purpose: "code", subject: "s3", code: issued.secret })).toEqual({ ok: false, reason: "exhausted" });
     });
 
+    it("review: consumeCode also checks codes issued from an alphabet", async () => {
+      const issued = await ctx.verifications.issue({ purpose: "code", ttlSeconds: 600, subject: "s4", secret: { alphabet: "ABCDEFGHJKLMNPQRSTUVWXYZ", length: 8 }, maxAttempts: 3 });
+      expect(await ctx.verifications.consumeCode({ purpose: "code", subject: "s4", code: "AAAAAAAA" === issued.secret ? "BBBBBBBB" : "AAAAAAAA" })).toEqual({ ok: false, reason: "unknown" });
+      expect((await ctx.verifications.consumeCode({ purpose: "code", subject: "s4", code: issued.secret })).ok).toBe(true);
+    });
+
     it("of 20 concurrent consumes of one secret exactly one succeeds", async () => {
       const issued = await ctx.verifications.issue({ purpose: "nonce", ttlSeconds: 60 });
       const results = await Promise.all(Array.from({ length: 20 }, () => ctx.verifications.consume({ purpose: "nonce", secret: issued.secret })));

@@ -124,6 +124,8 @@ export interface ProviderContext {
    * `{ intent: "link" }` checks the session is signed in and fresh (else 401 / 403
    * `ERR_REAUTH_REQUIRED`) and returns the intent to pass as `link` to `verifications.issue`. The
    * proof, consumed in `signInOnce`, then attaches the identity to that person instead of signing in.
+   * `{ intent: "reauthenticate" }` (step-up) needs a session of any age: the proof must be of an
+   * identity the person already has (else 403 `ERR_REAUTH_IDENTITY_FOREIGN`) and makes the session fresh.
    */
   linkIntent(req: Request, input: { intent?: unknown; merge?: unknown }, res?: Response): Promise<LinkIntent | undefined>;
   /** 401 / 403 `ERR_REAUTH_REQUIRED` unless a signed-in session proved a credential within `maxAge` seconds (default the app's people.freshAge). */

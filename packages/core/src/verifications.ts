@@ -53,6 +53,8 @@ export interface LinkIntent {
   sessionId: string;
   personId: string;
   merge: boolean;
+  /** Step-up: the proof must be of an identity the person already has; it refreshes the session and attaches nothing. */
+  reauthenticate?: boolean;
 }
 
 export interface IssueInput {
@@ -340,8 +342,11 @@ export function createVerifications(deps: VerificationDeps): Verifications {
         if (!row) return failure("unknown");
         if (row.max_attempts !== null && row.attempts > row.max_attempts) return failure("exhausted");
         if (row.expires_at <= now) return failure("expired");
-        const presented = Buffer.from(sha256(`${row.id}:${input.code}`), "hex");
-        if (!timingSafeEqual(presented, Buffer.from(row.secret_hash, "hex"))) return failure("unknown");
+        // A `{ digits }` code is stored hashed with its row id; any other kind (`{ alphabet, length }`)
+        // as itself. Both are compared, in constant time, so consumeCode works for either.
+        const stored = Buffer.from(row.secret_hash, "hex");
+        const matches = [sha256(`${row.id}:${input.code}`), sha256(input.code)].map((hash) => timingSafeEqual(Buffer.from(hash, "hex"), stored));
+        if (!matches.includes(true)) return failure("unknown");
         const { rows: done } = await tx.query<Row>(
           `UPDATE erebus_verifications SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL AND superseded_at IS NULL RETURNING ${COLUMNS}`,
           [row.id, now],

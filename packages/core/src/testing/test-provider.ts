@@ -18,7 +18,7 @@ const errors = defineErrors({
 
 const startBody = z.strictObject({
   handle: z.string().regex(/^[a-z0-9_]{1,32}$/, "must be 1-32 of a-z, 0-9, _"),
-  intent: z.enum(["sign-in", "link"]).optional(),
+  intent: z.enum(["sign-in", "link", "reauthenticate"]).optional(),
   merge: z.boolean().optional(),
 });
 const verifyBody = z.strictObject({
@@ -117,6 +117,7 @@ export function testProvider(options: TestProviderOptions = {}) {
                 "ERR_TEST_TICKET_INVALID",
                 "ERR_USER_DEACTIVATED",
                 "ERR_LINK_SESSION_MISMATCH",
+                "ERR_REAUTH_IDENTITY_FOREIGN",
                 "ERR_IDENTITY_LINKED_ELSEWHERE",
                 "ERR_IDENTITY_LIMIT",
                 "ERR_LINK_CONFLICT",
