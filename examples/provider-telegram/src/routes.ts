@@ -24,7 +24,7 @@ const loginErrors = ["ERR_TELEGRAM_HASH_INVALID", "ERR_TELEGRAM_AUTH_EXPIRED", "
  * intent rides in the query: `POST /telegram/verify?intent=link[&merge=true]`, JSON-callback style.
  */
 const verifyQuery = z.strictObject({
-  intent: z.enum(["sign-in", "link"]).optional().describe('"link": attach this Telegram account to the signed-in person (a fresh session)'),
+  intent: z.enum(["sign-in", "link", "reauthenticate"]).optional().describe('"link": attach this Telegram account to the signed-in person (a fresh session)'),
   merge: z.enum(["true", "false"]).optional().describe("with intent link: if the account belongs to another person, move that person into this one"),
 });
 const linkErrors = ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_REAUTH_REQUIRED", "ERR_IDENTITY_LINKED_ELSEWHERE", "ERR_IDENTITY_LIMIT", "ERR_LINK_CONFLICT"];

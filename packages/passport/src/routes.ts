@@ -11,7 +11,7 @@ import { refusalOf, type Phase } from "./outcome.js";
 const SIGN_IN_ERRORS = ["ERR_PASSPORT_PROFILE_INVALID", "ERR_PASSPORT_STRATEGY_ERROR", "ERR_PASSPORT_TIMEOUT", "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID", "ERR_SOURCE_TYPE_INVALID"];
 /** Core's link intent (issue 13): a signed-in person with a fresh session attaches this identity instead of signing in. */
 const linkFields = {
-  intent: z.enum(["sign-in", "link"]).optional().describe('"link": attach the identity to the signed-in person (fresh session required) instead of signing in'),
+  intent: z.enum(["sign-in", "link", "reauthenticate"]).optional().describe('"link": attach the identity to the signed-in person (fresh session required) instead of signing in'),
   merge: z.enum(["true", "false"]).optional().describe("with intent=link: take in the person the identity belongs to"),
 };
 const LINK_ERRORS = ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_REAUTH_REQUIRED", "ERR_LINK_SESSION_MISMATCH", "ERR_IDENTITY_LINKED_ELSEWHERE", "ERR_IDENTITY_LIMIT", "ERR_LINK_CONFLICT"];
@@ -112,7 +112,7 @@ export function passportRoutes(router: Router, ctx: ProviderContext, options: Re
       },
       ...(limitKey === undefined ? {} : { limit: { limiter, key: limitKey } }),
     });
-  const linkOf = (req: Request, res: Response, query: { intent?: "sign-in" | "link" | undefined; merge?: "true" | "false" | undefined }) =>
+  const linkOf = (req: Request, res: Response, query: { intent?: "sign-in" | "link" | "reauthenticate" | undefined; merge?: "true" | "false" | undefined }) =>
     ctx.linkIntent(req, { intent: query.intent, ...(query.merge === undefined ? {} : { merge: query.merge === "true" }) }, res);
 
   function redirectFailure(req: Request, res: Response, error: unknown, status: 302 | 303): void {

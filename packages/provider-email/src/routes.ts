@@ -12,7 +12,7 @@ const startBody = z.strictObject({
   email: z.string().max(320),
   mode: z.enum(["link", "code"]).default("link"),
   /** `link`: add the address to the signed-in person (a fresh session) instead of signing in with it. */
-  intent: z.enum(["sign-in", "link"]).optional(),
+  intent: z.enum(["sign-in", "link", "reauthenticate"]).optional(),
   /** With `intent: "link"`: when the address already belongs to another person, take that person in. */
   merge: z.boolean().optional(),
 });

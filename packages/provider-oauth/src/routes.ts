@@ -32,7 +32,7 @@ const callbackErrors = [
 ];
 /** `?intent=link` (a fresh session): the account proven at the provider is added to the signed-in person; `&merge=1` takes in the person it belongs to. */
 const startQuery = z.object({
-  intent: z.enum(["sign-in", "link"]).optional().describe("link: add this account to the signed-in person instead of signing in"),
+  intent: z.enum(["sign-in", "link", "reauthenticate"]).optional().describe("link: add this account to the signed-in person instead of signing in; reauthenticate: prove an account the person already has to make the session fresh (step-up)"),
   merge: z.enum(["1", "0", "true", "false"]).optional().describe("with intent=link: take in the person the account already belongs to"),
 });
 const docs = {

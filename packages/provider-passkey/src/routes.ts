@@ -34,7 +34,7 @@ const registerVerifyBody = z.strictObject({ response: registrationResponseSchema
 const authenticateOptionsBody = z
   .strictObject({
     /** `link`: prove an existing passkey to attach its identity to the signed-in person (core's link intent, fresh session). */
-    intent: z.enum(["sign-in", "link"]).optional(),
+    intent: z.enum(["sign-in", "link", "reauthenticate"]).optional(),
     /** With `link`: take in the other person when the passkey belongs to one (core's merge). */
     merge: z.boolean().optional(),
   })

@@ -61,6 +61,21 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       await db?.close();
     });
 
+    it("step-up: a stale session re-proves its own wallet with intent reauthenticate (its own statement) and is fresh again; another wallet attaches nothing", async () => {
+      const bob = await signIn();
+      now = new Date(now.getTime() + 11 * 60_000);
+      expect((await post("/siwe/nonce", { address: ethereumWallet().address, chainId: 1, intent: "link" }, bob.token)).body.code).toBe("ERR_REAUTH_REQUIRED");
+      const stranger = ethereumWallet();
+      const foreign = await linkMessage(bob.token, stranger, { intent: "reauthenticate" });
+      expect(foreign.nonce.statement).toBe("Confirm it is you on app.test");
+      expect((await post("/siwe/verify", { message: foreign.message, signature: foreign.signature }, bob.token)).body.code).toBe("ERR_REAUTH_IDENTITY_FOREIGN");
+      expect(await auth.api.findUser("ethereum", stranger.address)).toBeNull();
+      const own = await linkMessage(bob.token, bob.wallet, { intent: "reauthenticate" });
+      const proved = await post("/siwe/verify", { message: own.message, signature: own.signature }, bob.token);
+      expect(proved.body).toMatchObject({ outcome: "reauthenticated", user: { id: bob.user.id } });
+      expect((await post("/siwe/nonce", { address: ethereumWallet().address, chainId: 1, intent: "link" }, bob.token)).status).toBe(200);
+    });
+
     it("a link nonce says so in its statement, and verified from the session that asked attaches the wallet to that person (no new session)", async () => {
       const alice = await signIn();
       const second = ethereumWallet();

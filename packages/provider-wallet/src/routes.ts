@@ -31,7 +31,10 @@ const siweBody = z.strictObject({
  * the wallet belongs to now, if any.
  */
 const linkFields = {
-  intent: z.enum(["sign-in", "link"]).optional().describe('"link": attach the wallet to the signed-in person (a fresh session); default "sign-in"'),
+  intent: z
+    .enum(["sign-in", "link", "reauthenticate"])
+    .optional()
+    .describe('"link": attach the wallet to the signed-in person (a fresh session); "reauthenticate": prove a wallet the person already has to make the session fresh (step-up); default "sign-in"'),
   merge: z.boolean().optional().describe("with intent link: if the wallet belongs to another person, move that person into this one"),
 };
 /** Optional: a client without keccak (a plain web page) can ask for the exact message to sign (address and chainId together). */
@@ -124,7 +127,8 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
   const signInStatement = options.statement ?? `Sign in to ${domain}`;
   /** What a link nonce's message says, so the person sees in the wallet that this links, not signs in (issue 13). */
   const linkStatement = `Link this wallet to your account on ${domain}`;
-  const statementFor = (link: LinkIntent | undefined) => (link ? linkStatement : signInStatement);
+  const reauthStatement = `Confirm it is you on ${domain}`;
+  const statementFor = (link: LinkIntent | undefined | null) => (link ? (link.reauthenticate ? reauthStatement : linkStatement) : signInStatement);
   /**
    * Uses the nonce up (in the sign-in's commit) and hands core the verification, whose link intent,
    * if any, makes the proof attach instead of sign in. A link nonce's message must carry the link
@@ -132,7 +136,7 @@ export function walletRoutes(router: Router, ctx: ProviderContext, options: Reso
    */
   const consumeNonce = async (family: Family, nonceFamily: NonceFamily, nonce: string, statement: string | undefined, q: Queryable) => {
     const used = await nonces.consume(family, nonceFamily, nonce, q);
-    if (used.ok && used.link && statement !== linkStatement) throw fail(family, "STATEMENT_MISMATCH", `a link nonce's message must say "${linkStatement}"`);
+    if (used.ok && used.link && statement !== statementFor(used.link)) throw fail(family, "STATEMENT_MISMATCH", `a link nonce's message must say "${statementFor(used.link)}"`);
     return used;
   };
 
