@@ -47,8 +47,10 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
     // The secret's own refusal (a wrong code, used, expired), committed with the try it counted.
     let refused: AuthError | undefined;
     try {
+      // The client's limit row is written last, here and in the use-up alike (one lock order, no
+      // deadlock): taken first, it would serialise every sign-in from one address (an office behind
+      // one NAT) through each other's whole commit, fsync included.
       const done = await db.transaction(async (tx) => {
-        if (attempt.limit) await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
         let verification: Awaited<ReturnType<SignInAttempt["consume"]>>;
         try {
           verification = await attempt.consume(tx);
@@ -58,6 +60,7 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
           // counted again in a later commit, parallel tries of one short code would each be
           // checked before any of them counted (20 guesses against a code allowing 3).
           refused = error;
+          await countFailure(tx, attempt);
           return undefined;
         }
         // A refusal handed back instead of thrown must never become a sign-in.
@@ -69,11 +72,14 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
           // A link intent: the proof attaches to the person whose session asked; no new session.
           const linked = await people.attach(tx, req, identity, link, resolve);
           await attempt.bind?.(tx, linked.linked!);
+          if (attempt.limit) await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
           return { linked };
         }
         const { user } = await resolve(identity, { db: tx });
         await attempt.bind?.(tx, user);
-        return { user, ...(await transport.issueSession(tx, req, user)) };
+        const issued = await transport.issueSession(tx, req, user);
+        if (attempt.limit) await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
+        return { user, ...issued };
       });
       if (done === undefined) throw refused!;
       if ("linked" in done && done.linked) {
@@ -102,26 +108,30 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
     let refusal: AuthError | undefined;
     try {
       await db.transaction(async (tx) => {
-        // The limit's row first, as in the sign-in's own commit: the same lock order in both, so a
-        // sign-in and a use-up of one client never wait on each other (a deadlock, a 500).
-        if (attempt.limit) {
-          try {
-            await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
-          } catch (error) {
-            if (!(error instanceof AuthError)) throw error; // past the limit: counted all the same
-          }
-        }
         try {
           await attempt.consume(tx);
         } catch (error) {
           if (!(error instanceof AuthError)) throw error;
           refusal = error;
         }
+        // The limit's row last, as in the sign-in's own commit: the same lock order in both, so a
+        // sign-in and a use-up of one client never wait on each other (a deadlock, a 500).
+        await countFailure(tx, attempt);
       });
     } catch (error) {
       logger.warn("sign-in: a failed attempt's secret could not be marked used", { error: (error as Error).message });
     }
     if (refusal) throw refusal;
+  }
+
+  /** Counts a failed attempt on the shared limit; past the limit it is counted all the same. */
+  async function countFailure(tx: Queryable, attempt: SignInAttempt): Promise<void> {
+    if (!attempt.limit) return;
+    try {
+      await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
+    } catch (error) {
+      if (!(error instanceof AuthError)) throw error;
+    }
   }
 
   return { signIn, signInOnce };
