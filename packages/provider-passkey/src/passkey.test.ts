@@ -606,5 +606,23 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       const list = await c.get("/passkey/credentials");
       expect(list.body.passkeys.map((p: { id: string }) => p.id)).toEqual([second.id]);
     });
+
+    it("review: a deleted passkey's credential id cannot be registered again with another key (a thief of the lost device would sign back in as its identity)", async () => {
+      const { authenticator } = await registered();
+      const b = browser();
+      expect((await signIn(b, authenticator)).status).toBe(200);
+      const creation = await b.post("/passkey/register/options");
+      const lost = new SoftAuthenticator("ES256", RP);
+      expect((await b.post("/passkey/register/verify", { response: lost.register(creation.body.options) })).status).toBe(200);
+      expect((await b.post(`/passkey/credentials/${lost.id}`, undefined, { method: "DELETE" })).status).toBe(204);
+      // The thief learnt the credential id from an assertion of the lost device; a software authenticator chooses any id.
+      const thief = new SoftAuthenticator("ES256", RP);
+      lost.credentialId.copy(thief.credentialId);
+      const t = browser();
+      await expectRefused(signUp(t, thief), 409, "ERR_PASSKEY_CREDENTIAL_EXISTS");
+      expect((await t.get("/session")).status).toBe(401);
+      const { rows } = await db.query("SELECT 1 FROM erebus_passkey_credentials WHERE credential_id = $1", [lost.id]);
+      expect(rows).toEqual([]);
+    });
   });
 }

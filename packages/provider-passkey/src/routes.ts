@@ -193,6 +193,9 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
       async verify() {
         verified = await verifyRegistration(body.response, rp, { requireUv, algorithms: options.algorithms });
         if (await credentials.find(verified.credentialId)) throw fail("ERR_PASSKEY_CREDENTIAL_EXISTS");
+        // A deleted passkey's identity stays in user_references (its person's): a new key under its
+        // credential id (any software authenticator picks its id) would sign in as that identity.
+        if (await ctx.findUser(PASSKEY_NETWORK, verified.credentialId)) throw fail("ERR_PASSKEY_CREDENTIAL_EXISTS");
         return { network: PASSKEY_NETWORK, sourceIdentifier: verified.credentialId, sourceType: sourceTypeOf(verified) };
       },
       async consume(q) {
