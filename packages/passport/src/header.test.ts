@@ -118,5 +118,46 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect(res.status).toBe(403);
       expect(await code(res)).toBe("ERR_USER_DEACTIVATED");
     });
+
+    it("review: a refused credential of another scheme in Authorization (Basic) is 401, never anonymous nor the session cookie (core only checks Bearer)", async () => {
+      // A Basic-auth strategy on Authorization: fallThrough is on by default for that header.
+      const basic = {
+        name: "basic",
+        authenticate(this: { success(u: unknown): void; fail(c: string, s: number): void }, req: { headers: Record<string, string> }) {
+          const pair = Buffer.from(String(req.headers.authorization).slice(6), "base64").toString();
+          return pair === "ops:s3cret" ? this.success({ service: "ops" }) : this.fail('Basic realm="ops"', 401);
+        },
+      };
+      const { server: basicServer } = await startAuthServer(
+        {
+          database: db,
+          baseURL: ORIGIN,
+          logger: silentLogger,
+          rateLimit: { enabled: false },
+          session: { cacheTtl: 0 },
+          providers: [passportProvider({ id: "basic", kind: "header", strategy: basic, header: "authorization", scheme: "Basic", toIdentity, sourceTypes: [serviceAccount] })],
+        },
+        (app, a) => {
+          app.get("/api/me", a.requireUser(), (req, res) => res.json({ user: req.auth!.user, via: req.auth!.via }));
+          app.get("/api/open", a.middleware, (req, res) => res.json({ auth: req.auth ?? null }));
+        },
+      );
+      try {
+        const get = (path: string, headers: Record<string, string>) => fetch(`${basicServer.url}${path}`, { headers });
+        const good = await get("/api/me", { authorization: `Basic ${Buffer.from("ops:s3cret").toString("base64")}` });
+        expect(good.status).toBe(200);
+        const wrong = `Basic ${Buffer.from("ops:wrong").toString("base64")}`;
+        const anonymous = await get("/api/open", { authorization: wrong });
+        expect(anonymous.status).toBe(401);
+        expect(await code(anonymous)).toBe("ERR_PASSPORT_CREDENTIALS_INVALID");
+        const user = await auth.api.registerSystemAgent({ agentType: "browser", capabilities: [] });
+        const { token } = await auth.api.createSession(user.id);
+        const withCookie = await get("/api/me", { authorization: wrong, cookie: `erebus_session=${token}` });
+        expect(withCookie.status).toBe(401);
+        expect(await code(withCookie)).toBe("ERR_PASSPORT_CREDENTIALS_INVALID");
+      } finally {
+        await basicServer.close();
+      }
+    });
   });
 }

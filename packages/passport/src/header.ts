@@ -31,7 +31,9 @@ export function headerAuthenticator(ctx: ProviderContext, options: ResolvedPassp
     const outcome = await runStrategy(options.strategy, req, { ...options.authenticateOptions }, { timeout: options.timeout, logger: ctx.logger, label });
     if (outcome.action === "pass") return null;
     if (outcome.action !== "success") {
-      if (outcome.action === "fail" && options.fallThrough) return null;
+      // Core checks only a Bearer value in Authorization itself: a refused Basic (or JWT, …) one left
+      // to it would run anonymous, or as the session cookie.
+      if (outcome.action === "fail" && options.fallThrough && (header.name !== "authorization" || /^bearer(?:\s|$)/i.test(value))) return null;
       throw refusalOf(outcome, "header", ctx.logger, label);
     }
     const identity = await mapIdentity(options.toIdentity, outcome.user, outcome.info);
