@@ -326,6 +326,12 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
     if (row.user_id === auth.user.id) throw AuthError.of("ERR_IDENTITY_IN_USE", { detail: "this session signed in with this passkey; sign in another way to delete it" });
     if (person.userIds.length <= 1) throw AuthError.of("ERR_IDENTITY_LAST", { detail: "this passkey is the last way to sign in; add another first" });
     await ctx.db.transaction(async (tx) => {
+      // Two sessions of the person deleting each other's passkey at once would both pass the checks
+      // above and leave no way to sign in: the person's passkeys are locked, and a session that the
+      // other delete ended meanwhile deletes nothing.
+      await credentials.lockOfUsers(person.userIds, tx);
+      const { rows: live } = await tx.query("SELECT 1 FROM erebus_sessions WHERE id = $1 AND revoked_at IS NULL", [auth.session!.id]);
+      if (live.length === 0) throw AuthError.of("ERR_SESSION_INVALID", { detail: "this session ended meanwhile" });
       if (!(await credentials.remove(id, person.userIds, tx))) throw fail("ERR_PASSKEY_NOT_FOUND");
       await revokeSessionsOf(tx, row.user_id, ctx.clock());
     });
