@@ -117,6 +117,16 @@ export function credentialStore(db: Database) {
       return rows[0] ? normalize(rows[0]) : null;
     },
 
+    /** How many passkeys the person of this identity has (read in the registration's commit, where core holds the person's lock for a link). */
+    async countOfPerson(userId: string, q: Queryable): Promise<number> {
+      const { rows } = await q.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ${TABLE} c JOIN user_references u ON u.id = c.user_id
+         WHERE u.person_id = (SELECT person_id FROM user_references WHERE id = $1)`,
+        [userId],
+      );
+      return rows[0]?.n ?? 0;
+    },
+
     /** Locks the passkeys of these identities until `q` commits (in one order: concurrent lockers never deadlock). */
     async lockOfUsers(userIds: readonly string[], q: Queryable): Promise<void> {
       await q.query(`SELECT credential_id FROM ${TABLE} WHERE user_id = ANY($1::uuid[]) ORDER BY credential_id FOR UPDATE`, [userIds]);

@@ -320,6 +320,26 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       await expectRefused(b.post("/passkey/register/options", { intent: "link" }), 409, "ERR_PASSKEY_LIMIT_REACHED");
     });
 
+    it("review: maxPasskeys holds when several registrations were started before any finished (checked again in the commit)", async () => {
+      // On https core's binding cookie keeps several challenges live in one browser.
+      const TLS = { rpId: "app.test", origin: "https://app.test" };
+      const { server: capped } = await startAuthServer({ database: db, baseURL: "https://app.test", providers: [passkeyProvider({ maxPasskeys: 2 })], logger, clock: () => now, rateLimit: { enabled: false } });
+      try {
+        const b = new Browser(capped.url, "https://app.test");
+        const creation = await b.post("/passkey/register/options");
+        expect((await b.post("/passkey/register/verify", { response: new SoftAuthenticator("ES256", TLS).register(creation.body.options) })).status).toBe(200);
+        const starts = [await b.post("/passkey/register/options"), await b.post("/passkey/register/options"), await b.post("/passkey/register/options")];
+        expect(starts.map((s) => s.status)).toEqual([200, 200, 200]);
+        expect((await b.post("/passkey/register/verify", { response: new SoftAuthenticator("ES256", TLS).register(starts[0]!.body.options) })).status).toBe(200);
+        for (const start of starts.slice(1)) {
+          await expectRefused(b.post("/passkey/register/verify", { response: new SoftAuthenticator("ES256", TLS).register(start.body.options) }), 409, "ERR_PASSKEY_LIMIT_REACHED");
+        }
+        expect((await b.get("/passkey/credentials")).body.passkeys).toHaveLength(2);
+      } finally {
+        await capped.close();
+      }
+    });
+
     it("tampered client data: a changed clientDataJSON no longer matches the signature, and the challenge is used up", async () => {
       const { authenticator } = await registered("EdDSA");
       const b = browser();

@@ -84,7 +84,7 @@ const docs = {
     summary: "Passkey registration: verify the attestation, store the passkey and start a session",
     body: registerVerifyBody,
     responses: { 200: { description: "registered and signed in", schema: signInResultSchema.extend({ passkey: passkeySchema }) } },
-    errors: [...responseErrors, "ERR_PASSKEY_ATTESTATION_INVALID", "ERR_PASSKEY_ALGORITHM_UNSUPPORTED", "ERR_PASSKEY_CREDENTIAL_EXISTS", "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID", "ERR_LINK_SESSION_MISMATCH", "ERR_IDENTITY_LIMIT", "ERR_REAUTH_REQUIRED"],
+    errors: [...responseErrors, "ERR_PASSKEY_ATTESTATION_INVALID", "ERR_PASSKEY_ALGORITHM_UNSUPPORTED", "ERR_PASSKEY_CREDENTIAL_EXISTS", "ERR_PASSKEY_LIMIT_REACHED", "ERR_USER_DEACTIVATED", "ERR_IDENTITY_INVALID", "ERR_LINK_SESSION_MISMATCH", "ERR_IDENTITY_LIMIT", "ERR_REAUTH_REQUIRED"],
   },
   options: {
     summary: "Passkey sign-in: options for navigator.credentials.get() (discoverable: allowCredentials is empty; also for conditional UI)",
@@ -205,6 +205,8 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
       },
       async bind(q, user) {
         const v = verified!;
+        // Checked at the options too, but several registrations started before any finished would each pass there.
+        if ((await credentials.countOfPerson(user.id, q)) >= options.maxPasskeys) throw fail("ERR_PASSKEY_LIMIT_REACHED", `at most ${options.maxPasskeys}`);
         const inserted = await credentials.insert(
           {
             credential_id: v.credentialId,
