@@ -176,7 +176,7 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect((await problem(bad)).code).toBe("ERR_IDENTITY_INVALID");
     });
 
-    it("redirect kind: a start that never acts is 503 (a browser is sent to errorRedirect); a strategy that answers at once signs in", async () => {
+    it("redirect kind: a start that never acts is 503 (a browser is sent to errorRedirect); review: a strategy that answers the start at once is refused (a GET sign-in with no state is login CSRF)", async () => {
       const json = await fetch(`${server.url}/auth/passport/rawredirect?mode=never`, { headers: { accept: "application/json" }, redirect: "manual" });
       expect(json.status).toBe(503);
       expect((await problem(json)).code).toBe("ERR_PASSPORT_TIMEOUT");
@@ -184,8 +184,12 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect(browser.status).toBe(302);
       expect(browser.headers.get("location")).toBe("/oops?error=ERR_PASSPORT_DENIED");
       const direct = await fetch(`${server.url}/auth/passport/rawredirect?mode=success`, { headers: { accept: "application/json" }, redirect: "manual" });
-      expect(direct.status).toBe(200);
-      expect(((await direct.json()) as { user: { source_identifier: string } }).user.source_identifier).toBe("raw-user");
+      expect(direct.status).toBe(502);
+      expect((await problem(direct)).code).toBe("ERR_PASSPORT_STRATEGY_ERROR");
+      expect(direct.headers.getSetCookie().some((c) => c.startsWith("erebus_session="))).toBe(false);
+      const crossSite = await fetch(`${server.url}/auth/passport/rawredirect?mode=success`, { headers: { accept: "text/html", "sec-fetch-site": "cross-site" }, redirect: "manual" });
+      expect(crossSite.status).toBe(302);
+      expect(crossSite.headers.get("location")).toBe("/oops?error=ERR_PASSPORT_STRATEGY_ERROR");
     });
 
     it("header kind: success sets req.auth; fail is 401, a throw 502, never acting 503; no header → the strategy is not run", async () => {

@@ -155,8 +155,16 @@ export function passportRoutes(router: Router, ctx: ProviderContext, options: Re
         res.setHeader("Cache-Control", "no-store");
         return res.redirect(outcome.status === 303 ? 303 : 302, outcome.url);
       }
-      // A strategy may also answer at once (a custom one that needs no round trip).
+      // A strategy that answers the start at once would sign in on a GET with no state and no
+      // browser binding: a cross-site link could sign a visitor into someone else's account (login
+      // CSRF), or a link intent would be dropped. A strategy that needs no round trip is a form one.
+      const refused =
+        outcome.action === "success"
+          ? passportErrors.create("ERR_PASSPORT_STRATEGY_ERROR", { detail: `a redirect strategy must redirect on its start; use kind "form" for one that signs in at once` })
+          : undefined;
+      if (refused) ctx.logger.warn("passport: a redirect strategy signed in on its start route; refused (use kind form)", { strategy: label });
       try {
+        if (refused) throw refused;
         const result = await signIn(req, res, () => identityOf(outcome, "redirect"));
         if (wantsJson(req)) return res.json(result);
         res.redirect(302, returnTo);
