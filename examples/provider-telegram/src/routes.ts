@@ -27,7 +27,7 @@ const verifyQuery = z.strictObject({
   intent: z.enum(["sign-in", "link", "reauthenticate"]).optional().describe('"link": attach this Telegram account to the signed-in person (a fresh session)'),
   merge: z.enum(["true", "false"]).optional().describe("with intent link: if the account belongs to another person, move that person into this one"),
 });
-const linkErrors = ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_REAUTH_REQUIRED", "ERR_IDENTITY_LINKED_ELSEWHERE", "ERR_IDENTITY_LIMIT", "ERR_LINK_CONFLICT"];
+const linkErrors = ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_REAUTH_REQUIRED", "ERR_REAUTH_IDENTITY_FOREIGN", "ERR_IDENTITY_LINKED_ELSEWHERE", "ERR_IDENTITY_LIMIT", "ERR_LINK_CONFLICT"];
 const docs = {
   callback: {
     summary: "Telegram login: the page the widget's redirect (data-auth-url) opens",

@@ -14,7 +14,7 @@ const linkFields = {
   intent: z.enum(["sign-in", "link", "reauthenticate"]).optional().describe('"link": attach the identity to the signed-in person (fresh session required) instead of signing in'),
   merge: z.enum(["true", "false"]).optional().describe("with intent=link: take in the person the identity belongs to"),
 };
-const LINK_ERRORS = ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_REAUTH_REQUIRED", "ERR_LINK_SESSION_MISMATCH", "ERR_IDENTITY_LINKED_ELSEWHERE", "ERR_IDENTITY_LIMIT", "ERR_LINK_CONFLICT"];
+const LINK_ERRORS = ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_REAUTH_REQUIRED", "ERR_LINK_SESSION_MISMATCH", "ERR_REAUTH_IDENTITY_FOREIGN", "ERR_IDENTITY_LINKED_ELSEWHERE", "ERR_IDENTITY_LIMIT", "ERR_LINK_CONFLICT"];
 const startQuery = z.object({ returnTo: z.string().max(512).optional().describe("a path on this site to land on after sign-in (default: successRedirect)"), ...linkFields });
 const formQuery = z.strictObject(linkFields);
 const callbackQuery = z.looseObject({

@@ -59,7 +59,7 @@ const siwsBody = z.strictObject({
 
 /** Core's answers when a nonce is asked for with intent link, and when its proof attaches (people). */
 const linkStartErrors = ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_REAUTH_REQUIRED", "ERR_RATE_LIMITED"];
-const linkErrors = ["ERR_LINK_SESSION_MISMATCH", "ERR_IDENTITY_LINKED_ELSEWHERE", "ERR_IDENTITY_LIMIT", "ERR_LINK_CONFLICT"];
+const linkErrors = ["ERR_LINK_SESSION_MISMATCH", "ERR_REAUTH_IDENTITY_FOREIGN", "ERR_IDENTITY_LINKED_ELSEWHERE", "ERR_IDENTITY_LIMIT", "ERR_LINK_CONFLICT"];
 const familyErrors = (family: Family) => Object.keys(walletErrors.codes).filter((code) => code.startsWith(`ERR_${family}_`));
 const siweNonceAnswer = z.object({
   nonce: z.string(),
