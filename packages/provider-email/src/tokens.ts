@@ -133,9 +133,11 @@ export function createTokenStore(ctx: ProviderContext, options: TokenStoreOption
               { purpose: CODE, subject: email, ttlSeconds: options.codeTtl, secret: { digits: 6 }, maxAttempts: options.maxCodeAttempts, supersede: true, ...(link ? { link } : {}) },
           tx,
         );
-        // Housekeeping, bounded: code budgets whose window passed.
+        // Housekeeping, bounded: code budgets whose window passed. Rows a code try holds are skipped:
+        // that try took the budget row before its code's, this send the other way round (supersede
+        // first), and waiting for it would be a deadlock PostgreSQL breaks with a 500.
         await tx.query(
-          "DELETE FROM erebus_email_code_failures WHERE email IN (SELECT email FROM erebus_email_code_failures WHERE window_started_at <= $1 LIMIT 20)",
+          "DELETE FROM erebus_email_code_failures WHERE email IN (SELECT email FROM erebus_email_code_failures WHERE window_started_at <= $1 LIMIT 20 FOR UPDATE SKIP LOCKED)",
           [new Date(issued.issuedAt.getTime() - windowMs)],
         );
         return { secret: issued.secret, expiresAt: issued.expiresAt };
