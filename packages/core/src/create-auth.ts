@@ -160,7 +160,7 @@ export function createAuth(input: AuthOptions): ErebusAuth {
   const signIn = createSignIn({ db, transport, sessionCache, logger, people });
   const browserCookie = createBrowserCookie(options.baseURL, options.basePath);
   const instances: ProviderInstance[] = options.providers.map((provider) =>
-    setUpProvider(provider, createProviderContext(provider, { options, db, users, signIn, rateLimit, authentication, browserCookie, people })),
+    setUpProvider(provider, createProviderContext(provider, { options, db, users, signIn, rateLimit, authentication, browserCookie, people, sessions })),
   );
   for (const instance of instances) if (instance.authenticate) authenticators.push(instance.authenticate);
   const commands = collectCommands(instances, CORE_COMMANDS);

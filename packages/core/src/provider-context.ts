@@ -23,6 +23,7 @@ export interface ContextDeps {
   authentication: Authentication;
   browserCookie: BrowserCookie;
   people: People;
+  sessions: import("./sessions.js").SessionStore;
 }
 
 /** For a check made without a response at hand: a bad cookie is then not cleared, only refused. */
@@ -82,6 +83,7 @@ export function createProviderContext(provider: ErebusProvider, deps: ContextDep
     },
     verifications: createVerifications({ db, provider: provider.id, clock, random, browserCookie: deps.browserCookie }),
     resolveIdentity: resolve,
+    revokeSessions: (userId, opts) => deps.sessions.revokeAll(userId, opts?.db),
     async registerSystemAgent(input, opts) {
       checkEmits("system_agent");
       return users.registerSystemAgent(input, opts);

@@ -101,6 +101,11 @@ export interface ProviderContext {
   resolveIdentity(identity: VerifiedIdentity, options?: { db?: Queryable; personId?: string }): Promise<UserReference>;
   /** Registers (or updates) a system agent's row (`{ db: tx }` as for resolveIdentity). */
   registerSystemAgent(input: SystemAgentInput, options?: { db?: Queryable }): Promise<UserReference>;
+  /**
+   * Ends every session of an identity (a credential deleted because its device was lost), on
+   * `{ db: tx }` to be part of your commit; every instance's session cache drops them (NOTIFY at commit).
+   */
+  revokeSessions(userId: string, options?: { db?: Queryable }): Promise<number>;
   /** Looks a user up by id. */
   getUser(id: string): Promise<UserReference | null>;
   /** Looks a user up by identity (`network`, canonical `sourceIdentifier`). */

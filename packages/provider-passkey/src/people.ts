@@ -1,4 +1,4 @@
-import { AuthError, type LinkIntent, type ProviderContext, type Queryable, type RequestAuth } from "@erebus/core/provider";
+import { AuthError, type LinkIntent, type ProviderContext, type RequestAuth } from "@erebus/core/provider";
 import type { Request, Response } from "express";
 
 /**
@@ -33,14 +33,3 @@ export async function linkIntent(ctx: ProviderContext, req: Request, res: Respon
   return intent;
 }
 
-/**
- * Ends every session that signed in with a deleted passkey's identity, on `q` (the delete's commit):
- * a passkey deleted because its device was lost must not leave that device signed in. Core's
- * session cache hears the revocation through its database trigger.
- */
-export async function revokeSessionsOf(q: Queryable, userId: string, now: Date): Promise<number> {
-  // Core offers providers no call for this yet (auth.api.revokeAllSessions is the app's); the same
-  // UPDATE core runs, on core's sessions table.
-  const { rowCount } = await q.query("UPDATE erebus_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL", [userId, now]);
-  return rowCount;
-}

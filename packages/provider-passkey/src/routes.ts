@@ -7,7 +7,7 @@ import { createChallenges } from "./challenges.js";
 import { credentialStore, toInfo, type CredentialRow } from "./credentials.js";
 import { fail, type PasskeyErrorCode } from "./errors.js";
 import { relyingParty, type ResolvedPasskeyOptions } from "./options.js";
-import { linkIntent, revokeSessionsOf, signedInPerson } from "./people.js";
+import { linkIntent, signedInPerson } from "./people.js";
 import { PASSKEY_NETWORK, type PasskeySourceType } from "./source-type.js";
 import {
   authenticationResponseSchema,
@@ -335,7 +335,8 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
       const { rows: live } = await tx.query("SELECT 1 FROM erebus_sessions WHERE id = $1 AND revoked_at IS NULL", [auth.session!.id]);
       if (live.length === 0) throw AuthError.of("ERR_SESSION_INVALID", { detail: "this session ended meanwhile" });
       if (!(await credentials.remove(id, person.userIds, tx))) throw fail("ERR_PASSKEY_NOT_FOUND");
-      await revokeSessionsOf(tx, row.user_id, ctx.clock());
+      // A passkey deleted because its device was lost must not leave that device signed in.
+      await ctx.revokeSessions(row.user_id, { db: tx });
     });
     res.status(204).end();
   });
