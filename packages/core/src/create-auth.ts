@@ -158,7 +158,8 @@ export function createAuth(input: AuthOptions): ErebusAuth {
   });
   const people = createPeople({ db, options, users, sessions, sessionCache, transport, authentication, rateLimit, logger });
   const signIn = createSignIn({ db, transport, sessionCache, logger, people });
-  const browserCookie = createBrowserCookie(options.baseURL, options.basePath);
+  // Secure in production as the session cookie is (behind a TLS-terminating proxy with an http baseURL too).
+  const browserCookie = createBrowserCookie(options.baseURL, options.basePath, options.production);
   const instances: ProviderInstance[] = options.providers.map((provider) =>
     setUpProvider(provider, createProviderContext(provider, { options, db, users, signIn, rateLimit, authentication, browserCookie, people, sessions })),
   );

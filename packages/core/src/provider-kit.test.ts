@@ -151,6 +151,17 @@ describe("the provider contract: setup, api, checks", () => {
     await db.close();
   });
 
+  it("review: the browser-binding cookie is Secure in production, as the session cookie is, also with an http baseURL", async () => {
+    const db = await engines({ postgresUrl: null })[0]!.create();
+    const auth = createAuth({ ...base, database: db, migrate: true, production: true, providers: [counterProvider()] });
+    await auth.ready;
+    const cookies: string[] = [];
+    const res = { append: (_name: string, value: string) => cookies.push(value) } as unknown as Response;
+    await auth.providerContext("counter").verifications.issue({ purpose: "state", ttlSeconds: 60, browser: { req: { headers: {} } as Request, res } });
+    expect(cookies[0]).toMatch(/; Secure/);
+    await db.close();
+  });
+
   it("ctx.randomToken draws from the alphabet it is given, uniformly enough, and refuses a bad alphabet", async () => {
     const auth = createAuth({ ...base, database: "pglite://memory", providers: [counterProvider()] });
     const ctx = auth.providerContext("counter");

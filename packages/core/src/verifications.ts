@@ -177,7 +177,7 @@ export interface BrowserCookie {
   add(req: Request, res: Response, value: string, maxAgeSeconds: number): void;
 }
 
-export function createBrowserCookie(baseURL: URL, basePath: string): BrowserCookie {
+export function createBrowserCookie(baseURL: URL, basePath: string, production = false): BrowserCookie {
   const https = baseURL.protocol === "https:";
   const name = https ? "__Host-erebus_bind" : "erebus_bind";
   const path = https ? "/" : basePath;
@@ -194,7 +194,7 @@ export function createBrowserCookie(baseURL: URL, basePath: string): BrowserCook
     values,
     add(req, res, value, maxAgeSeconds) {
       const kept = https ? values(req).slice(-(MAX_BINDINGS - 1)) : [];
-      res.append("Set-Cookie", serializeCookie(name, [...kept, value].join("."), { httpOnly: true, sameSite: "lax", secure: https, path, maxAge: Math.max(maxAgeSeconds, 900) }));
+      res.append("Set-Cookie", serializeCookie(name, [...kept, value].join("."), { httpOnly: true, sameSite: "lax", secure: https || production, path, maxAge: Math.max(maxAgeSeconds, 900) }));
     },
   };
 }
@@ -220,7 +220,9 @@ const COLUMNS = "id, subject, data, link, created_at, expires_at, consumed_at, s
 
 /** Deletes up to 160 rows (any provider's) that ended more than a day before `now`. */
 const housekeeping = (q: Queryable, now: Date) =>
-  q.query("DELETE FROM erebus_verifications WHERE id IN (SELECT id FROM erebus_verifications WHERE expires_at < $1 LIMIT 160)", [new Date(now.getTime() - 86_400_000)]);
+  // SKIP LOCKED: a row another transaction holds (a consume ending a subject's others) is left for
+  // the next sweep; waiting on it, with the locks this one holds, could deadlock (a 500).
+  q.query("DELETE FROM erebus_verifications WHERE id IN (SELECT id FROM erebus_verifications WHERE expires_at < $1 LIMIT 160 FOR UPDATE SKIP LOCKED)", [new Date(now.getTime() - 86_400_000)]);
 
 /** The store for one provider (rows keyed by its id). */
 export function createVerifications(deps: VerificationDeps): Verifications {
