@@ -42,6 +42,9 @@ const STATE = "state";
 const derive = (binding: string, purpose: "pkce" | "nonce", state: string) =>
   createHmac("sha256", binding).update(`${purpose}:${state}`).digest("base64url");
 
+/** Seconds a step-up login at an OpenID provider may be old (`max_age`, checked against the ID token's `auth_time`). */
+const STEP_UP_MAX_AGE = 300;
+
 /** A return path that stays on this site: `/x?y#z`, never `//host`, `/\\host` or a scheme. */
 export function safeReturnTo(value: unknown): string | undefined {
   if (value === undefined) return "/";
@@ -189,6 +192,12 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
         ...(config.params ?? {}),
       };
       if (config.kind === "oidc") parameters.nonce = derive(binding, "nonce", state);
+      // A step-up must be a fresh proof at the provider, not a silent single sign-on: ask it to log
+      // the person in again, and (OIDC) check the ID token's auth_time at the callback.
+      if (link?.reauthenticate) {
+        parameters.prompt = "login";
+        if (config.kind === "oidc") parameters.max_age = String(STEP_UP_MAX_AGE);
+      }
       return client.buildAuthorizationUrl(server, parameters);
     },
 
@@ -225,6 +234,7 @@ export function createFlow(ctx: ProviderContext, id: string, config: ProviderCon
           pkceCodeVerifier: derive(binding, "pkce", state),
           expectedState: state,
           ...(config.kind === "oidc" ? { expectedNonce: derive(binding, "nonce", state), idTokenExpected: true } : {}),
+          ...(config.kind === "oidc" && attempt.verification.link?.reauthenticate ? { maxAge: STEP_UP_MAX_AGE } : {}),
         });
         const profile = config.kind === "oidc" ? await oidcProfile(server, tokens) : await oauth2Profile(server, config, tokens.access_token);
         return { profile, issuer: config.kind === "oidc" ? server.serverMetadata().issuer : config.issuer, refreshToken: tokens.refresh_token };

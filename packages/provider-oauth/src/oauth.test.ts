@@ -503,6 +503,19 @@ for (const engine of engines()) {
         expect((await personOf(client)).identities).toHaveLength(2);
       });
 
+      it("review: a step-up (intent=reauthenticate) asks the provider for a fresh login (prompt=login, max_age) and re-proves the person's own account", async () => {
+        const client = browser();
+        await signedIn(client, "stepup");
+        const start = await client.request(`${server.url}/auth/oauth/dev?intent=reauthenticate`);
+        expect(start.status).toBe(302);
+        const authorizeUrl = new URL(start.headers.get("location")!);
+        expect(authorizeUrl.searchParams.get("prompt")).toBe("login");
+        expect(authorizeUrl.searchParams.get("max_age")).toBe("300");
+        const callback = await loginAndConsent(client, authorizeUrl.href, "stepup", isCallback);
+        const res = await client.request(callback.href, { headers: { accept: "application/json" } });
+        expect(await res.json()).toMatchObject({ outcome: "reauthenticated", user: { source_identifier: "dev:stepup" } });
+      });
+
       it("intent=link without a session is 401 and starts nothing; a bad intent or merge is 400", async () => {
         const count = async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_verifications WHERE provider = 'oauth'")).rows[0]!.n;
         const before = await count();
