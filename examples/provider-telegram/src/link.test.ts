@@ -64,6 +64,16 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       expect([replay.status, replay.body.code]).toEqual([401, "ERR_TELEGRAM_AUTH_USED"]);
     });
 
+    it("review: linking takes only a login Telegram dated in the last 10 minutes (a kept login of up to a day is no fresh proof)", async () => {
+      const me = await signIn();
+      const kept = signTelegramAuthData(BOT_TOKEN, { id: String(nextId++), first_name: "Ada", auth_date: String(Math.floor(now.getTime() / 1000) - 11 * 60) });
+      const refused = await verify(kept, "?intent=link", me.token);
+      expect([refused.status, refused.body.code]).toEqual([401, "ERR_TELEGRAM_AUTH_EXPIRED"]);
+      expect(await identities(me.token)).toEqual([me.id]);
+      // The refused attempt used the login up, as every failed attempt does.
+      expect((await verify(kept)).body.code).toBe("ERR_TELEGRAM_AUTH_USED");
+    });
+
     it("attack: a link without a session (401) or with a stale one (403 ERR_REAUTH_REQUIRED) is refused before the login is used, and signs nobody in", async () => {
       const data = login();
       const before = await used();

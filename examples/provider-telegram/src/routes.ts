@@ -55,6 +55,9 @@ const page = (res: Response, status: number, title: string, body: string) => sen
 /** A browser navigating here asks for HTML first; fetch and programs (Accept: * / * or JSON) get problem+json. */
 const wantsHtml = (req: Request) => req.accepts(["application/json", "application/problem+json", "text/html"]) === "text/html";
 
+/** Seconds a Telegram login may be old to link or step up (core's default freshness window). */
+const LINK_MAX_AGE = 600;
+
 /** Purpose of the used-login records on core's single-use secret store. */
 const USED = "payload";
 
@@ -80,6 +83,11 @@ export function telegramRoutes(router: Router, ctx: ProviderContext, options: Re
       ...(link ? { link } : {}),
       verify(): VerifiedIdentity {
         login = verify(data);
+        // Linking or stepping up asks for a fresh proof: a login Telegram dated minutes ago, not one
+        // of up to maxAge (a day) that someone may have kept.
+        if (link && ctx.clock().getTime() - login.authDate.getTime() > LINK_MAX_AGE * 1000) {
+          throw telegramErrors.create("ERR_TELEGRAM_AUTH_EXPIRED", { detail: `linking needs a Telegram login from the last ${LINK_MAX_AGE / 60} minutes` });
+        }
         const f = login.fields;
         const sourceType: TelegramSourceType = {
           type: "telegram",
