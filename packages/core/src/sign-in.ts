@@ -28,10 +28,11 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
   }
 
   /**
-   * A whole sign-in in one commit: the proof is checked first (no writes), then the client's limit,
-   * the single-use secret, the identity upsert, the provider's own rows and the session are written
-   * in one transaction. Every way it can fail after the check still uses the secret up, in a commit
-   * of its own, so each nonce, code or state gets exactly one try.
+   * A whole sign-in in one commit: the proof is checked first (no writes), then the single-use
+   * secret, the identity upsert (or the link), the provider's own rows, the session and the client's
+   * limit hit are written in one transaction. A secret's own refusal commits with the try it counted;
+   * every other way it can fail after the check still uses the secret up, in a commit of its own, so
+   * each nonce, code or state gets exactly one try.
    */
   async function signInOnce(req: Request, res: Response, attempt: SignInAttempt, resolve: Resolve): Promise<SignInResult> {
     // The shared counter, read before the costly proof (an RPC, a signature): every instance's hits
