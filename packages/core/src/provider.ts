@@ -168,7 +168,7 @@ export interface ProviderSetup<Api = unknown> {
  *     id: "telegram",
  *     emits: ["telegram"],
  *     sourceTypes: [telegramSourceType],
- *     errors: telegramErrors.table,
+ *     errors: telegramErrors.codes,
  *     setup(ctx) {
  *       return {
  *         routes(router) {
