@@ -185,7 +185,9 @@ function render() {
   const devLabel = document.querySelector("label[for=handle]");
   if (devLabel) devLabel.firstChild.textContent = linking ? "Link a development identity " : "Development sign-in ";
   renderOAuthButtons();
-  // Telegram's provider takes no link intent yet: while linking, its button would switch accounts.
+  // The page uses the widget's redirect style (GET /auth/telegram/callback → confirm page → form
+  // POST), which carries no link intent: while linking, that button would switch accounts. The
+  // provider itself links through POST /auth/telegram/verify?intent=link (the widget's JS callback).
   $("telegram-buttons").hidden = linking;
   // Passkeys: signed in, "Add a passkey" makes a new one for this person, and the other button
   // proves one the person already has elsewhere (it joins this person).
