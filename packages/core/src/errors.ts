@@ -42,7 +42,7 @@ export type CoreErrorCode = keyof typeof coreErrors;
  * `status`, and is rendered as RFC 9457 `application/problem+json` by core's error handler.
  *
  * @example
- * throw new AuthError("ERR_SIWE_NONCE_INVALID", { status: 401, title: "Unknown or used nonce" });
+ * throw new AuthError("ERR_SIWE_NONCE_UNKNOWN", { status: 401, title: "The nonce was not issued by this server" });
  * throw AuthError.of("ERR_SCOPE_MISSING", { detail: "needs scope trade", extensions: { scope: "trade" } });
  */
 export class AuthError extends Error {
@@ -86,11 +86,12 @@ export class AuthError extends Error {
 }
 
 /**
- * Declares a provider's error codes once and returns a function that throws them.
+ * Declares a provider's error codes once: `codes` is the table to give as the provider's `errors`,
+ * and `create(code, init?)` builds the `AuthError` to throw (status and title from the table).
  *
  * @example
- * export const siweErrors = defineErrors({ ERR_SIWE_NONCE_INVALID: { status: 401, title: "Unknown or used nonce" } });
- * throw siweErrors.create("ERR_SIWE_NONCE_INVALID");
+ * export const badgeErrors = defineErrors({ ERR_BADGE_CODE_INVALID: { status: 401, title: "The badge code is not valid" } });
+ * throw badgeErrors.create("ERR_BADGE_CODE_INVALID");
  */
 export function defineErrors<const T extends Record<string, { status: number; title: string }>>(codes: T) {
   return {
