@@ -3,7 +3,9 @@ import type { Request, Response } from "express";
 
 /**
  * What this provider needs of core's people model (issue 13), in one place: the signed-in person,
- * their identities that can still sign in, core's link intent and step-up.
+ * their identities that can still sign in, and core's link intent for adding a passkey. (Step-up,
+ * `intent: "reauthenticate"`, goes through core's `ctx.linkIntent` in routes.ts.) The person's
+ * identities are read with SQL because the provider context offers no look-up of a person.
  */
 export interface Person {
   id: string;
