@@ -216,9 +216,9 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
   function oauthStartURL(provider: string, input: { returnTo?: string } & IntentOption = {}): string {
     const url = authURL(`/oauth/${encodeURIComponent(provider)}`);
     if (input.returnTo !== undefined) url.searchParams.set("returnTo", input.returnTo);
-    if (input.intent === "link") {
-      url.searchParams.set("intent", "link");
-      if (input.merge) url.searchParams.set("merge", "1");
+    if (input.intent === "link" || input.intent === "reauthenticate") {
+      url.searchParams.set("intent", input.intent);
+      if (input.intent === "link" && input.merge) url.searchParams.set("merge", "1");
     }
     return url.href;
   }
@@ -230,12 +230,13 @@ export function createErebusClient(options: ErebusClientOptions = {}): ErebusCli
    */
   async function verifyAs(path: string, body: Json, input: IntentOption): Promise<SignInResult> {
     const result = await call<SignInResult>("POST", path, body);
-    if ((input.intent === "link") !== isLinkResult(result)) {
+    const asked = input.intent === "link" || input.intent === "reauthenticate";
+    if (asked !== isLinkResult(result)) {
       throw new ErebusError({
         code: "ERR_CLIENT_UNEXPECTED_RESPONSE",
         title: "Unexpected response",
         status: 200,
-        detail: input.intent === "link" ? "asked to link, but the server answered with a sign-in (does this provider support link intents?)" : "a sign-in answered with a link result",
+        detail: asked ? "asked to link, but the server answered with a sign-in (does this provider support link intents?)" : "a sign-in answered with a link result",
       });
     }
     return signedIn(result);
@@ -353,7 +354,9 @@ export function isLinkResult(result: SignInResult): result is LinkResult {
 function withIntent<T extends object>(body: T, input: { intent?: unknown; merge?: unknown }): T {
   const { intent: _i, merge: _m, ...rest } = body as T & { intent?: unknown; merge?: unknown };
   if (input.intent === undefined) return rest as T;
-  if (input.intent !== "link" && input.intent !== "sign-in") throw new TypeError(`@erebus/client: intent must be "link" or "sign-in", got ${JSON.stringify(input.intent)}`);
+  if (input.intent !== "link" && input.intent !== "sign-in" && input.intent !== "reauthenticate") {
+    throw new TypeError(`@erebus/client: intent must be "link", "reauthenticate" or "sign-in", got ${JSON.stringify(input.intent)}`);
+  }
   if (input.merge !== undefined && typeof input.merge !== "boolean") throw new TypeError("@erebus/client: merge must be a boolean");
   return { ...rest, intent: input.intent, ...(input.intent === "link" && input.merge !== undefined ? { merge: input.merge } : {}) } as T;
 }

@@ -105,9 +105,19 @@ describe.each(engines())("@erebus/client people: identities, unlink, link intent
       await expect(client.signInWithEthereum(privateKeyToAccount(generatePrivateKey()), { intent: "link" })).rejects.toBeInstanceOf(ReauthRequiredError);
       await expect(client.email.start({ email: "quinn@example.com", mode: "code", intent: "link" })).rejects.toBeInstanceOf(ReauthRequiredError);
       expect(await personOf("test", "quinn_phone")).not.toBe(phone.id); // still linked
+      // Step-up: re-proving a wallet the person already has makes the session fresh without a new one.
+      const wallet = privateKeyToAccount(generatePrivateKey());
+      now = new Date(now.getTime() - 11 * 60_000);
+      expect((await client.signInWithEthereum(wallet, { intent: "link" })).outcome).toBe("linked");
+      now = new Date(now.getTime() + 11 * 60_000);
+      const stepUp = await client.signInWithEthereum(wallet, { intent: "reauthenticate" });
+      expect(stepUp.outcome).toBe("reauthenticated");
+      expect(isLinkResult(stepUp)).toBe(true);
+      await expect(client.signInWithEthereum(privateKeyToAccount(generatePrivateKey()), { intent: "reauthenticate" })).rejects.toMatchObject({ code: "ERR_REAUTH_IDENTITY_FOREIGN" });
+      expect((await client.unlink(phone.id)).person.identities).toHaveLength(2);
       // Re-proving one of the person's identities (a fresh sign-in) makes it fresh again.
       await store.set(((await testSignIn(client, "quinn")).session as { token: string }).token);
-      expect((await client.unlink(phone.id)).person.identities).toHaveLength(1);
+      expect((await client.identities()).identities.map((i) => i.source_identifier)).not.toContain("quinn_phone");
     } finally {
       now = new Date();
     }

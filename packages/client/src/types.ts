@@ -71,8 +71,18 @@ export interface LinkIntentOption {
   merge?: boolean;
 }
 
-/** `{ intent: "link" }` or nothing (a sign-in). */
-export type IntentOption = LinkIntentOption | { intent?: "sign-in"; merge?: undefined };
+/**
+ * Step-up: a session of any age re-proves one of its person's own identities and is fresh again (no
+ * new session); anything else is 403 `ERR_REAUTH_IDENTITY_FOREIGN`. Answers a `LinkResult` with
+ * outcome `reauthenticated`.
+ */
+export interface ReauthenticateOption {
+  intent: "reauthenticate";
+  merge?: undefined;
+}
+
+/** `{ intent: "link" }`, `{ intent: "reauthenticate" }`, or nothing (a sign-in). */
+export type IntentOption = LinkIntentOption | ReauthenticateOption | { intent?: "sign-in"; merge?: undefined };
 
 export interface SiweNonce {
   nonce: string;

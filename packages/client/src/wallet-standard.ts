@@ -48,14 +48,22 @@ export async function signInWithStandardWallet(client: ErebusClient, wallet: Sta
 export async function signInWithStandardWallet(client: ErebusClient, wallet: StandardWallet, input: { provider?: string } & IntentOption = {}): Promise<SignInResult> {
   const feature = wallet.features["solana:signIn"] as SolanaSignInFeature | undefined;
   if (!feature) throw new TypeError(`signInWithStandardWallet: ${wallet.name} has no solana:signIn`);
-  const issued = await client.siws.nonce(input.intent === undefined ? undefined : input.intent === "link" ? { intent: "link", ...(input.merge === undefined ? {} : { merge: input.merge }) } : { intent: "sign-in" });
+  const issued = await client.siws.nonce(
+    input.intent === undefined
+      ? undefined
+      : input.intent === "link"
+        ? { intent: "link", ...(input.merge === undefined ? {} : { merge: input.merge }) }
+        : input.intent === "reauthenticate"
+          ? { intent: "reauthenticate" }
+          : { intent: "sign-in" },
+  );
   const [output] = await feature.signIn(issued.input);
   if (!output) throw new ErebusError({ code: "ERR_CLIENT_WALLET_REFUSED", title: "The wallet returned nothing", status: 0 });
   const message = new TextDecoder().decode(output.signedMessage);
   checkSignInMessage(message, { host: client.baseURL.host, origin: client.baseURL.origin, nonce: issued.nonce, family: "Solana", address: output.account.address });
   const provider = input.provider ?? (wallet.name.toLowerCase().replace(/[^a-z0-9_.-]/g, "").slice(0, 32) || "unknown");
   const result = await client.siws.verify({ message, signature: base58Encode(output.signature), address: output.account.address, provider });
-  if (input.intent === "link" && !isLinkResult(result)) {
+  if ((input.intent === "link" || input.intent === "reauthenticate") && !isLinkResult(result)) {
     throw new ErebusError({ code: "ERR_CLIENT_UNEXPECTED_RESPONSE", title: "Unexpected response", status: 200, detail: "asked to link, but the server answered with a sign-in" });
   }
   return result;

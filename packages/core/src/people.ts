@@ -55,7 +55,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * last identity nor the one the session signed in with.
  */
 export function createPeople(deps: PeopleDeps) {
-  const { db, options, users, sessions, transport, authentication } = deps;
+  const { db, options, sessions, transport, authentication } = deps;
   const { freshAge, maxIdentities, linksPerHour, onMerge } = options.people;
   const perSession = deps.rateLimit({ name: "core:link-session", points: linksPerHour, duration: 3600 });
   const perClient = deps.rateLimit({ name: "core:link-client", points: linksPerHour * 2, duration: 3600 });
