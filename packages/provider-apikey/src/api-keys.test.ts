@@ -537,11 +537,14 @@ for (const engine of engines()) {
       expect((await call(server, "GET", "/api/me", { "x-api-key": rotatedNow.body.key })).body.code).toBe("ERR_APIKEY_ROTATED");
       expect((await call(server, "GET", "/api/me", { "x-api-key": hour.body.key })).status).toBe(200);
 
+      // An hour on, the session is stale for minting a secret (step-up, issue 15): the owner signs in again.
+      expect((await call(server, "POST", `/auth/api-keys/${first.id}/rotate`, owner)).body.code).toBe("ERR_REAUTH_REQUIRED");
+      const again = await session("rotator");
       // No body: the provider's rotationGracePeriod (3600 s in this test). Out of range: 400 naming the field.
-      const byDefault = await call(server, "POST", `/auth/api-keys/${first.id}/rotate`, owner);
+      const byDefault = await call(server, "POST", `/auth/api-keys/${first.id}/rotate`, again);
       expect(byDefault.body.previousValidUntil).toBe(new Date(now.getTime() + 3_600_000).toISOString());
       for (const gracePeriodSeconds of [-1, 1.5, 30 * 86_400 + 1, "60"]) {
-        const bad = await call(server, "POST", `/auth/api-keys/${first.id}/rotate`, owner, { gracePeriodSeconds });
+        const bad = await call(server, "POST", `/auth/api-keys/${first.id}/rotate`, again, { gracePeriodSeconds });
         expect([bad.status, bad.body.code, bad.body.field]).toEqual([400, "ERR_BODY_INVALID", "gracePeriodSeconds"]);
       }
       const listed = await call(server, "GET", "/auth/api-keys", owner);

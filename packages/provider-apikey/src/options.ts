@@ -42,6 +42,12 @@ export const apiKeyOptionsSchema = z.strictObject({
   maxKeysPerUser: z.number().int().positive().max(10_000).default(50),
   /** Key creations per client and minute. */
   createPerMinute: z.number().int().positive().default(10),
+  /**
+   * Step-up: creating or rotating a key over HTTP (a new secret that acts as the person) needs a
+   * session that proved a credential within core's `people.freshAge` (403 `ERR_REAUTH_REQUIRED`
+   * otherwise; a step-up with `intent: "reauthenticate"` makes it fresh). Revoking and listing never do.
+   */
+  freshSession: z.boolean().default(true),
 });
 
 export type ApiKeyOptions = z.input<typeof apiKeyOptionsSchema>;

@@ -10,11 +10,12 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
     let db: Database;
     let auth: ErebusAuth;
     let server: Running;
+    let now = new Date();
 
     beforeAll(async () => {
       db = await engine.create();
       ({ auth, server } = await startAuthServer(
-        { database: db, baseURL: ORIGIN, logger: silentLogger, providers: [testProvider(), apiKeyProvider({ maxKeysPerUser: 3 })] },
+        { database: db, baseURL: ORIGIN, logger: silentLogger, clock: () => now, providers: [testProvider(), apiKeyProvider({ maxKeysPerUser: 3 })] },
         (app, a) => {
           app.get("/whoami", a.middleware, (req, res) => void res.json({ personId: req.auth?.personId, user: req.auth?.user.id, via: req.auth?.via }));
         },
@@ -90,6 +91,19 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       await expect.poll(async () => (await (await fetch(`${server.url}/whoami`, { headers: { "x-api-key": theirs.body.key } })).json()).personId).toBe(into.user.id);
       expect((await call("POST", "/auth/api-keys", into.token, { name: "third" })).status).toBe(201);
       expect((await call("POST", "/auth/api-keys", from.token, { name: "fourth" })).body.code).toBe("ERR_APIKEY_LIMIT");
+    });
+
+    it("step-up: creating or rotating a key needs a fresh session (403 ERR_REAUTH_REQUIRED); a step-up makes it fresh; listing and revoking do not", async () => {
+      const stale = await signIn("key_stale");
+      const made = await call("POST", "/auth/api-keys", stale.token, { name: "before" });
+      now = new Date(now.getTime() + 11 * 60_000);
+      expect((await call("POST", "/auth/api-keys", stale.token, { name: "late" })).body.code).toBe("ERR_REAUTH_REQUIRED");
+      expect((await call("POST", `/auth/api-keys/${made.body.id}/rotate`, stale.token, {})).body.code).toBe("ERR_REAUTH_REQUIRED");
+      expect((await call("GET", "/auth/api-keys", stale.token)).body.keys).toHaveLength(1);
+      const { ticket } = (await call("POST", "/auth/test/start", stale.token, { handle: "key_stale", intent: "reauthenticate" })).body;
+      expect((await call("POST", "/auth/test/verify", stale.token, { handle: "key_stale", ticket })).body.outcome).toBe("reauthenticated");
+      expect((await call("POST", "/auth/api-keys", stale.token, { name: "late" })).status).toBe(201);
+      expect((await call("DELETE", `/auth/api-keys/${made.body.id}`, stale.token)).status).toBe(204);
     });
 
     it("migration 0003 puts existing keys into their owner's person", async () => {

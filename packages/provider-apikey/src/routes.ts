@@ -37,7 +37,7 @@ const docs = (createBody: z.ZodType, rotateBody: z.ZodType) =>
       auth: ["session"],
       body: createBody,
       responses: { 201: { description: "created", schema: newKey } },
-      errors: [...keyErrors, "ERR_APIKEY_LIMIT"],
+      errors: [...keyErrors, "ERR_APIKEY_LIMIT", "ERR_REAUTH_REQUIRED"],
     },
     list: { summary: "Your API keys (no secrets)", auth: ["session"], responses: { 200: { description: "the keys", schema: z.object({ keys: z.array(keyInfo) }) } }, errors: keyErrors },
     revoke: { summary: "Revoke an API key", auth: ["session"], responses: { 204: { description: "revoked, on every instance at once" } }, errors: [...keyErrors, "ERR_APIKEY_NOT_FOUND"] },
@@ -47,7 +47,7 @@ const docs = (createBody: z.ZodType, rotateBody: z.ZodType) =>
       auth: ["session"],
       body: rotateBody,
       responses: { 200: { description: "the new secret", schema: newKey } },
-      errors: [...keyErrors, "ERR_APIKEY_NOT_FOUND"],
+      errors: [...keyErrors, "ERR_APIKEY_NOT_FOUND", "ERR_REAUTH_REQUIRED"],
     },
   }) satisfies Record<string, RouteDoc>;
 
@@ -79,6 +79,12 @@ export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeySto
     if (auth.via !== "session") throw apiKeyErrors.create("ERR_APIKEY_SESSION_REQUIRED");
     return auth;
   }
+  /** Minting a secret that acts as the person: a recently proven session, unless the app turned that off. */
+  async function freshOwner(req: Request, res: Response): Promise<RequestAuth> {
+    const auth = await owner(req, res);
+    if (options.freshSession) await ctx.requireFresh(req, res);
+    return auth;
+  }
   const idParam = (req: Request) => {
     const parsed = keyId.safeParse(req.params.id);
     if (!parsed.success) throw apiKeyErrors.create("ERR_APIKEY_NOT_FOUND");
@@ -86,7 +92,7 @@ export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeySto
   };
 
   router.post("/api-keys", describeRoute(doc.create), createLimit.middleware(), async (req, res) => {
-    const auth = await owner(req, res);
+    const auth = await freshOwner(req, res);
     const body = ctx.parse(createBody, req.body);
     const { key, info } = await store.create({ ...body, ownerId: auth.user.id, createdBy: `user:${auth.user.id}` });
     verifier.forgetMiss(info.id); // a remembered miss of this id, here at once (NOTIFY tells the other instances)
@@ -109,7 +115,7 @@ export function apiKeyRoutes(router: Router, ctx: ProviderContext, store: KeySto
   });
 
   router.post("/api-keys/:id/rotate", describeRoute(doc.rotate), async (req, res) => {
-    const auth = await owner(req, res);
+    const auth = await freshOwner(req, res);
     const id = idParam(req);
     const body = ctx.parse(rotateBody, req.body ?? {});
     const { key, info } = await store.rotate(id, auth.personId, body.gracePeriodSeconds ?? options.rotationGracePeriod);
