@@ -98,7 +98,7 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
         database: db,
         baseURL: server.url,
         migrate: true,
-        logger: process.env.PP_DEBUG ? { ...silentLogger, error: (m: string, f: unknown) => console.log("LOG", m, f) } : silentLogger,
+        logger: silentLogger,
         clock: () => new Date(Date.now() + skew),
         providers: [
           passportProvider({ id: "oidc", strategy: oidc, errorRedirect: "/signin-error", attemptsPerMinute: 10_000 }),
