@@ -26,12 +26,20 @@ try {
   exitOnStartupError(error);
 }
 const { app, agentsReady, close } = started;
-// The agents database is set up while the app serves; one that cannot be opened stops it as above.
-agentsReady.catch(exitOnStartupError);
+// The agents database is set up while the app serves; one that cannot be opened stops it as above,
+// once the app has said it listens (a lock found at once must not overtake that line).
+let listening = false;
+let agentsFailure: { error: unknown } | undefined;
+agentsReady.catch((error: unknown) => {
+  if (listening) exitOnStartupError(error);
+  agentsFailure = { error };
+});
 const server = app.listen(config.port, config.host, () => {
   // performance.now() counts from the process's start: the time a restart costs a developer.
   console.log(`Erebus example app listening on ${config.publicUrl} (database: ${config.databaseUrl.replace(/\/\/[^@/]*@/, "//***@")}; started in ${Math.round(performance.now())} ms)`);
   if (config.development) console.log("Development helpers are on (development sign-in, /dev/mailbox, /dev/oidc, /dev/agents-cache): loopback only.");
+  listening = true;
+  if (agentsFailure) exitOnStartupError(agentsFailure.error);
 });
 
 function shutdown() {
