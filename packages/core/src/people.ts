@@ -89,13 +89,12 @@ export function createPeople(deps: PeopleDeps) {
 
   /** A signed-in session that proved a credential within `maxAge` seconds, or 401/403. */
   async function requireFreshSession(req: Request, res: Response, maxAge = freshAge): Promise<RequestAuth & { session: NonNullable<RequestAuth["session"]> }> {
-    const auth = await authentication.requireAuth(req, res);
-    if (auth.via !== "session" || !auth.session) throw AuthError.of("ERR_REAUTH_REQUIRED", { detail: "needs a signed-in session, not an API key" });
+    const auth = await requireSession(req, res);
     const age = (options.clock().getTime() - auth.session.authenticatedAt.getTime()) / 1000;
     if (age > maxAge) {
       throw AuthError.of("ERR_REAUTH_REQUIRED", { detail: `the session last proved a credential ${Math.floor(age)} s ago; sign in again (at most ${maxAge} s)`, extensions: { maxAge } });
     }
-    return auth as RequestAuth & { session: NonNullable<RequestAuth["session"]> };
+    return auth;
   }
 
   /** Serialises changes to one person (link, merge, unlink) across instances. */
