@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, RequestHandler, Router } from "express";
+import type { ErrorRequestHandler, Request, RequestHandler, Response, Router } from "express";
 import { createAuthentication } from "./authentication.js";
 import { coreRouteDocs } from "./core-routes.js";
 import { lazyDatabase } from "./db/lazy.js";
@@ -17,10 +17,10 @@ import { createRateLimiterFactory, pruneRateLimits, type RateLimiter, type RateL
 import { createRouter } from "./router.js";
 import { createSessionCache } from "./session-cache.js";
 import { createSessionStore, type Session, type SessionCheck } from "./sessions.js";
-import { createSessionTransport } from "./session-transport.js";
+import { createSessionTransport, noResponse } from "./session-transport.js";
 import { createSignIn } from "./sign-in.js";
 import { SourceTypeRegistry, type SourceTypeDefinition } from "./source-types.js";
-import { createUserStore, type SystemAgentInput, type UserReference } from "./users.js";
+import { createUserStore, mapDatabaseError, type SystemAgentInput, type UserReference } from "./users.js";
 import type { VerifiedIdentity } from "./identities.js";
 import { createBrowserCookie, pruneVerifications } from "./verifications.js";
 
@@ -49,6 +49,13 @@ export interface ErebusAuth {
   readonly middleware: RequestHandler;
   /** Renders any error as problem+json. Mount it last in your app if you throw AuthErrors from your own routes. */
   readonly errorHandler: ErrorRequestHandler;
+  /**
+   * Who made the request, as `middleware` works it out (once per request): `req.auth`, or `null`
+   * for nobody. A bad explicit credential throws its AuthError (an unreachable database 503)
+   * instead of answering, for code that answers itself (a Passport strategy). Without `res` the
+   * cookie writes (the sliding refresh, clearing a bad cookie) are dropped.
+   */
+  authenticate(req: Request, res?: Response): Promise<RequestAuth | null>;
   requireUser(): RequestHandler;
   requireUserType(...allowed: UserType[]): RequestHandler;
   requireScope(...scopes: string[]): RequestHandler;
@@ -233,6 +240,14 @@ export function createAuth(input: AuthOptions): ErebusAuth {
   return {
     router,
     middleware: authentication.middleware,
+    async authenticate(req, res) {
+      try {
+        await authentication.authenticate(req, res ?? noResponse);
+      } catch (error) {
+        throw mapDatabaseError(error);
+      }
+      return req.auth ?? null;
+    },
     errorHandler,
     requireUser: authentication.requireUser,
     requireUserType: authentication.requireUserType,

@@ -1,4 +1,3 @@
-import type { Response } from "express";
 import * as z from "zod";
 import type { People } from "./people.js";
 import type { Database, Queryable } from "./db/types.js";
@@ -9,6 +8,7 @@ import type { ResolvedOptions } from "./options.js";
 import { findPgUnsafeString, PG_TEXT_MESSAGE } from "./pg-text.js";
 import type { ErebusProvider, ProviderContext } from "./provider.js";
 import type { RateLimitFactory } from "./rate-limit.js";
+import { noResponse } from "./session-transport.js";
 import type { Authentication } from "./authentication.js";
 import type { createSignIn } from "./sign-in.js";
 import type { UserStore } from "./users.js";
@@ -25,9 +25,6 @@ export interface ContextDeps {
   people: People;
   sessions: import("./sessions.js").SessionStore;
 }
-
-/** For a check made without a response at hand: a bad cookie is then not cleared, only refused. */
-const noResponse = { append: () => undefined } as unknown as Response;
 
 /** A logger that names the provider in every entry. */
 function providerLogger(logger: Logger, id: string): Logger {

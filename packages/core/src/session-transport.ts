@@ -8,6 +8,9 @@ import type { SignInResult } from "./provider.js";
 import type { Session, SessionStore } from "./sessions.js";
 import type { UserReference } from "./users.js";
 
+/** For a check made without a response at hand: its cookie writes (a refresh, clearing a bad cookie) are dropped, the answer is the same. */
+export const noResponse = { append: () => undefined, setHeader: () => undefined } as unknown as Response;
+
 /** Header a non-browser client sends to receive the session token in the body instead of a cookie. */
 export const SESSION_TRANSPORT_HEADER = "erebus-session-transport";
 

@@ -1,38 +1,14 @@
 import { AuthError, type RequestAuth } from "@erebus/core/provider";
-import type { NextFunction, Request, RequestHandler, Response } from "express";
+import type { Request, Response } from "express";
 import { Strategy } from "passport-strategy";
 
 /** What `ErebusStrategy` needs of `createAuth()`'s result. */
 export interface ErebusStrategyAuth {
-  readonly middleware: RequestHandler;
+  authenticate(req: Request, res?: Response): Promise<RequestAuth | null>;
 }
 
 /** The `info` a successful `ErebusStrategy` hands to Passport (custom callbacks get it). */
 export type ErebusStrategyInfo = Omit<RequestAuth, "user">;
-
-/**
- * Runs core's request authentication (`auth.middleware`) and hands back what it decided instead of
- * letting it answer: core's guard renders a refusal as problem+json unless the response is already
- * under way, in which case it passes the error on, so it is given a view of `res` that says so.
- * Everything else (the cookie refresh, a cleared bad cookie) goes to the real response.
- * Core has no `auth.authenticate(req, res)` yet; this is the one place to change when it does.
- */
-function authenticateWithCore(auth: ErebusStrategyAuth, req: Request, res: Response | undefined): Promise<void> {
-  // Without an Express response (koa-passport, @fastify/passport) core's cookie writes (the sliding
-  // refresh, clearing a bad cookie) are dropped; the answer is the same.
-  const target = typeof res?.append === "function" ? res : ({ append() {}, setHeader() {}, getHeader() {}, headersSent: true } as unknown as Response);
-  const view = new Proxy(target, {
-    get(object, key) {
-      if (key === "headersSent") return true;
-      const value: unknown = Reflect.get(object, key, object);
-      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(object) : value;
-    },
-  });
-  return new Promise((resolve, reject) => {
-    const next: NextFunction = (error?: unknown) => (error === undefined || error === null || error === "route" ? resolve() : reject(error));
-    Promise.resolve(auth.middleware(req, view, next)).catch(reject);
-  });
-}
 
 /** An RFC 6750 challenge; the Erebus code rides in `error_description`, where Passport's custom callbacks see it. */
 const challenge = (realm: string, error?: AuthError) =>
@@ -64,7 +40,7 @@ export class ErebusStrategy extends Strategy {
 
   constructor(auth: ErebusStrategyAuth, options: { realm?: string } = {}) {
     super();
-    if (typeof auth?.middleware !== "function") throw new TypeError("new ErebusStrategy(auth): pass the result of createAuth()");
+    if (typeof auth?.authenticate !== "function") throw new TypeError("new ErebusStrategy(auth): pass the result of createAuth()");
     const realm = options.realm ?? "erebus";
     if (!/^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(realm)) throw new TypeError("new ErebusStrategy(auth, { realm }): realm must be printable ASCII without quotes or backslashes");
     this.erebus = auth;
@@ -72,9 +48,9 @@ export class ErebusStrategy extends Strategy {
   }
 
   override authenticate(req: Request): void {
-    authenticateWithCore(this.erebus, req, req.res).then(
-      () => {
-        const auth = req.auth;
+    // Without an Express response (koa-passport, @fastify/passport) core's cookie writes are dropped; the answer is the same.
+    this.erebus.authenticate(req, typeof req.res?.append === "function" ? req.res : undefined).then(
+      (auth) => {
         if (auth) {
           const { user, ...info } = auth;
           return this.success(user, info satisfies ErebusStrategyInfo);

@@ -41,7 +41,7 @@ describe("passportProvider options: checked once, at construction, as TypeErrors
 
   it("ErebusStrategy wants createAuth()'s result and a realm that fits in a challenge", () => {
     expect(() => new ErebusStrategy(undefined as never)).toThrow(/createAuth/);
-    expect(() => new ErebusStrategy({ middleware: () => undefined }, { realm: 'a"b' })).toThrow(TypeError);
-    expect(new ErebusStrategy({ middleware: () => undefined }).name).toBe("erebus");
+    expect(() => new ErebusStrategy({ authenticate: async () => null }, { realm: 'a"b' })).toThrow(TypeError);
+    expect(new ErebusStrategy({ authenticate: async () => null }).name).toBe("erebus");
   });
 });
