@@ -163,7 +163,7 @@ export function createAuth(input: AuthOptions): ErebusAuth {
     errorHandler,
     whenReady: () => (isReady ? undefined : ready),
   });
-  const people = createPeople({ db, options, users, sessions, sessionCache, transport, authentication, rateLimit, logger });
+  const people = createPeople({ db, options, sessions, sessionCache, transport, authentication, rateLimit, logger });
   const signIn = createSignIn({ db, transport, sessionCache, logger, people });
   // Secure in production as the session cookie is (behind a TLS-terminating proxy with an http baseURL too).
   const browserCookie = createBrowserCookie(options.baseURL, options.basePath, options.production);

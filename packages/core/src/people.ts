@@ -13,7 +13,7 @@ import type { RateLimitFactory } from "./rate-limit.js";
 import type { SessionCache } from "./session-cache.js";
 import { hashToken, type SessionStore } from "./sessions.js";
 import type { SessionTransport } from "./session-transport.js";
-import type { UserReference, UserStore } from "./users.js";
+import type { UpsertIdentity, UserReference } from "./users.js";
 import type { LinkIntent } from "./verifications.js";
 
 /** One identity of a person, as the API shows it (no secrets, no provider data). */
@@ -38,7 +38,6 @@ export type LinkOutcome = "linked" | "merged" | "reauthenticated";
 export interface PeopleDeps {
   db: Database;
   options: ResolvedOptions;
-  users: UserStore;
   sessions: SessionStore;
   sessionCache: SessionCache;
   transport: SessionTransport;
@@ -165,7 +164,7 @@ export function createPeople(deps: PeopleDeps) {
       req: Request,
       identity: VerifiedIdentity,
       link: LinkIntent,
-      resolve: (identity: VerifiedIdentity, options: { db: Queryable; personId: string }) => Promise<{ user: UserReference; inserted: boolean }>,
+      resolve: UpsertIdentity,
     ): Promise<SignInResult> {
       try {
         return await attachOn(tx, req, identity, link, resolve);
@@ -246,7 +245,7 @@ export function createPeople(deps: PeopleDeps) {
     req: Request,
     identity: VerifiedIdentity,
     link: LinkIntent,
-    resolve: (identity: VerifiedIdentity, options: { db: Queryable; personId: string }) => Promise<{ user: UserReference; inserted: boolean }>,
+    resolve: UpsertIdentity,
   ): Promise<SignInResult> {
     const token = transport.requestToken(req);
     // The proof must come from the very session that asked: a link-intent secret carried to

@@ -7,10 +7,9 @@ import type { SignInAttempt, SignInResult } from "./provider.js";
 import type { SessionCache } from "./session-cache.js";
 import { hashToken } from "./sessions.js";
 import type { SessionTransport } from "./session-transport.js";
-import type { UserReference } from "./users.js";
+import type { UpsertIdentity, UserReference } from "./users.js";
 import type { People } from "./people.js";
 
-type Resolve = (identity: VerifiedIdentity, options: { db: Queryable; personId?: string }) => Promise<{ user: UserReference; inserted: boolean }>;
 
 export interface SignInDeps {
   db: Database;
@@ -34,7 +33,7 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
    * every other way it can fail after the check still uses the secret up, in a commit of its own, so
    * each nonce, code or state gets exactly one try.
    */
-  async function signInOnce(req: Request, res: Response, attempt: SignInAttempt, resolve: Resolve): Promise<SignInResult> {
+  async function signInOnce(req: Request, res: Response, attempt: SignInAttempt, resolve: UpsertIdentity): Promise<SignInResult> {
     // The shared counter, read before the costly proof (an RPC, a signature): every instance's hits
     // count, not only this one's. Its hit is written later, in the sign-in's or the use-up's commit.
     if (attempt.limit) await attempt.limit.limiter.check(attempt.limit.key);

@@ -37,6 +37,15 @@ export function mapDatabaseError(error: unknown): unknown {
   return error;
 }
 
+/** What an identity upsert answers: the row, and whether it was created just now. */
+export interface Upserted {
+  user: UserReference;
+  inserted: boolean;
+}
+
+/** A provider's identity upsert (its `emits` checked), as sign-in and linking call it inside their transaction. */
+export type UpsertIdentity = (identity: VerifiedIdentity, options: { db: Queryable; personId?: string }) => Promise<Upserted>;
+
 export interface SystemAgentInput {
   /** Stable id of the agent; a new random one when left out. Registering the same id again updates it. */
   agentId?: string;
@@ -59,7 +68,7 @@ export function createUserStore(db: Database, registry: SourceTypeRegistry, rand
   }
 
   /** {@link resolveIdentity}, also saying whether the row was created just now. */
-  async function upsertIdentity(verified: VerifiedIdentity, options: { db?: Queryable; personId?: string } = {}): Promise<{ user: UserReference; inserted: boolean }> {
+  async function upsertIdentity(verified: VerifiedIdentity, options: { db?: Queryable; personId?: string } = {}): Promise<Upserted> {
     const identity = checkIdentity(verified, registry);
     const q = options.db ?? db;
     if (options.personId !== undefined && !UUID.test(options.personId)) throw new TypeError("resolveIdentity: personId must be a UUID");

@@ -5,7 +5,7 @@ import type { Browser, BrowserContext, CDPSession, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuth, silentLogger, type Database, type ErebusAuth } from "@erebus/core";
 import { engines, listen, testProvider, type Running } from "@erebus/core/testing";
-import { chromiumPath, launchChromium } from "../test/chromium.js";
+import { chromiumPath, launchChromium } from "../../../test/browser.js";
 import { PAGE } from "../test/page.js";
 import { passkeyProvider } from "./index.js";
 
