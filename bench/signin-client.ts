@@ -4,6 +4,7 @@
 // Signs with native libsecp256k1 for both servers alike, so the client costs each side the same and little.
 //   node --import tsx bench/signin-client.ts <erebus|better-auth> <base url> <seconds> <concurrency>
 import { randomBytes } from "node:crypto";
+import http from "node:http";
 import secp256k1 from "secp256k1";
 import { createSiweMessage } from "viem/siwe";
 import { bytesToHex, hashMessage, hexToBytes } from "viem";
@@ -26,13 +27,27 @@ function sign(key: Uint8Array, message: string): string {
 
 /** BENCH_CLIENT_ADDRESSES=1: each wallet signs in from an address of its own (see bench/server.ts). */
 const ownAddresses = process.env.BENCH_CLIENT_ADDRESSES === "1";
-const post = async (path: string, body: unknown, from: string) => {
-  const headers: Record<string, string> = { "content-type": "application/json", origin: ORIGIN, ...(ownAddresses ? { "x-forwarded-for": from } : {}) };
-  const res = await fetch(`${base}${path}`, { method: "POST", headers, body: JSON.stringify(body) });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`${path} ${res.status} ${text.slice(0, 200)}`);
-  return JSON.parse(text) as Record<string, unknown>;
-};
+// node:http on kept-alive connections (as wrk does), not fetch: undici's fetch costs ~1 ms of CPU per
+// request, and this process shares the cores with the server and PostgreSQL it measures.
+const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+const target = new URL(base);
+const post = (path: string, body: unknown, from: string) =>
+  new Promise<Record<string, unknown>>((resolve, reject) => {
+    const payload = JSON.stringify(body);
+    const headers: Record<string, string | number> = { "content-type": "application/json", "content-length": Buffer.byteLength(payload), origin: ORIGIN, ...(ownAddresses ? { "x-forwarded-for": from } : {}) };
+    const req = http.request({ agent, host: target.hostname, port: target.port, path: `${target.pathname.replace(/\/$/, "")}${path}`, method: "POST", headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        if (res.statusCode !== 200) return reject(new Error(`${path} ${res.statusCode} ${text.slice(0, 200)}`));
+        resolve(JSON.parse(text) as Record<string, unknown>);
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(payload);
+  });
 
 async function signInOnce(wallet: (typeof wallets)[number]): Promise<void> {
   if (kind === "erebus") {
@@ -78,3 +93,4 @@ const elapsed = (performance.now() - start) / 1000;
 // The client's own CPU: it shares the machine's cores with the server and PostgreSQL.
 const cpu = process.cpuUsage(cpu0);
 process.stdout.write(`${JSON.stringify({ count, errors, seconds: elapsed, rate: count / elapsed, clientCpuMs: (cpu.user + cpu.system) / 1000, firstError })}\n`);
+agent.destroy();

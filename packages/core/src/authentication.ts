@@ -3,8 +3,8 @@ import { AuthError } from "./errors.js";
 import { bearerToken, crossSiteRefusal } from "./http.js";
 import { userTypes, type UserType } from "./identities.js";
 import type { Logger } from "./logger.js";
-import type { ProviderAuthResult } from "./provider.js";
-import type { SessionStore } from "./sessions.js";
+import type { ProviderAuthResult, RequestAuth } from "./provider.js";
+import type { SessionCheck, SessionStore } from "./sessions.js";
 import type { SessionTransport } from "./session-transport.js";
 import { mapDatabaseError } from "./users.js";
 
@@ -12,7 +12,7 @@ export interface AuthenticationDeps {
   sessions: SessionStore;
   transport: SessionTransport;
   /** Header authenticators of the providers that have one, in provider order. */
-  authenticators: readonly ((req: Request) => Promise<ProviderAuthResult | null>)[];
+  authenticators: readonly ((req: Request) => ProviderAuthResult | null | Promise<ProviderAuthResult | null>)[];
   trustedOrigins: ReadonlySet<string>;
   logger: Logger;
   errorHandler: ErrorRequestHandler;
@@ -27,33 +27,55 @@ export function createAuthentication(deps: AuthenticationDeps) {
   /**
    * Works out `req.auth`. Explicit credentials (a provider's header, a Bearer session token) that are
    * bad fail the request; a bad session cookie only leaves the request unauthenticated.
+   *
+   * Synchronous when nothing needs the database (a cached session or API key: most requests), so
+   * such a request takes no trip through the microtask queue; otherwise a promise. Either way, a bad
+   * credential is thrown (or rejected) as its AuthError.
    */
-  async function authenticate(req: Request, res: Response): Promise<void> {
+  function authenticate(req: Request, res: Response): void | Promise<void> {
     if (req.auth !== undefined) return;
     req.auth = null;
     const pending = deps.whenReady();
-    if (pending) await pending;
-    for (const authenticator of authenticators) {
-      const result = await authenticator(req);
-      if (result) {
-        if (result.user.is_active === false) throw AuthError.of("ERR_USER_DEACTIVATED");
-        req.auth = { ...result, personId: result.personId ?? result.user.person_id ?? result.user.id };
-        return;
-      }
+    if (pending) return pending.then(() => fromProviders(req, res, 0));
+    return fromProviders(req, res, 0);
+  }
+
+  /** The providers' header authenticators from `index` on, then the session. */
+  function fromProviders(req: Request, res: Response, index: number): void | Promise<void> {
+    for (let i = index; i < authenticators.length; i++) {
+      const result = authenticators[i]!(req);
+      if (isPromise(result)) return result.then((found) => (found ? accept(req, found) : fromProviders(req, res, i + 1)));
+      if (result) return accept(req, result);
     }
+    return fromSession(req, res);
+  }
+
+  function accept(req: Request, result: ProviderAuthResult): void {
+    if (result.user.is_active === false) throw AuthError.of("ERR_USER_DEACTIVATED");
+    req.auth = { ...result, personId: result.personId ?? result.user.person_id ?? result.user.id };
+  }
+
+  function fromSession(req: Request, res: Response): void | Promise<void> {
     const bearer = bearerToken(req);
     // A bad explicit credential fails the request: falling back to the cookie (or to nobody) would
     // hide a client bug and let a request run as someone other than its sender meant.
     if (bearer === undefined) throw AuthError.of("ERR_SESSION_INVALID", { detail: "the Authorization: Bearer header is malformed" });
     if (typeof bearer === "string") {
-      const check = await sessions.check(bearer);
-      if (!check.ok) throw check.error;
-      req.auth = { user: check.user, personId: check.user.person_id ?? check.user.id, via: "session", scopes: ["*"], session: check.session };
-      return;
+      const check = sessions.checkCached(bearer) ?? sessions.check(bearer);
+      return isPromise(check) ? check.then((c) => acceptBearer(req, c)) : acceptBearer(req, check);
     }
     const token = transport.cookieToken(req);
     if (token === undefined) return;
-    const check = await sessions.check(token);
+    const check = sessions.checkCached(token) ?? sessions.check(token);
+    return isPromise(check) ? check.then((c) => acceptCookie(req, res, token, c)) : acceptCookie(req, res, token, check);
+  }
+
+  function acceptBearer(req: Request, check: SessionCheck): void {
+    if (!check.ok) throw check.error;
+    req.auth = { user: check.user, personId: check.user.person_id ?? check.user.id, via: "session", scopes: ["*"], session: check.session };
+  }
+
+  function acceptCookie(req: Request, res: Response, token: string, check: SessionCheck): void {
     if (!check.ok) {
       req.authError = check.error;
       transport.clearCookie(res);
@@ -79,22 +101,36 @@ export function createAuthentication(deps: AuthenticationDeps) {
     throw AuthError.of("ERR_ORIGIN_FORBIDDEN", { detail: refusal });
   }
 
-  /** Runs `fn` and renders an AuthError as problem+json right here, so guards work without an app-wide error handler. */
-  function guard(name: string, fn: (req: Request, res: Response) => Promise<void>): RequestHandler {
-    const handler = async (req: Request, res: Response, next: NextFunction) => {
+  /**
+   * Runs `fn` and renders an AuthError as problem+json right here, so guards work without an
+   * app-wide error handler. `fn` may answer synchronously (then `next` runs with no await).
+   */
+  function guard(name: string, fn: (req: Request, res: Response) => unknown): RequestHandler {
+    const handler = (req: Request, res: Response, next: NextFunction) => {
+      let pending: unknown;
       try {
-        await fn(req, res);
+        pending = fn(req, res);
       } catch (error) {
         return errorHandler(mapDatabaseError(error), req, res, next);
       }
-      next();
+      if (!isPromise(pending)) return next();
+      // Returned: Express 5 hands a throw from `next` on (as it did when this was an async function).
+      return pending.then(
+        () => next(),
+        (error: unknown) => errorHandler(mapDatabaseError(error), req, res, next),
+      );
     };
     Object.defineProperty(handler, "name", { value: name });
     return handler;
   }
 
-  async function requireAuth(req: Request, res: Response) {
-    await authenticate(req, res);
+  /** `req.auth`, or the reason there is nobody (401, or the session's own error). Synchronous when `authenticate` was. */
+  function requireAuth(req: Request, res: Response): RequestAuth | Promise<RequestAuth> {
+    const pending = authenticate(req, res);
+    return isPromise(pending) ? pending.then(() => signedIn(req)) : signedIn(req);
+  }
+
+  function signedIn(req: Request): RequestAuth {
     if (!req.auth) throw req.authError ?? AuthError.of("ERR_UNAUTHENTICATED");
     return req.auth;
   }
@@ -102,9 +138,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
   const middleware = guard("erebusAuthenticate", authenticate);
 
   function requireUser(): RequestHandler {
-    return guard("erebusRequireUser", async (req, res) => {
-      await requireAuth(req, res);
-    });
+    return guard("erebusRequireUser", requireAuth);
   }
 
   function requireUserType(...allowed: UserType[]): RequestHandler {
@@ -112,20 +146,26 @@ export function createAuthentication(deps: AuthenticationDeps) {
       if (!userTypes.includes(type)) throw new TypeError(`requireUserType: "${type}" is not one of ${userTypes.join(", ")}`);
     }
     if (allowed.length === 0) throw new TypeError("requireUserType: name at least one user type");
-    return guard("erebusRequireUserType", async (req, res) => {
-      const auth = await requireAuth(req, res);
+    const check = (auth: RequestAuth): void => {
       if (!allowed.includes(auth.user.user_type)) {
         throw AuthError.of("ERR_USER_TYPE_FORBIDDEN", { detail: `needs user type ${allowed.join(" or ")}`, extensions: { allowed } });
       }
+    };
+    return guard("erebusRequireUserType", (req, res) => {
+      const auth = requireAuth(req, res);
+      return isPromise(auth) ? auth.then(check) : check(auth);
     });
   }
 
   function requireScope(...scopes: string[]): RequestHandler {
     if (scopes.length === 0) throw new TypeError("requireScope: name at least one scope");
-    return guard("erebusRequireScope", async (req, res) => {
-      const granted = (await requireAuth(req, res)).scopes;
+    const check = ({ scopes: granted }: RequestAuth): void => {
       const missing = granted.includes("*") ? undefined : scopes.find((scope) => !granted.includes(scope));
       if (missing !== undefined) throw AuthError.of("ERR_SCOPE_MISSING", { detail: `needs scope "${missing}"`, extensions: { scope: missing } });
+    };
+    return guard("erebusRequireScope", (req, res) => {
+      const auth = requireAuth(req, res);
+      return isPromise(auth) ? auth.then(check) : check(auth);
     });
   }
 
@@ -133,3 +173,8 @@ export function createAuthentication(deps: AuthenticationDeps) {
 }
 
 export type Authentication = ReturnType<typeof createAuthentication>;
+
+/** A thenable, as `await` would treat it (a provider may hand back any promise-like). */
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === "function";
+}

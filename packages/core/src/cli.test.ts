@@ -36,7 +36,7 @@ describe("erebus CLI", () => {
       try {
         const first = await run(["migrate"], { DATABASE_URL: url });
         expect(first).toMatchObject({ code: 0 });
-        expect(first.out).toMatch(/applied 5 migration\(s\)/);
+        expect(first.out).toMatch(/applied 6 migration\(s\)/);
         expect((await run(["migrate"], { DATABASE_URL: url })).out).toMatch(/up to date/);
 
         const created = await run(["agents", "create", "--type", "task_runner", "--capabilities", "execute_tasks, monitor_status", "--id", "cron"], { DATABASE_URL: url });
@@ -168,6 +168,6 @@ describe("erebus CLI", () => {
     const { stdout } = await promisify(execFile)("npx", ["--no-install", "erebus", "migrate"], {
       env: { ...process.env, DATABASE_URL: `pglite://${join(dir, "db")}` },
     });
-    expect(stdout).toMatch(/applied 5 migration\(s\)/);
+    expect(stdout).toMatch(/applied 6 migration\(s\)/);
   });
 });

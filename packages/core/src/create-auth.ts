@@ -153,7 +153,7 @@ export function createAuth(input: AuthOptions): ErebusAuth {
   }, () => undefined);
 
   // Providers are set up before authentication exists, so their authenticators are read through this list.
-  const authenticators: ((req: import("express").Request) => Promise<import("./provider.js").ProviderAuthResult | null>)[] = [];
+  const authenticators: NonNullable<ProviderInstance["authenticate"]>[] = [];
   const authentication = createAuthentication({
     sessions,
     transport,

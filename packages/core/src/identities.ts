@@ -32,13 +32,27 @@ interface CanonicalRule {
   check(identifier: string, sourceType: Record<string, unknown>): boolean;
 }
 
+/**
+ * Checksums of recent addresses: one sign-in asks for the same address's checksum three or four
+ * times (the nonce's message, the recovered signer, the identity's canonical check), and each is a
+ * keccak-256 in JavaScript. Keyed by the lower-case hex, bounded (the oldest goes first).
+ */
+const checksums = new Map<string, string>();
+const CHECKSUMS_KEPT = 4096;
+
 /** EIP-55 mixed-case checksum of a 20-byte hex address (https://eips.ethereum.org/EIPS/eip-55). */
 export function toChecksumAddress(address: string): string {
   const hex = address.toLowerCase().replace(/^0x/, "");
+  const known = checksums.get(hex);
+  if (known !== undefined) return known;
   const hash = Buffer.from(keccak_256(new TextEncoder().encode(hex))).toString("hex");
   let out = "0x";
   for (let i = 0; i < hex.length; i++) {
     out += Number.parseInt(hash[i]!, 16) >= 8 ? hex[i]!.toUpperCase() : hex[i]!;
+  }
+  if (hex.length === 40) {
+    if (checksums.size >= CHECKSUMS_KEPT) checksums.delete(checksums.keys().next().value!);
+    checksums.set(hex, out);
   }
   return out;
 }

@@ -26,7 +26,7 @@ function coreMigration(file: string): Migration {
 /** Core's own migrations. */
 export const coreMigrations: MigrationSet = {
   owner: "core",
-  migrations: [coreMigration("0001_user_references.sql"), coreMigration("0002_sessions_and_rate_limits.sql"), coreMigration("0003_session_notify.sql"), coreMigration("0004_verifications.sql"), coreMigration("0005_people.sql")],
+  migrations: [coreMigration("0001_user_references.sql"), coreMigration("0002_sessions_and_rate_limits.sql"), coreMigration("0003_session_notify.sql"), coreMigration("0004_verifications.sql"), coreMigration("0005_people.sql"), coreMigration("0006_rate_limits_unlogged.sql")],
 };
 
 const checksum = (sql: string) => createHash("sha256").update(sql).digest("hex");

@@ -101,7 +101,7 @@ export function createProviderContext(provider: ErebusProvider, deps: ContextDep
       await authentication.authenticate(req, res);
       return req.auth ?? null;
     },
-    requireUser: (req, res) => authentication.requireAuth(req, res),
+    requireUser: async (req, res) => authentication.requireAuth(req, res),
   };
 }
 

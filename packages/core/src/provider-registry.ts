@@ -64,7 +64,7 @@ export interface ProviderInstance {
   provider: ErebusProvider;
   ctx: ProviderContext;
   routes?: ProviderSetup["routes"];
-  authenticate?: (req: Request) => Promise<ProviderAuthResult | null>;
+  authenticate?: (req: Request) => ProviderAuthResult | null | Promise<ProviderAuthResult | null>;
   commands: Readonly<Record<string, ProviderCommand>>;
   api: unknown;
 }

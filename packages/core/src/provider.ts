@@ -59,8 +59,11 @@ export interface SignInAttempt {
    */
   link?: LinkIntent;
   /**
-   * The client's limit on the shared counter, counted in the same commit (count it in memory first,
-   * with `limiter.consumeLocal`, before any parsing, so malformed attempts count too).
+   * The client's limit on the shared counter: `signInOnce` counts one hit (`limiter.consume`, a
+   * statement of its own that waits for no fsync) before the proof is checked, so every attempt
+   * counts on every instance, whatever its outcome, and a client past the limit costs no signature
+   * check or RPC. Count it in memory first, with `limiter.consumeLocal`, before any parsing, so
+   * malformed attempts count too.
    */
   limit?: { limiter: RateLimiter; key: string };
 }
@@ -117,8 +120,8 @@ export interface ProviderContext {
    */
   signIn(req: Request, res: Response, user: UserReference): Promise<SignInResult>;
   /**
-   * A whole sign-in in one commit (one fsync): checks the proof first, then writes the client's
-   * limit, uses the single-use secret up, resolves the identity and starts the session (as `signIn`)
+   * A whole sign-in in one commit (one fsync): counts the client's limit hit, checks the proof,
+   * then uses the single-use secret up, resolves the identity and starts the session (as `signIn`)
    * in one transaction. A failed attempt still uses the secret up, so each gets exactly one try.
    */
   signInOnce(req: Request, res: Response, attempt: SignInAttempt): Promise<SignInResult>;
@@ -150,9 +153,10 @@ export interface ProviderSetup<Api = unknown> {
   /**
    * Looks at a request's headers for a credential of this provider's (an API key, say). Returns
    * `null` when there is none of its kind, the verified identity when there is, and throws an
-   * `AuthError` when there is one and it is bad.
+   * `AuthError` when there is one and it is bad. May answer synchronously (a cache hit): core then
+   * authenticates the request with no await, which is most of what a cached check costs.
    */
-  authenticate?(req: Request): Promise<ProviderAuthResult | null>;
+  authenticate?(req: Request): ProviderAuthResult | null | Promise<ProviderAuthResult | null>;
   /** Subcommands of `npx erebus` (`api-keys` → `npx erebus api-keys create …`). */
   commands?: Readonly<Record<string, ProviderCommand>>;
   /** What the app reaches as `auth.providers.<id>` (e.g. creating API keys from code). */

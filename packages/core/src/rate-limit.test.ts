@@ -22,6 +22,11 @@ for (const engine of engines()) {
       await db?.close();
     });
 
+    it("keeps its counters in an UNLOGGED table: a hit waits for no fsync, so hits on one key never queue through a disk flush", async () => {
+      const { rows } = await db.query<{ relpersistence: string }>("SELECT relpersistence FROM pg_class WHERE relname = 'erebus_rate_limits'");
+      expect(rows[0]!.relpersistence).toBe("u");
+    });
+
     it("holds one limit across instances and answers 429 with Retry-After", async () => {
       const statuses: number[] = [];
       let limited: Response | undefined;

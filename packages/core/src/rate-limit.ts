@@ -1,11 +1,8 @@
 import type { Request, RequestHandler } from "express";
-import rateLimiterFlexible from "rate-limiter-flexible";
 import { createHash } from "node:crypto";
 import { AuthError } from "./errors.js";
 import { isPgText } from "./pg-text.js";
 import type { Database, Queryable } from "./db/types.js";
-
-const { RateLimiterPostgres, RateLimiterRes } = rateLimiterFlexible;
 
 /** Most client keys one limit counts in memory per process (past it the oldest window is forgotten). */
 const LOCAL_KEYS = 10_000;
@@ -20,24 +17,30 @@ export interface RateLimitRule {
 }
 
 export interface RateLimiter {
-  /** Counts one hit for `key`; throws 429 `ERR_RATE_LIMITED` (with Retry-After) past the limit. */
+  /**
+   * Counts one hit for `key` on the shared counter (every instance's hits count): one statement of
+   * its own, on an UNLOGGED table, so it waits for no fsync and holds the counter's row for
+   * microseconds. Throws 429 `ERR_RATE_LIMITED` (with Retry-After) past the limit. The hot path's
+   * choice: count before the costly work (a signature, an RPC), whatever its outcome.
+   */
   consume(key: string, points?: number): Promise<void>;
   /**
    * Counts one hit for `key` inside the caller's transaction, on the same counter as `consume`: the
-   * hit commits with the caller's own writes (one fsync instead of two). Throws 429
-   * `ERR_RATE_LIMITED` past the limit, which rolls the caller's transaction back.
+   * hit counts only if the caller commits. Throws 429 `ERR_RATE_LIMITED` past the limit, which rolls
+   * the caller's transaction back. The counter's row stays locked until that transaction ends (its
+   * commit's fsync included), so every other hit on the key waits for it: for a per-subject limit
+   * (an email address), not for a per-client one on a busy route.
    */
   consumeIn(q: Queryable, key: string, points?: number): Promise<void>;
   /**
-   * Counts one hit for `key` in this process only (no query): a first line of defence before costly
-   * work, with the shared counter (`consumeIn`) written later in the caller's commit. Throws 429
+   * Counts one hit for `key` in this process only (no query): a first line of defence before any
+   * parsing or query, with the shared counter (`consume`) hit after it. Throws 429
    * `ERR_RATE_LIMITED` past the limit.
    */
   consumeLocal(key: string, points?: number): void;
   /**
    * Reads the shared counter for `key` without counting (one SELECT, no commit): throws 429
-   * `ERR_RATE_LIMITED` when it is already past the limit. For a check before costly work whose hit
-   * is counted later (`consumeIn` in the caller's commit), so every instance sees every other's hits.
+   * `ERR_RATE_LIMITED` when it is already past the limit.
    */
   check(key: string): Promise<void>;
   /** Express middleware counting one hit per client (by `req.ip`, or `keyOf(req)`). */
@@ -55,41 +58,17 @@ function storedKey(key: string): string {
 }
 
 /**
- * Postgres-backed limits (rate-limiter-flexible's RateLimiterPostgres over core's database), so a
- * limit holds across every app instance that shares the database. The counter table is created by
- * core's migration, and each hit is one upsert.
+ * Postgres-backed fixed-window limits, so a limit holds across every app instance that shares the
+ * database. The counter table is core's (`erebus_rate_limits`, UNLOGGED: counters start again after
+ * a server crash), and each hit is one upsert. The rows are those rate-limiter-flexible's
+ * RateLimiterPostgres writes (key `erebus:<name>:<key>`, points, expiry in ms), which Erebus used before.
  */
 export function createRateLimiterFactory(db: Database, options: { enabled: boolean }) {
-  // rate-limiter-flexible speaks to a node-postgres-like "pool": query({ text, values }) → { rows, rowCount }.
-  const storeClient = {
-    query: (q: { text: string; values?: unknown[] }) => db.query(q.text, q.values ?? []),
-  };
   return function rateLimit(rule: RateLimitRule): RateLimiter {
     if (!/^[a-z0-9:_-]{1,64}$/.test(rule.name)) throw new TypeError(`rate limit name "${rule.name}" must be a short token`);
     if (!Number.isInteger(rule.points) || rule.points < 1) throw new TypeError(`rate limit "${rule.name}": points must be a positive integer`);
     if (!Number.isInteger(rule.duration) || rule.duration < 1) throw new TypeError(`rate limit "${rule.name}": duration must be a positive number of seconds`);
-    const limiter = new RateLimiterPostgres({
-      storeClient,
-      storeType: "pool",
-      tableName: "erebus_rate_limits",
-      tableCreated: true,
-      keyPrefix: `erebus:${rule.name}`,
-      points: rule.points,
-      duration: rule.duration,
-      clearExpiredByTimeout: false,
-    });
-    async function consume(key: string, points = 1): Promise<void> {
-      if (!options.enabled) return;
-      try {
-        await limiter.consume(storedKey(key), points);
-      } catch (rejection) {
-        if (rejection instanceof RateLimiterRes) {
-          throw AuthError.of("ERR_RATE_LIMITED", { retryAfter: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)) });
-        }
-        throw rejection;
-      }
-    }
-    // rate-limiter-flexible's own upsert (RateLimiterPostgres._upsert), so both paths share each counter.
+    // A window that has ended starts again at this hit.
     const upsert = `INSERT INTO erebus_rate_limits VALUES ($1, $2, $3)
       ON CONFLICT(key) DO UPDATE SET
         points = CASE WHEN erebus_rate_limits.expire <= $4 THEN $2 ELSE erebus_rate_limits.points + ($2) END,
@@ -119,6 +98,7 @@ export function createRateLimiterFactory(db: Database, options: { enabled: boole
         throw AuthError.of("ERR_RATE_LIMITED", { retryAfter: Math.max(1, Math.ceil((Number(row.expire) - now) / 1000)) });
       }
     }
+    const consume = (key: string, points = 1): Promise<void> => consumeIn(db, key, points);
     async function check(key: string): Promise<void> {
       if (!options.enabled) return;
       const now = Date.now();

@@ -134,6 +134,30 @@ for (const engine of engines()) {
       const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_references WHERE source_identifier = $1", [address]);
       expect(rows[0]!.n).toBe(1);
     });
+
+    it("a repeat sign-in that changes nothing writes nothing (no new row version, updated_at kept); one that changes source_type writes it", async () => {
+      const address = toChecksumAddress("0x" + "ce".repeat(20));
+      const first = await auth.api.resolveIdentity(wallet(address));
+      const version = async () => (await db.query<{ xmin: string; updated_at: Date }>("SELECT xmin::text, updated_at FROM user_references WHERE id = $1", [first.id])).rows[0]!;
+      const before = await version();
+      const again = await auth.api.resolveIdentity(wallet(address));
+      expect(again).toEqual(first);
+      expect(await version()).toEqual(before);
+      const changed = { ...wallet(address), sourceType: { ...wallet(address).sourceType, provider: "rainbow" } };
+      const updated = await auth.api.resolveIdentity(changed);
+      expect(updated.id).toBe(first.id);
+      expect(updated.source_type).toMatchObject({ provider: "rainbow" });
+      expect((await version()).xmin).not.toBe(before.xmin);
+    });
+
+    it("review: 30 concurrent repeat sign-ins of one identity, each with a new source_type, all succeed (no deadlock between the read's lock and the update)", async () => {
+      const address = toChecksumAddress("0x" + "cf".repeat(20));
+      await auth.api.resolveIdentity(wallet(address));
+      const results = await Promise.allSettled(
+        Array.from({ length: 30 }, (_, i) => auth.api.resolveIdentity({ ...wallet(address), sourceType: { ...wallet(address).sourceType, metadata: { chain_id: i + 1 } } })),
+      );
+      expect(results.filter((r) => r.status === "rejected")).toEqual([]);
+    });
   });
 }
 
@@ -146,10 +170,10 @@ describe("migration runner", () => {
       const { connectDatabase } = await import("./index.js");
       const other = await connectDatabase(a.url!);
       const [first, second] = await Promise.all([runMigrations(a, [coreMigrations]), runMigrations(other, [coreMigrations])]);
-      expect([...first.applied, ...second.applied].sort()).toEqual(["core/0001_user_references", "core/0002_sessions_and_rate_limits", "core/0003_session_notify", "core/0004_verifications", "core/0005_people"]);
+      expect([...first.applied, ...second.applied].sort()).toEqual(["core/0001_user_references", "core/0002_sessions_and_rate_limits", "core/0003_session_notify", "core/0004_verifications", "core/0005_people", "core/0006_rate_limits_unlogged"]);
       expect(first.applied.length === 0 || second.applied.length === 0).toBe(true);
       const { rows } = await a.query<{ n: number }>("SELECT count(*)::int AS n FROM erebus_migrations");
-      expect(rows[0]!.n).toBe(5);
+      expect(rows[0]!.n).toBe(6);
       await other.close();
     } finally {
       await a.close();
@@ -161,7 +185,7 @@ describe("migration runner", () => {
       const db = await engine.create();
       try {
         const results = await Promise.all([runMigrations(db, [coreMigrations]), runMigrations(db, [coreMigrations])]);
-        expect(results.flatMap((r) => r.applied)).toHaveLength(5);
+        expect(results.flatMap((r) => r.applied)).toHaveLength(6);
         const provider = { owner: "demo", migrations: [{ id: "0001_things", sql: "CREATE TABLE demo_things (id int)" }] };
         expect((await runMigrations(db, [coreMigrations, provider])).applied).toEqual(["demo/0001_things"]);
         expect((await runMigrations(db, [coreMigrations, provider])).applied).toEqual([]);

@@ -100,6 +100,38 @@ export function createSessionStore(
     return { ok: true, user, session, refreshed };
   }
 
+  /**
+   * `check`'s answer when it needs no database (a malformed token, or a cached session whose sliding
+   * refresh is not due), with no await; `undefined` otherwise.
+   */
+  function checkCached(token: string): SessionCheck | undefined {
+    if (!TOKEN.test(token)) return invalid();
+    if (!cache) return undefined;
+    const now = clock().getTime();
+    const hit = cache.get(hashToken(token), now);
+    if (hit === undefined || refreshDue(hit.session.expiresAt.getTime(), hit.absoluteExpiresAt.getTime(), now)) return undefined;
+    return { ok: true, user: hit.user, session: hit.session, refreshed: false };
+  }
+
+  async function check(token: string): Promise<SessionCheck> {
+    const cached = checkCached(token);
+    if (cached) return cached;
+    const hash = hashToken(token);
+    const now = clock();
+    const hit = cache?.get(hash, now.getTime());
+    if (hit === undefined) return lookup(hash, now);
+    const { session, absoluteExpiresAt } = hit;
+    if (!refreshDue(session.expiresAt.getTime(), absoluteExpiresAt.getTime(), now.getTime())) return { ok: true, user: hit.user, session, refreshed: false };
+    const next = await refresh(session.id, now.getTime(), absoluteExpiresAt.getTime());
+    if (next === undefined) {
+      // Refreshed by another instance, or revoked: the database says which.
+      cache!.dropHash(hash);
+      return lookup(hash, now);
+    }
+    hit.session = { ...session, expiresAt: next };
+    return { ok: true, user: hit.user, session: hit.session, refreshed: true };
+  }
+
   return {
     /** Creates a session for a user and returns its token: the only time the token exists outside the client. */
     async create(userId: string, meta: { userAgent?: string | undefined; ip?: string | undefined } = {}, q: Queryable = db): Promise<{ token: string; session: Session }> {
@@ -122,23 +154,10 @@ export function createSessionStore(
      * before is served from its cache (no query) until a NOTIFY names it or its user, it expires, or
      * the cache's TTL ends.
      */
-    async check(token: string): Promise<SessionCheck> {
-      if (!TOKEN.test(token)) return invalid();
-      const hash = hashToken(token);
-      const now = clock();
-      const hit = cache?.get(hash, now.getTime());
-      if (hit === undefined) return lookup(hash, now);
-      const { user, session, absoluteExpiresAt } = hit;
-      if (!refreshDue(session.expiresAt.getTime(), absoluteExpiresAt.getTime(), now.getTime())) return { ok: true, user, session, refreshed: false };
-      const next = await refresh(session.id, now.getTime(), absoluteExpiresAt.getTime());
-      if (next === undefined) {
-        // Refreshed by another instance, or revoked: the database says which.
-        cache!.dropHash(hash);
-        return lookup(hash, now);
-      }
-      hit.session = { ...session, expiresAt: next };
-      return { ok: true, user, session: hit.session, refreshed: true };
-    },
+    check,
+
+    /** `check`'s answer when it needs no database, with no await; `undefined` otherwise (then call `check`). */
+    checkCached,
 
     /** Revokes the session a token belongs to (on `q`: a transaction of the caller's). Returns whether there was one to revoke. */
     async revoke(token: string, q: Queryable = db): Promise<boolean> {

@@ -27,16 +27,18 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
   }
 
   /**
-   * A whole sign-in in one commit: the proof is checked first (no writes), then the single-use
-   * secret, the identity upsert (or the link), the provider's own rows, the session and the client's
-   * limit hit are written in one transaction. A secret's own refusal commits with the try it counted;
-   * every other way it can fail after the check still uses the secret up, in a commit of its own, so
-   * each nonce, code or state gets exactly one try.
+   * A whole sign-in in one commit: the client's limit hit is counted first, the proof is checked
+   * (no writes), then the single-use secret, the identity upsert (or the link), the provider's own
+   * rows and the session are written in one transaction. A secret's own refusal commits with the try
+   * it counted; every other way it can fail after the check still uses the secret up, in a commit of
+   * its own, so each nonce, code or state gets exactly one try.
    */
   async function signInOnce(req: Request, res: Response, attempt: SignInAttempt, resolve: UpsertIdentity): Promise<SignInResult> {
-    // The shared counter, read before the costly proof (an RPC, a signature): every instance's hits
-    // count, not only this one's. Its hit is written later, in the sign-in's or the use-up's commit.
-    if (attempt.limit) await attempt.limit.limiter.check(attempt.limit.key);
+    // The shared counter, hit before the costly proof (an RPC, a signature), so every attempt counts
+    // on every instance whatever its outcome. A statement of its own on an UNLOGGED table: it waits
+    // for no fsync. Inside the sign-in's transaction, its row would stay locked through that commit's
+    // fsync, and sign-ins from one address (an office behind one NAT) would run one at a time.
+    if (attempt.limit) await attempt.limit.limiter.consume(attempt.limit.key);
     let identity: VerifiedIdentity;
     try {
       identity = await attempt.verify();
@@ -47,9 +49,6 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
     // The secret's own refusal (a wrong code, used, expired), committed with the try it counted.
     let refused: AuthError | undefined;
     try {
-      // The client's limit row is written last, here and in the use-up alike (one lock order, no
-      // deadlock): taken first, it would serialise every sign-in from one address (an office behind
-      // one NAT) through each other's whole commit, fsync included.
       const done = await db.transaction(async (tx) => {
         let verification: Awaited<ReturnType<SignInAttempt["consume"]>>;
         try {
@@ -60,7 +59,6 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
           // counted again in a later commit, parallel tries of one short code would each be
           // checked before any of them counted (20 guesses against a code allowing 3).
           refused = error;
-          await countFailure(tx, attempt);
           return undefined;
         }
         // A refusal handed back instead of thrown must never become a sign-in.
@@ -72,13 +70,11 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
           // A link intent: the proof attaches to the person whose session asked; no new session.
           const linked = await people.attach(tx, req, identity, link, resolve);
           await attempt.bind?.(tx, linked.linked!);
-          if (attempt.limit) await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
           return { linked };
         }
         const { user } = await resolve(identity, { db: tx });
         await attempt.bind?.(tx, user);
         const issued = await transport.issueSession(tx, req, user);
-        if (attempt.limit) await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
         return { user, ...issued };
       });
       if (done === undefined) throw refused!;
@@ -100,9 +96,9 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
   }
 
   /**
-   * Marks the attempt's secret used, and counts the failed attempt on the shared limit, in one commit
-   * of their own (a failure must count on every instance, not only in this one's memory). The
-   * secret's own refusal (used, expired, unknown) wins over the caller's error.
+   * Marks the attempt's secret used, in a commit of its own (the attempt was counted on the shared
+   * limit before its proof). The secret's own refusal (used, expired, unknown) wins over the
+   * caller's error.
    */
   async function useUp(attempt: SignInAttempt): Promise<void> {
     let refusal: AuthError | undefined;
@@ -114,24 +110,11 @@ export function createSignIn({ db, transport, sessionCache, logger, people }: Si
           if (!(error instanceof AuthError)) throw error;
           refusal = error;
         }
-        // The limit's row last, as in the sign-in's own commit: the same lock order in both, so a
-        // sign-in and a use-up of one client never wait on each other (a deadlock, a 500).
-        await countFailure(tx, attempt);
       });
     } catch (error) {
       logger.warn("sign-in: a failed attempt's secret could not be marked used", { error: (error as Error).message });
     }
     if (refusal) throw refusal;
-  }
-
-  /** Counts a failed attempt on the shared limit; past the limit it is counted all the same. */
-  async function countFailure(tx: Queryable, attempt: SignInAttempt): Promise<void> {
-    if (!attempt.limit) return;
-    try {
-      await attempt.limit.limiter.consumeIn(tx, attempt.limit.key);
-    } catch (error) {
-      if (!(error instanceof AuthError)) throw error;
-    }
   }
 
   return { signIn, signInOnce };

@@ -76,15 +76,32 @@ export function createUserStore(db: Database, registry: SourceTypeRegistry, rand
     try {
       // One statement: N concurrent first sign-ins of one identity meet at the unique constraint and
       // yield one row. A repeat sign-in refreshes source_type and a newly verified email, never the
-      // user-owned metadata and preferences. A deactivated row fails the WHERE and returns nothing.
+      // user-owned metadata and preferences; when neither changed (most sign-ins) it writes nothing:
+      // the row is read and locked as the update would lock it (a deactivation or merge running now
+      // waits for this commit), so no validation trigger, no new row version, no updated_at or sync
+      // event for a no-op. The lock is the update's own (FOR NO KEY UPDATE), not a share lock: two
+      // sign-ins of one identity each holding a share lock and then both updating would deadlock.
+      // A deactivated row is neither written nor returned.
       ({ rows } = await q.query<UserReference>(
-        `INSERT INTO user_references (source_identifier, network, user_type, source_type, email, metadata, person_id)
-         VALUES ($1, $2, $3, $4::jsonb, $5, COALESCE($6::jsonb, '{}'::jsonb), $7::uuid)
-         ON CONFLICT (network, source_identifier) DO UPDATE
-           SET source_type = EXCLUDED.source_type,
-               email = COALESCE(EXCLUDED.email, user_references.email)
-           WHERE user_references.is_active IS DISTINCT FROM false
-         RETURNING *, (xmax = 0) AS __inserted`,
+        `WITH found AS (
+           SELECT u AS r,
+                  (u.source_type = $4::jsonb AND ($5::varchar IS NULL OR u.email IS NOT DISTINCT FROM $5::varchar)) AS same,
+                  u.is_active IS DISTINCT FROM false AS active
+             FROM user_references u WHERE u.network = $2::varchar AND u.source_identifier = $1::varchar
+             FOR NO KEY UPDATE
+         ), written AS (
+           INSERT INTO user_references (source_identifier, network, user_type, source_type, email, metadata, person_id)
+           SELECT $1::varchar, $2::varchar, $3::varchar, $4::jsonb, $5::varchar, COALESCE($6::jsonb, '{}'::jsonb), $7::uuid
+            WHERE NOT EXISTS (SELECT 1 FROM found WHERE same OR NOT active)
+           ON CONFLICT (network, source_identifier) DO UPDATE
+             SET source_type = EXCLUDED.source_type,
+                 email = COALESCE(EXCLUDED.email, user_references.email)
+             WHERE user_references.is_active IS DISTINCT FROM false
+           RETURNING *, (xmax = 0) AS __inserted
+         )
+         SELECT * FROM written
+         UNION ALL
+         SELECT (r).*, false AS __inserted FROM found WHERE same AND active`,
         [
           identity.sourceIdentifier,
           identity.network,

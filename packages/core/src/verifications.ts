@@ -274,31 +274,40 @@ export function createVerifications(deps: VerificationDeps): Verifications {
       const expiresAt = new Date(issuedAt.getTime() + input.ttlSeconds * 1000);
       let binding: string | undefined;
       if (input.browser) binding = random(32).toString("base64url");
-      await inTransaction(q, async (tx) => {
-        if (input.subject !== undefined && input.supersede === true) {
-          await tx.query(
-            "UPDATE erebus_verifications SET superseded_at = $4 WHERE provider = $1 AND purpose = $2 AND subject = $3 AND consumed_at IS NULL AND superseded_at IS NULL",
-            [provider, input.purpose, input.subject, issuedAt],
-          );
-        }
-        await tx.query(
-          `INSERT INTO erebus_verifications (id, provider, purpose, secret_hash, subject, data, browser_hash, link, max_attempts, created_at, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10, $11)`,
-          [id, provider, input.purpose, secretHash, input.subject ?? null, JSON.stringify(input.data ?? {}), binding ? sha256(binding) : null, input.link ? JSON.stringify(input.link) : null, input.maxAttempts ?? null, issuedAt, expiresAt],
-        );
-        if (input.subject !== undefined && typeof input.supersede === "number") {
+      const insert = `INSERT INTO erebus_verifications (id, provider, purpose, secret_hash, subject, data, browser_hash, link, max_attempts, created_at, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10, $11)`;
+      const params: unknown[] = [id, provider, input.purpose, secretHash, input.subject ?? null, JSON.stringify(input.data ?? {}), binding ? sha256(binding) : null, input.link ? JSON.stringify(input.link) : null, input.maxAttempts ?? null, issuedAt, expiresAt];
+      // Housekeeping, bounded and on about one issue in eight: a few rows (any provider's) that ended
+      // more than a day ago. Far more are pruned than issued on average.
+      const sweep = random(1)[0]! < 32;
+      if (input.subject !== undefined && typeof input.supersede === "number") {
+        // Keep the newest n: the count must see the new row, so it is a statement after the insert.
+        await inTransaction(q, async (tx) => {
+          await tx.query(insert, params);
           await tx.query(
             `UPDATE erebus_verifications SET superseded_at = $4
              WHERE id IN (SELECT id FROM erebus_verifications
                           WHERE provider = $1 AND purpose = $2 AND subject = $3 AND consumed_at IS NULL AND superseded_at IS NULL AND expires_at > $4
                           ORDER BY seq DESC OFFSET $5)`,
-            [provider, input.purpose, input.subject, issuedAt, Math.max(1, input.supersede)],
+            [provider, input.purpose, input.subject, issuedAt, Math.max(1, input.supersede as number)],
           );
+          if (sweep) await housekeeping(tx, issuedAt);
+        });
+      } else {
+        // One statement (one round trip, one commit when `q` is not a transaction): the subject's
+        // other secrets superseded, the sweep and the insert together.
+        const ctes: string[] = [];
+        if (input.subject !== undefined && input.supersede === true) {
+          ctes.push(`ended AS (UPDATE erebus_verifications SET superseded_at = $10
+             WHERE provider = $2 AND purpose = $3 AND subject = $5 AND consumed_at IS NULL AND superseded_at IS NULL)`);
         }
-        // Housekeeping, bounded and on about one issue in eight (it costs a statement): a few rows
-        // (any provider's) that ended more than a day ago. Far more are pruned than issued on average.
-        if (random(1)[0]! < 32) await housekeeping(tx, issuedAt);
-      });
+        if (sweep) {
+          // SKIP LOCKED: see housekeeping.
+          ctes.push(`swept AS (DELETE FROM erebus_verifications WHERE id IN (SELECT id FROM erebus_verifications WHERE expires_at < $${params.length + 1} LIMIT 160 FOR UPDATE SKIP LOCKED))`);
+          params.push(new Date(issuedAt.getTime() - 86_400_000));
+        }
+        await q.query(ctes.length ? `WITH ${ctes.join(",\n")}\n${insert}` : insert, params);
+      }
       if (binding && input.browser) browserCookie.add(input.browser.req, input.browser.res, binding, input.ttlSeconds);
       return { id, secret, issuedAt, expiresAt, ...(binding ? { binding } : {}) };
     },
@@ -310,9 +319,11 @@ export function createVerifications(deps: VerificationDeps): Verifications {
       const bindings = input.browser ? browserCookie.values(input.browser) : [];
       const browserHashes = new Map(bindings.map((b) => [sha256(b), b]));
       const now = clock();
-      return inTransaction(input.q, async (tx) => {
-        const found = await find(tx, input.purpose, secretHash);
-        if (found?.subject != null && input.endOthers?.length) await lockSubject(tx, found.subject);
+      const consumeOn = async (tx: Queryable) => {
+        if (input.endOthers?.length) {
+          const found = await find(tx, input.purpose, secretHash);
+          if (found?.subject != null) await lockSubject(tx, found.subject);
+        }
         const { rows } = await tx.query<Row>(
           `UPDATE erebus_verifications SET consumed_at = $4
            WHERE provider = $1 AND purpose = $2 AND secret_hash = $3 AND consumed_at IS NULL AND superseded_at IS NULL AND expires_at > $4
@@ -325,7 +336,9 @@ export function createVerifications(deps: VerificationDeps): Verifications {
         if (!row) return failure(reasonOf(await find(tx, input.purpose, secretHash), input, [...browserHashes.keys()], now) ?? "unknown");
         await endOthers(tx, input.endOthers, row, now);
         return success(row, row.browser_hash ? (browserHashes.get(row.browser_hash) ?? null) : null);
-      });
+      };
+      // Without others to end, one UPDATE is the whole use (the failure's reason is read after it).
+      return input.endOthers?.length ? inTransaction(input.q, consumeOn) : consumeOn(input.q ?? db);
     },
 
     async consumeCode(input) {

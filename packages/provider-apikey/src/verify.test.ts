@@ -93,5 +93,23 @@ for (const engine of engines()) {
       expect(await get(newKey)).toBe("401 ERR_APIKEY_EXPIRED");
       expect(hmacs()).toBe(again);
     });
+
+    it("a cached key's request passes core's guard before the guard returns (no await); a revoked one is refused", async () => {
+      now = new Date("2026-03-01T00:00:00Z");
+      const { key, info } = await provider.keys(auth).create({ name: "sync", scopes: ["read"], ownerId: null, createdBy: "test" });
+      expect(await get(key)).toBe(200); // looked up, cached
+      const guard = auth.requireUser();
+      const call = async () => {
+        let passed = false;
+        const req = { headers: { "x-api-key": key }, method: "GET", originalUrl: "/api/me", url: "/api/me" } as unknown as express.Request;
+        const pending = guard(req, {} as express.Response, () => (passed = true)) as unknown;
+        const sync = passed;
+        await pending;
+        return { sync, passed, via: (req as { auth?: { via: string } }).auth?.via };
+      };
+      expect(await call()).toEqual({ sync: true, passed: true, via: "api_key" });
+      await provider.keys(auth).revoke(info.id);
+      expect(await get(key)).toBe("401 ERR_APIKEY_REVOKED");
+    });
   });
 }

@@ -238,11 +238,22 @@ export function createVerifier(ctx: ProviderContext, store: KeyStore, options: R
     return { current, previous };
   }
 
-  async function verify(parsed: ParsedKey): Promise<ProviderAuthResult> {
-    if (!listened) await listen();
-    // A cache hit goes on without an await (each one is a trip through the microtask queue).
-    const entry = cached(parsed.id, ctx.clock().getTime()) ?? (await lookup(parsed.id));
-    if (!entry) throw apiKeyErrors.create("ERR_APIKEY_INVALID");
+  /**
+   * Checks a key: synchronously on a cache hit (no await, no trip through the microtask queue: core
+   * then authenticates the request synchronously too), else after the look-up.
+   */
+  function verify(parsed: ParsedKey): ProviderAuthResult | Promise<ProviderAuthResult> {
+    const entry = listened ? cached(parsed.id, ctx.clock().getTime()) : undefined;
+    if (entry) return check(entry, parsed);
+    return (async () => {
+      if (!listened) await listen();
+      const found = cached(parsed.id, ctx.clock().getTime()) ?? (await lookup(parsed.id));
+      if (!found) throw apiKeyErrors.create("ERR_APIKEY_INVALID");
+      return check(found, parsed);
+    })();
+  }
+
+  function check(entry: CachedKey, parsed: ParsedKey): ProviderAuthResult {
     if (entry.pepperFingerprint !== null && entry.pepperFingerprint !== store.fingerprint) {
       // Its hash can never match here: say why, to the operator, instead of a bare "unknown key".
       ctx.logger.error("api key created with a different pepper than this server's: set the same pepper (API_KEY_PEPPER) where keys are created (the CLI) and in the app, or rotate the key from the app", {
@@ -271,7 +282,7 @@ export function createVerifier(ctx: ProviderContext, store: KeyStore, options: R
     /** Drops a remembered miss of a key just created here. */
     forgetMiss,
 
-    async authenticate(req: Request): Promise<ProviderAuthResult | null> {
+    authenticate(req: Request): ProviderAuthResult | null | Promise<ProviderAuthResult | null> {
       const credential = credentialOf(req, options.prefix);
       if (credential === null) return null;
       const parsed = parseKey(credential, options.prefix);
@@ -288,11 +299,15 @@ export function createVerifier(ctx: ProviderContext, store: KeyStore, options: R
           // cacheTtl per real key id); its secret is 131 bits, so that is no guessing channel. A
           // failure there is not counted, and any other key is refused without a query.
           if (typeof parsed !== "string" && cache.has(parsed.id)) {
-            try {
-              return await verify(parsed);
-            } catch (error) {
+            const refuse = (error: unknown): never => {
               if (error instanceof AuthError && COUNTED_FAILURES.has(error.code)) throw limited;
               throw error;
+            };
+            try {
+              const result = verify(parsed);
+              return result instanceof Promise ? result.catch(refuse) : result;
+            } catch (error) {
+              return refuse(error);
             }
           }
           throw limited;
@@ -303,11 +318,16 @@ export function createVerifier(ctx: ProviderContext, store: KeyStore, options: R
       // A wrong checksum is a typo or a made-up key: refused before any database work, and not
       // counted (it costs nothing and can never be a right key).
       if (parsed === "checksum") throw apiKeyErrors.create("ERR_APIKEY_CHECKSUM_INVALID");
-      try {
-        return await verify(parsed);
-      } catch (error) {
+      // A failed check counts against the client's address (a query): the only way a hit goes async.
+      const counted = async (error: unknown): Promise<never> => {
         if (error instanceof AuthError && COUNTED_FAILURES.has(error.code)) await countFailure(req.ip ?? "unknown");
         throw error;
+      };
+      try {
+        const result = verify(parsed);
+        return result instanceof Promise ? result.catch(counted) : result;
+      } catch (error) {
+        return counted(error);
       }
     },
   };

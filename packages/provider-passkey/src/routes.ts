@@ -158,10 +158,8 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
     // one of the same person replaces rather than duplicates), random for a new person (WebAuthn §14.6.1: no personal data in it).
     const userHandle = existing[0]?.user_handle ?? ctx.randomToken({ bytes: 32 });
     const userName = body.userName ?? `${rp.rpName} passkey`;
-    const { challenge, expiresAt } = await ctx.db.transaction(async (tx) => {
-      await optionsLimit.consumeIn(tx, client(req));
-      return challenges.issue("register", { req, res }, { userHandle }, tx, link);
-    });
+    await optionsLimit.consume(client(req));
+    const { challenge, expiresAt } = await challenges.issue("register", { req, res }, { userHandle }, ctx.db, link);
     const creation = await generateRegistrationOptions({
       rpName: rp.rpName,
       rpID: rp.rpId,
@@ -239,10 +237,8 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
     // A plain sign-in has no intent; `link` asks core for one (fresh session), and the proof then
     // attaches (or, with merge, takes in the other person, or re-proves the person's own passkey).
     const link = await ctx.linkIntent(req, { intent: body.intent, merge: body.merge }, res);
-    const { challenge, expiresAt } = await ctx.db.transaction(async (tx) => {
-      await optionsLimit.consumeIn(tx, client(req));
-      return challenges.issue("authenticate", { req, res }, {}, tx, link);
-    });
+    await optionsLimit.consume(client(req));
+    const { challenge, expiresAt } = await challenges.issue("authenticate", { req, res }, {}, ctx.db, link);
     const request = await generateAuthenticationOptions({
       rpID: rp.rpId,
       // Discoverable credentials: the authenticator offers the passkeys it holds for this RP id.

@@ -1,4 +1,5 @@
 import siweParser from "@spruceid/siwe-parser";
+import { toChecksumAddress } from "@erebus/core/provider";
 import { parseRfc3339 } from "./time.js";
 
 const { ParsedMessage } = siweParser;
@@ -72,7 +73,20 @@ export function parseSiweMessage(message: string): ParsedSiwe | undefined {
  */
 export class SiweParseCache {
   private readonly entries = new Map<string, ParsedSiwe>();
+  /** Fixed parts (all but address, chain, nonce and issued-at) that made a valid message, as parsed. */
+  private readonly templates = new Map<string, ParsedSiwe>();
   constructor(private readonly size = 1000) {}
+
+  /** @internal the parse of a message written with these fixed parts, if one was written before. */
+  template(key: string): ParsedSiwe | undefined {
+    return this.templates.get(key);
+  }
+
+  /** @internal */
+  rememberTemplate(key: string, parsed: ParsedSiwe): void {
+    if (this.templates.size >= 64) this.templates.delete(this.templates.keys().next().value!);
+    this.templates.set(key, parsed);
+  }
 
   remember(message: string, parsed: ParsedSiwe): void {
     this.entries.set(message, parsed);
@@ -102,10 +116,44 @@ export function formatSiweMessage(fields: SiweFields, cache?: SiweParseCache): s
   }
   if (!Number.isSafeInteger(fields.chainId)) throw new TypeError("formatSiweMessage: chainId must be an integer");
   const text = buildText(fields);
+  // The ABNF parse is most of a sign-in's CPU. A nonce route writes the same fixed parts (domain,
+  // URI, statement, …) again and again: once a message with these fixed parts has parsed, another one
+  // differing only in fields checked here against their own rules is valid too (the grammar's fields
+  // are independent), and its parse is the template's with those fields put in.
+  const key = cache ? templateKey(fields) : undefined;
+  const template = key === undefined ? undefined : cache!.template(key);
+  if (template && variablePartsValid(fields)) {
+    cache!.remember(text, { ...template, address: fields.address, chainId: fields.chainId, nonce: fields.nonce, issuedAt: fields.issuedAt, issuedAtDate: parseRfc3339(fields.issuedAt)! });
+    return text;
+  }
   const parsed = parseSiweMessage(text);
   if (!parsed) throw new TypeError("formatSiweMessage: the fields do not make a valid EIP-4361 message");
-  cache?.remember(text, parsed);
+  if (cache) {
+    cache.remember(text, parsed);
+    cache.rememberTemplate(key!, parsed);
+  }
   return text;
+}
+
+function templateKey(fields: SiweFields): string {
+  return JSON.stringify([fields.scheme, fields.domain, fields.statement, fields.uri, fields.version, fields.expirationTime, fields.notBefore, fields.requestId, fields.resources]);
+}
+
+/** A strict subset of what the grammar allows for these fields: what the nonce route writes. */
+const NONCE = /^[A-Za-z0-9]{8,}$/;
+const ISSUED_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+
+function variablePartsValid(fields: SiweFields): boolean {
+  return (
+    ADDRESS.test(fields.address) &&
+    toChecksumAddress(fields.address) === fields.address &&
+    Number.isSafeInteger(fields.chainId) &&
+    fields.chainId >= 0 &&
+    NONCE.test(fields.nonce) &&
+    ISSUED_AT.test(fields.issuedAt) &&
+    parseRfc3339(fields.issuedAt) !== undefined
+  );
 }
 
 function buildText(fields: SiweFields): string {
