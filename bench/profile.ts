@@ -1,7 +1,8 @@
 // Profiles one request kind through Erebus's middleware: starts the app in this process under the
 // V8 sampling profiler (node:inspector), drives it with wrk for a few seconds, and prints where the
 // time went (self time by function, and by where the code lives: Erebus, Express, Node, PostgreSQL driver).
-//   node --conditions=erebus-source --import tsx bench/profile.ts <bare|apikey|cookie|bearer> [seconds]
+//   npm run build && node --import tsx bench/profile.ts <bare|apikey|cookie|bearer|wallet> [seconds]
+// (@erebus/* from dist, as users run them; with --conditions=erebus-source, from the sources through tsx)
 // Writes bench/profiles/<kind>.cpuprofile (open it in Chrome DevTools or speedscope).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";

@@ -1,5 +1,5 @@
 // One scenario's HTTP server, run as its own process by bench/run.ts so its CPU time can be read from
-// /proc on its own:  node --conditions=erebus-source --import tsx bench/server.ts <scenario> <database url>
+// /proc on its own:  node --import tsx bench/server.ts <scenario> <database url>
 // Prints one line `READY {"port":…,"path":…,"headers":{…}}` once it answers, and serves until killed.
 // Every scenario answers the same JSON from the same kind of route; what differs is who checks the caller.
 import { createHash, randomBytes } from "node:crypto";

@@ -1,6 +1,12 @@
 -- Rate-limit counters are hit on every sign-in attempt, by every client, and only count requests
 -- over a window of seconds or minutes. UNLOGGED: a hit writes no WAL, so its commit waits for no
 -- fsync and the counter's row is locked for microseconds, not for a disk flush (ten sign-ins from
--- one address behind one NAT queued through each other's fsync). What it costs: after a crash of
--- the PostgreSQL server, or on a standby promoted by a failover, the counters start again at zero.
+-- one address behind one NAT queued through each other's fsync).
+-- What it costs: after any crash recovery of the PostgreSQL server (a backend killed by the OOM
+-- killer is one), and on a standby promoted by a failover (unlogged tables are not replicated),
+-- every counter in the table starts again at zero: every provider's per-client limits, the email
+-- provider's per-address send limit, the API-key failed-verification limit, the link limits.
+-- Single-use secrets and their tries live in logged tables and are not affected.
+-- A table named in a logical-replication publication cannot be made unlogged: take it out of the
+-- publication first (it holds nothing another database needs).
 ALTER TABLE erebus_rate_limits SET UNLOGGED;

@@ -221,6 +221,12 @@ export function createVerifier(ctx: ProviderContext, store: KeyStore, options: R
     }
   }
 
+  /** Rethrows a failed check, first counting it against the client's address (a query) when it is one that counts. */
+  async function counted(req: Request, error: unknown): Promise<never> {
+    if (error instanceof AuthError && COUNTED_FAILURES.has(error.code)) await countFailure(req.ip ?? "unknown");
+    throw error;
+  }
+
   /** Whether a presented secret is the entry's current or (rotated-out) previous one. */
   function matches(entry: CachedKey, secret: string): { current: boolean; previous: boolean } {
     const digest = digestOf(secret);
@@ -318,16 +324,11 @@ export function createVerifier(ctx: ProviderContext, store: KeyStore, options: R
       // A wrong checksum is a typo or a made-up key: refused before any database work, and not
       // counted (it costs nothing and can never be a right key).
       if (parsed === "checksum") throw apiKeyErrors.create("ERR_APIKEY_CHECKSUM_INVALID");
-      // A failed check counts against the client's address (a query): the only way a hit goes async.
-      const counted = async (error: unknown): Promise<never> => {
-        if (error instanceof AuthError && COUNTED_FAILURES.has(error.code)) await countFailure(req.ip ?? "unknown");
-        throw error;
-      };
       try {
         const result = verify(parsed);
-        return result instanceof Promise ? result.catch(counted) : result;
+        return result instanceof Promise ? result.catch((error: unknown) => counted(req, error)) : result;
       } catch (error) {
-        return counted(error);
+        return counted(req, error);
       }
     },
   };

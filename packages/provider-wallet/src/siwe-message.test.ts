@@ -60,4 +60,14 @@ describe("formatSiweMessage: the parse kept for the verify", () => {
       expect(() => formatSiweMessage({ ...fields, uri: "not a uri" }, cache)).toThrow(TypeError);
     }
   });
+
+  it("review: the template is keyed by the text it writes, so fields written alike share it and fields written differently do not (a null statement is the line \"null\")", () => {
+    const cache = new SiweParseCache();
+    const base = { domain: "app.example", uri: "https://app.example", version: "1", chainId: 1, issuedAt: new Date().toISOString() };
+    formatSiweMessage({ ...base, address: address(), nonce: nonce() }, cache);
+    const text = formatSiweMessage({ ...base, address: address(), nonce: nonce(), statement: null as unknown as string }, cache);
+    expect(cache.take(text)).toEqual(parseSiweMessage(text));
+    const zero = formatSiweMessage({ ...base, address: address(), nonce: nonce(), chainId: -0 }, cache);
+    expect(Object.is(cache.take(zero)!.chainId, 0)).toBe(true);
+  });
 });

@@ -98,7 +98,14 @@ export class SiweParseCache {
     const parsed = this.entries.get(message);
     if (parsed === undefined) return undefined;
     this.entries.delete(message);
-    return { ...parsed, ...(parsed.resources ? { resources: [...parsed.resources] } : {}) };
+    // A copy: entries written from one template share its arrays and dates.
+    return {
+      ...parsed,
+      issuedAtDate: new Date(parsed.issuedAtDate),
+      expirationDate: parsed.expirationDate && new Date(parsed.expirationDate),
+      notBeforeDate: parsed.notBeforeDate && new Date(parsed.notBeforeDate),
+      ...(parsed.resources ? { resources: [...parsed.resources] } : {}),
+    };
   }
 }
 
@@ -135,8 +142,13 @@ export function formatSiweMessage(fields: SiweFields, cache?: SiweParseCache): s
   return text;
 }
 
+/**
+ * The text with the variable fields left empty: two messages with equal keys and equal variable
+ * fields are the same text, so they parse alike (a key built from the field values instead would
+ * have to mirror every way `buildText` writes them: `null` and `undefined`, say).
+ */
 function templateKey(fields: SiweFields): string {
-  return JSON.stringify([fields.scheme, fields.domain, fields.statement, fields.uri, fields.version, fields.expirationTime, fields.notBefore, fields.requestId, fields.resources]);
+  return buildText({ ...fields, address: "", chainId: 0, nonce: "", issuedAt: "" });
 }
 
 /** A strict subset of what the grammar allows for these fields: what the nonce route writes. */
@@ -150,6 +162,7 @@ function variablePartsValid(fields: SiweFields): boolean {
     toChecksumAddress(fields.address) === fields.address &&
     Number.isSafeInteger(fields.chainId) &&
     fields.chainId >= 0 &&
+    !Object.is(fields.chainId, -0) &&
     NONCE.test(fields.nonce) &&
     ISSUED_AT.test(fields.issuedAt) &&
     parseRfc3339(fields.issuedAt) !== undefined

@@ -27,4 +27,28 @@ describe.runIf(server)("postgresDatabase close", () => {
     await expect(db.listen("x", () => undefined)).rejects.toThrow(/closed/);
     await holder.close();
   });
+
+  it("review: subscribers listening and leaving at once use the shared LISTEN connection one statement at a time (pg deprecates concurrent queries on a client), and every channel still hears", async () => {
+    const holder = await server!.create();
+    const pool = new pg.Pool({ connectionString: holder.url!, max: 4 });
+    const db = postgresDatabase(pool, { ownsConnection: true });
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.message);
+    process.on("warning", onWarning);
+    try {
+      const heard: string[] = [];
+      const channels = Array.from({ length: 6 }, (_, i) => `erebus_test_${i}`);
+      const unsubscribes = await Promise.all(channels.map((channel) => db.listen(channel, (payload) => heard.push(`${channel}:${payload}`))));
+      for (const channel of channels) await db.query("SELECT pg_notify($1, 'hi')", [channel]);
+      for (let i = 0; i < 50 && heard.length < channels.length; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(heard.sort()).toEqual(channels.map((c) => `${c}:hi`).sort());
+      await Promise.all(unsubscribes.map((unsubscribe) => unsubscribe()));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings.filter((w) => /already executing a query/.test(w))).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+      await db.close();
+      await holder.close();
+    }
+  });
 });

@@ -43,12 +43,20 @@ export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: bool
     /** Lost, or given back: a listen that finds it so takes a new connection. */
     lost: boolean;
     detach?: () => void;
+    /** The LISTEN/UNLISTEN statements, one after another: subscribers start and stop concurrently, and a pg client takes one query at a time. */
+    queue: Promise<unknown>;
+  }
+  /** Runs `sql` on the shared connection after the statements queued before it. */
+  function serially(state: Shared, client: pg.PoolClient, sql: string): Promise<void> {
+    const run = state.queue.then(() => client.query(sql));
+    state.queue = run.catch(() => undefined);
+    return run.then(() => undefined);
   }
   let shared: Shared | undefined;
 
   function connect(): Shared {
     if (shared) return shared;
-    const state: Shared = { client: pool.connect(), channels: new Map(), lost: false };
+    const state: Shared = { client: pool.connect(), channels: new Map(), lost: false, queue: Promise.resolve() };
     shared = state;
     state.client.then(
       (client) => {
@@ -86,6 +94,8 @@ export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: bool
     state.lost = true; // ending it ourselves is not a loss
     if (shared === state) shared = undefined;
     const client = await state.client;
+    // Statements still queued on it (another channel's UNLISTEN) finish before it goes back to the pool.
+    await state.queue;
     state.detach?.();
     client.release();
   }
@@ -134,7 +144,7 @@ export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: bool
       const subscriber: Subscriber = { onNotify, onLost };
       let entry = state.channels.get(channel);
       if (!entry) {
-        entry = { subscribers: new Set(), listening: client.query(`LISTEN ${pg.escapeIdentifier(channel)}`).then(() => undefined) };
+        entry = { subscribers: new Set(), listening: serially(state, client, `LISTEN ${pg.escapeIdentifier(channel)}`) };
         state.channels.set(channel, entry);
       }
       entry.subscribers.add(subscriber);
@@ -153,7 +163,7 @@ export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: bool
         entry.subscribers.delete(subscriber);
         if (entry.subscribers.size > 0) return;
         state.channels.delete(channel);
-        await client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
+        await serially(state, client, `UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
         await release(state);
       };
       subscriptions.add(unsubscribe);
