@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -54,6 +54,12 @@ export async function startPostgres(): Promise<RunningPostgres | undefined> {
   run("initdb", ["-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
   const serverOptions = `-p ${port} -k ${dataDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
   run("pg_ctl", ["-D", dataDir, "-o", serverOptions, "-l", join(dataDir, "server.log"), "-w", "-t", "60", "start"]);
+  // A watchdog stops the server when the process that started it is gone without calling stop() (a
+  // test worker ended by its runner, Ctrl-C, a crash): a throwaway server must not outlive its run.
+  // The paths are mkdtemp's and the install's own, with no characters the shell would interpret.
+  const stopCommand = [...(asRoot ? ["runuser", "-u", "postgres", "--"] : []), join(binDir, "pg_ctl"), "-D", dataDir, "-m", "immediate", "-w", "stop"].join(" ");
+  const watchdog = spawn("sh", ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ${stopCommand} >/dev/null 2>&1; rm -rf ${dataDir}`], { detached: true, stdio: "ignore" });
+  watchdog.unref();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     dataDir,
@@ -61,6 +67,7 @@ export async function startPostgres(): Promise<RunningPostgres | undefined> {
       run("pg_ctl", ["-D", dataDir, "-o", serverOptions, "-l", join(dataDir, "server.log"), "-m", "fast", "-w", "-t", "60", "restart"]);
     },
     async stop() {
+      watchdog.kill();
       try {
         run("pg_ctl", ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
       } finally {
