@@ -119,6 +119,20 @@ export function createPeople(deps: PeopleDeps) {
     requireFreshSession,
 
     /**
+     * For a provider route that takes away one of a person's ways to sign in (deleting a passkey):
+     * core's lock of the session's person until `tx` ends (link, merge and unlink take the same one),
+     * then the session and its person read again under it. 401 `ERR_SESSION_INVALID` when the session
+     * ended meanwhile (another session of the person removed its identity), 409 `ERR_LINK_CONFLICT`
+     * when its identity was moved to another person. Returns the person's identities as they are now.
+     */
+    async lockPerson(tx: Queryable, auth: RequestAuth): Promise<{ personId: string; identities: UserReference[] }> {
+      if (!auth.session) throw new TypeError("ctx.lockPerson: needs a session's RequestAuth (an API key has no person to change)");
+      await lockSessionPerson(tx, auth.session.id, auth.personId, () => AuthError.of("ERR_SESSION_INVALID", { detail: "this session ended meanwhile" }));
+      const { rows } = await tx.query<UserReference>("SELECT * FROM user_references WHERE person_id = $1 ORDER BY created_at, id", [auth.personId]);
+      return { personId: auth.personId, identities: rows };
+    },
+
+    /**
      * For a provider's start route: `undefined` for a plain sign-in; for `intent: "link"`, checks the
      * session is signed in and fresh, counts the attempt, and returns the intent to store with the
      * single-use secret (`ctx.verifications.issue({ link })`).

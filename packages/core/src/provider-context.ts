@@ -90,6 +90,7 @@ export function createProviderContext(provider: ErebusProvider, deps: ContextDep
     signIn: deps.signIn.signIn,
     signInOnce: (req, res, attempt) => deps.signIn.signInOnce(req, res, attempt, upsert),
     linkIntent: (req, input, res) => deps.people.linkIntent(req, res ?? noResponse, input),
+    lockPerson: (tx, auth) => deps.people.lockPerson(tx, auth),
     async requireFresh(req, res, opts) {
       // A NaN window would make every session fresh (no age is greater than NaN): a bug, said at once.
       if (opts?.maxAge !== undefined && (!Number.isInteger(opts.maxAge) || opts.maxAge < 1)) throw new TypeError("ctx.requireFresh: maxAge must be a positive whole number of seconds");

@@ -138,6 +138,15 @@ export interface ProviderContext {
   linkIntent(req: Request, input: { intent?: unknown; merge?: unknown }, res?: Response): Promise<LinkIntent | undefined>;
   /** 401 / 403 `ERR_REAUTH_REQUIRED` unless a signed-in session proved a credential within `maxAge` seconds (default the app's people.freshAge). */
   requireFresh(req: Request, res: Response, options?: { maxAge?: number }): Promise<RequestAuth>;
+  /**
+   * In a transaction of yours that takes away one of a person's ways to sign in (deleting a
+   * passkey): takes core's lock of the session's person until `tx` ends (core's link, merge and
+   * unlink take the same one, so two sessions of one person cannot each remove the other's way in),
+   * then reads the session and its person again. 401 `ERR_SESSION_INVALID` when the session ended
+   * meanwhile, 409 `ERR_LINK_CONFLICT` when its identity moved to another person. Returns the
+   * person's identities (`user_references` rows) as they are now: make your checks on these.
+   */
+  lockPerson(tx: Queryable, auth: RequestAuth): Promise<{ personId: string; identities: UserReference[] }>;
   /** Who made the request (runs core's authentication once per request), or `null`. */
   authenticate(req: Request, res: Response): Promise<RequestAuth | null>;
   /** Like `authenticate`, but 401 (or the session's own error, e.g. 403 deactivated) when nobody is signed in. */

@@ -127,10 +127,6 @@ export function credentialStore(db: Database) {
       return rows[0]?.n ?? 0;
     },
 
-    /** Locks the passkeys of these identities until `q` commits (in one order: concurrent lockers never deadlock). */
-    async lockOfUsers(userIds: readonly string[], q: Queryable): Promise<void> {
-      await q.query(`SELECT credential_id FROM ${TABLE} WHERE user_id = ANY($1::uuid[]) ORDER BY credential_id FOR UPDATE`, [userIds]);
-    },
 
     async remove(credentialId: string, userIds: readonly string[], q: Queryable = db): Promise<boolean> {
       const { rows } = await q.query(`DELETE FROM ${TABLE} WHERE credential_id = $1 AND user_id = ANY($2::uuid[]) RETURNING credential_id`, [credentialId, userIds]);

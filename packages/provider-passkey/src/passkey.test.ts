@@ -669,5 +669,34 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
         expect(rows[0]!.n, `round ${round}`).toBe(1);
       }
     });
+
+    it("review: a passkey delete and core's unlink, by two sessions of one person at once, leave the person a way to sign in (they take one lock)", async () => {
+      for (let round = 0; round < 8; round++) {
+        const { authenticator: first } = await registered();
+        const b1 = browser();
+        const firstIn = await signIn(b1, first);
+        expect(firstIn.status).toBe(200);
+        const creation = await b1.post("/passkey/register/options");
+        const second = new SoftAuthenticator("EdDSA", RP);
+        expect((await b1.post("/passkey/register/verify", { response: second.register(creation.body.options) })).status).toBe(200);
+        const b2 = browser();
+        expect((await signIn(b2, second)).status).toBe(200);
+        const personId = firstIn.body.user.person_id as string;
+        // b1 deletes the second passkey while b2 unlinks the first passkey's identity from the person.
+        const answers = await Promise.all([
+          b1.post(`/passkey/credentials/${second.id}`, undefined, { method: "DELETE" }),
+          b2.post(`/identities/${firstIn.body.user.id}`, undefined, { method: "DELETE" }),
+        ]);
+        const statuses = answers.map((a) => a.status);
+        expect(statuses.filter((s) => s < 300), `round ${round}: ${JSON.stringify(answers.map((a) => a.body))}`).toHaveLength(1);
+        for (const s of statuses.filter((s) => s >= 300)) expect([401, 409]).toContain(s);
+        // The person still has an identity with a passkey to sign in with.
+        const { rows } = await db.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM user_references u JOIN erebus_passkey_credentials c ON c.user_id = u.id WHERE u.person_id = $1",
+          [personId],
+        );
+        expect(rows[0]!.n, `round ${round}`).toBeGreaterThanOrEqual(1);
+      }
+    });
   });
 }

@@ -1,4 +1,5 @@
-import { AuthError, type LinkIntent, type ProviderContext, type RequestAuth } from "@erebus/core/provider";
+import { AuthError, type LinkIntent, type ProviderContext, type Queryable, type RequestAuth } from "@erebus/core/provider";
+import { PASSKEY_NETWORK } from "./source-type.js";
 import type { Request, Response } from "express";
 
 /**
@@ -26,6 +27,19 @@ export async function signedInPerson(ctx: ProviderContext, req: Request, res: Re
     [auth.personId],
   );
   return { auth, person: { id: auth.personId, userIds: rows.map((r) => r.id) } };
+}
+
+/**
+ * Of a person's identities (as `ctx.lockPerson` hands them), the ids of those that can still sign
+ * in: active, and for a passkey identity, with its passkey not deleted. On `q` (the caller's transaction).
+ */
+export async function signableIds(identities: readonly { id: string; network: string; is_active: boolean | null }[], q: Queryable): Promise<string[]> {
+  const passkeys = identities.filter((u) => u.network === PASSKEY_NETWORK).map((u) => u.id);
+  const { rows } = passkeys.length
+    ? await q.query<{ user_id: string }>("SELECT DISTINCT user_id FROM erebus_passkey_credentials WHERE user_id = ANY($1::uuid[])", [passkeys])
+    : { rows: [] };
+  const withPasskey = new Set(rows.map((r) => r.user_id));
+  return identities.filter((u) => u.is_active !== false && (u.network !== PASSKEY_NETWORK || withPasskey.has(u.id))).map((u) => u.id);
 }
 
 /** Core's link intent for "add a passkey to the signed-in person": 401 without a session, 403 `ERR_REAUTH_REQUIRED` when it is stale. */

@@ -7,7 +7,7 @@ import { createChallenges } from "./challenges.js";
 import { credentialStore, toInfo, type CredentialRow } from "./credentials.js";
 import { fail, type PasskeyErrorCode } from "./errors.js";
 import { relyingParty, type ResolvedPasskeyOptions } from "./options.js";
-import { linkIntent, signedInPerson } from "./people.js";
+import { linkIntent, signableIds, signedInPerson } from "./people.js";
 import { PASSKEY_NETWORK, type PasskeySourceType } from "./source-type.js";
 import {
   authenticationResponseSchema,
@@ -116,7 +116,7 @@ const docs = {
     summary: "Delete one of the signed-in person's passkeys (fresh session; never the person's last identity nor the one this session signed in with); its sessions end",
     auth: ["session"],
     responses: { 204: { description: "deleted" } },
-    errors: ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_USER_DEACTIVATED", "ERR_PASSKEY_NOT_FOUND", "ERR_REAUTH_REQUIRED", "ERR_IDENTITY_LAST", "ERR_IDENTITY_IN_USE"],
+    errors: ["ERR_UNAUTHENTICATED", "ERR_SESSION_INVALID", "ERR_USER_DEACTIVATED", "ERR_PASSKEY_NOT_FOUND", "ERR_REAUTH_REQUIRED", "ERR_IDENTITY_LAST", "ERR_IDENTITY_IN_USE", "ERR_LINK_CONFLICT"],
   },
 } satisfies Record<string, RouteDoc>;
 
@@ -322,15 +322,17 @@ export function passkeyRoutes(router: Router, ctx: ProviderContext, options: Res
     // Step-up: a stolen but stale session cannot remove the person's ways to sign in.
     await ctx.requireFresh(req, res, options.freshAge === undefined ? {} : { maxAge: options.freshAge });
     if (row.user_id === auth.user.id) throw AuthError.of("ERR_IDENTITY_IN_USE", { detail: "this session signed in with this passkey; sign in another way to delete it" });
-    if (person.userIds.length <= 1) throw AuthError.of("ERR_IDENTITY_LAST", { detail: "this passkey is the last way to sign in; add another first" });
+    const last = () => AuthError.of("ERR_IDENTITY_LAST", { detail: "this passkey is the last way to sign in; add another first" });
+    if (person.userIds.length <= 1) throw last();
     await ctx.db.transaction(async (tx) => {
-      // Two sessions of the person deleting each other's passkey at once would both pass the checks
-      // above and leave no way to sign in: the person's passkeys are locked, and a session that the
-      // other delete ended meanwhile deletes nothing.
-      await credentials.lockOfUsers(person.userIds, tx);
-      const { rows: live } = await tx.query("SELECT 1 FROM erebus_sessions WHERE id = $1 AND revoked_at IS NULL", [auth.session!.id]);
-      if (live.length === 0) throw AuthError.of("ERR_SESSION_INVALID", { detail: "this session ended meanwhile" });
-      if (!(await credentials.remove(id, person.userIds, tx))) throw fail("ERR_PASSKEY_NOT_FOUND");
+      // Two sessions of the person each removing the other's way to sign in at once (this delete, or
+      // core's unlink of a wallet) would both pass the checks above and leave none: core's lock of the
+      // person, which its link, merge and unlink take too, then the checks again on the person as it
+      // is now. A session that the other removal ended meanwhile removes nothing (401).
+      const now = await signableIds((await ctx.lockPerson(tx, auth)).identities, tx);
+      if (!now.includes(row.user_id)) throw fail("ERR_PASSKEY_NOT_FOUND");
+      if (now.length <= 1) throw last();
+      if (!(await credentials.remove(id, now, tx))) throw fail("ERR_PASSKEY_NOT_FOUND");
       // A passkey deleted because its device was lost must not leave that device signed in.
       await ctx.revokeSessions(row.user_id, { db: tx });
     });
