@@ -67,6 +67,19 @@ describe("the provider contract: setup, api, checks", () => {
     expect(() => createAuth({ ...base, database: "pglite://memory", providers: [counterProvider(), twin] })).toThrow(/is registered by both "counter" and "twin"/);
   });
 
+  it("refuses two providers whose routes overlap only through parameters in different places (/a/:x and /:y/b both match /a/b), and lets apart ones be", () => {
+    const route = (id: string, path: string) =>
+      ({ id, emits: [], setup: () => ({ routes: (router: import("express").Router) => void router.get(path, (_req, res) => res.json({})) }) }) satisfies ErebusProvider;
+    expect(() => createAuth({ ...base, database: "pglite://memory", providers: [route("one", "/shared/:x"), route("two", "/:y/thing")] })).toThrow(
+      /GET \/:y\/thing \("two"\) and \/shared\/:x \("one"\) match the same requests/,
+    );
+    // A core route overlapped by a provider's parameter: GET /identities is core's.
+    expect(() => createAuth({ ...base, database: "pglite://memory", providers: [route("greedy", "/:anything")] })).toThrow(/match the same requests/);
+    // Different lengths or a differing fixed segment never meet.
+    const apart = createAuth({ ...base, database: "pglite://memory", providers: [route("one", "/shared/:x"), route("two", "/:y/thing/more"), route("three", "/other/:z")] });
+    void apart.close();
+  });
+
   it("refuses a provider route that shadows one of core's", () => {
     const shadow = {
       id: "shadow",

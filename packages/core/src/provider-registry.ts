@@ -110,16 +110,37 @@ export function setUpProvider(provider: ErebusProvider, ctx: ProviderContext): P
  */
 const routeKey = (route: CollectedRoute) => `${route.method.toUpperCase()} ${route.path.replace(/:[A-Za-z0-9_]+/g, ":").toLowerCase().replace(/(.)\/+$/, "$1")}`;
 
-/** Refuses two owners (core or providers) registering the same method and path. */
+/**
+ * Whether some request path matches both routes: the same number of segments, each equal (in lower
+ * case) or a parameter in either (`/a/:x` and `/:y/b` both match `/a/b`). Paths with Express 5's
+ * other syntax (wildcards, optional groups) are compared as whole keys.
+ */
+function overlap(a: CollectedRoute, b: CollectedRoute): boolean {
+  if (a.method.toUpperCase() !== b.method.toUpperCase()) return false;
+  if (/[*{}()?+]/.test(a.path + b.path)) return routeKey(a) === routeKey(b);
+  const segments = (path: string) => path.toLowerCase().replace(/(.)\/+$/, "$1").split("/");
+  const x = segments(a.path);
+  const y = segments(b.path);
+  return x.length === y.length && x.every((s, i) => s === y[i] || s.startsWith(":") || y[i]!.startsWith(":"));
+}
+
+/**
+ * Refuses two owners (core or providers) registering routes one request could match: the same
+ * method and path, or paths that overlap through a parameter. Express would send every such request
+ * to whichever was mounted first.
+ */
 export function checkRouteCollisions(routes: readonly CollectedRoute[]): void {
-  const seen = new Map<string, string>();
-  for (const route of routes) {
-    const key = routeKey(route);
-    const owner = seen.get(key);
-    if (owner !== undefined && owner !== route.owner) {
-      throw new TypeError(`createAuth: ${route.method.toUpperCase()} ${route.path} is registered by both "${owner}" and "${route.owner}"; give one of them another path`);
+  for (let i = 0; i < routes.length; i++) {
+    for (let j = 0; j < i; j++) {
+      const [earlier, route] = [routes[j]!, routes[i]!];
+      if (earlier.owner === route.owner || !overlap(earlier, route)) continue;
+      const same = routeKey(earlier) === routeKey(route);
+      throw new TypeError(
+        same
+          ? `createAuth: ${route.method.toUpperCase()} ${route.path} is registered by both "${earlier.owner}" and "${route.owner}"; give one of them another path`
+          : `createAuth: ${route.method.toUpperCase()} ${route.path} ("${route.owner}") and ${earlier.path} ("${earlier.owner}") match the same requests (through a parameter); give one of them another path`,
+      );
     }
-    seen.set(key, route.owner);
   }
 }
 

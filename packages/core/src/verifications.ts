@@ -129,7 +129,7 @@ export interface Verifications {
    */
   consumeCode(input: { purpose: string; subject: string; code: string; endOthers?: readonly string[]; q?: Queryable }): Promise<VerificationResult>;
   /** The same answer as `consume`, using nothing up (a confirm page before the real use). */
-  peek(input: { purpose: string; secret: string; subject?: string }): Promise<VerificationResult>;
+  peek(input: { purpose: string; secret: string; subject?: string; q?: Queryable }): Promise<VerificationResult>;
   /**
    * A value made elsewhere (a signed payload's hash), accepted once until `until`: the first call
    * answers `ok`, every later one `used`. Refuse values older than `until` yourself: rows are pruned
@@ -380,7 +380,8 @@ export function createVerifications(deps: VerificationDeps): Verifications {
     async peek(input) {
       checkPurpose(input.purpose, "verifications.peek");
       if (typeof input.secret !== "string" || input.secret.length === 0 || input.secret.length > 1024) return failure("unknown");
-      const row = await find(db, input.purpose, sha256(input.secret));
+      // On the caller's transaction when given: a look-up on another connection would wait for it (forever, on PGlite's one connection).
+      const row = await find(input.q ?? db, input.purpose, sha256(input.secret));
       const reason = reasonOf(row, input, row?.browser_hash ? [row.browser_hash] : [], clock());
       return reason ? failure(reason) : success(row!, null);
     },
