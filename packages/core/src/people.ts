@@ -123,12 +123,14 @@ export function createPeople(deps: PeopleDeps) {
      * core's lock of the session's person until `tx` ends (link, merge and unlink take the same one),
      * then the session and its person read again under it. 401 `ERR_SESSION_INVALID` when the session
      * ended meanwhile (another session of the person removed its identity), 409 `ERR_LINK_CONFLICT`
-     * when its identity was moved to another person. Returns the person's identities as they are now.
+     * when its identity was moved to another person, 403 `ERR_REAUTH_REQUIRED` for an API key. Returns
+     * the person's identities as they are now (not its API keys' rows).
      */
     async lockPerson(tx: Queryable, auth: RequestAuth): Promise<{ personId: string; identities: UserReference[] }> {
-      if (!auth.session) throw new TypeError("ctx.lockPerson: needs a session's RequestAuth (an API key has no person to change)");
+      if (auth.via !== "session" || !auth.session) throw AuthError.of("ERR_REAUTH_REQUIRED", { detail: "needs a signed-in session, not an API key" });
       await lockSessionPerson(tx, auth.session.id, auth.personId, () => AuthError.of("ERR_SESSION_INVALID", { detail: "this session ended meanwhile" }));
-      const { rows } = await tx.query<UserReference>("SELECT * FROM user_references WHERE person_id = $1 ORDER BY created_at, id", [auth.personId]);
+      // The person's identities as core counts them (its API keys' rows are not ways for a person to sign in).
+      const { rows } = await tx.query<UserReference>("SELECT * FROM user_references WHERE person_id = $1 AND user_type <> 'api' ORDER BY created_at, id", [auth.personId]);
       return { personId: auth.personId, identities: rows };
     },
 

@@ -117,11 +117,15 @@ const routeKey = (route: CollectedRoute) => `${route.method.toUpperCase()} ${rou
  */
 function overlap(a: CollectedRoute, b: CollectedRoute): boolean {
   if (a.method.toUpperCase() !== b.method.toUpperCase()) return false;
-  if (/[*{}()?+]/.test(a.path + b.path)) return routeKey(a) === routeKey(b);
   const segments = (path: string) => path.toLowerCase().replace(/(.)\/+$/, "$1").split("/");
   const x = segments(a.path);
   const y = segments(b.path);
-  return x.length === y.length && x.every((s, i) => s === y[i] || s.startsWith(":") || y[i]!.startsWith(":"));
+  // A parameter is a whole segment (`:id`); one inside a segment (`/file-:id`, `:id.json`), and
+  // wildcards or groups, are compared as whole keys.
+  const param = /^:[a-z0-9_]+$/;
+  const plain = (s: string) => param.test(s) || !/[:*{}()?+]/.test(s);
+  if (![...x, ...y].every(plain)) return routeKey(a) === routeKey(b);
+  return x.length === y.length && x.every((s, i) => s === y[i] || param.test(s) || param.test(y[i]!));
 }
 
 /**

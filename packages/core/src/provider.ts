@@ -143,8 +143,10 @@ export interface ProviderContext {
    * passkey): takes core's lock of the session's person until `tx` ends (core's link, merge and
    * unlink take the same one, so two sessions of one person cannot each remove the other's way in),
    * then reads the session and its person again. 401 `ERR_SESSION_INVALID` when the session ended
-   * meanwhile, 409 `ERR_LINK_CONFLICT` when its identity moved to another person. Returns the
-   * person's identities (`user_references` rows) as they are now: make your checks on these.
+   * meanwhile, 409 `ERR_LINK_CONFLICT` when its identity moved to another person, 403
+   * `ERR_REAUTH_REQUIRED` for a request that is not a session's (an API key). Returns the person's
+   * identities (`user_references` rows, without its API keys' rows) as they are now: make your checks
+   * on these, and never remove the session's own identity (`auth.user.id`).
    */
   lockPerson(tx: Queryable, auth: RequestAuth): Promise<{ personId: string; identities: UserReference[] }>;
   /** Who made the request (runs core's authentication once per request), or `null`. */

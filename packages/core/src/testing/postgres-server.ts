@@ -52,13 +52,22 @@ export async function startPostgres(): Promise<RunningPostgres | undefined> {
   if (asRoot) execFileSync("chown", ["postgres:postgres", dataDir]);
   const port = await freePort();
   run("initdb", ["-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
-  const serverOptions = `-p ${port} -k ${dataDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+  // pg_ctl hands -o to a shell: the socket directory is quoted (TMPDIR may hold spaces).
+  const serverOptions = `-p ${port} -k '${dataDir.replaceAll("'", "'\\''")}' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
   run("pg_ctl", ["-D", dataDir, "-o", serverOptions, "-l", join(dataDir, "server.log"), "-w", "-t", "60", "start"]);
   // A watchdog stops the server when the process that started it is gone without calling stop() (a
   // test worker ended by its runner, Ctrl-C, a crash): a throwaway server must not outlive its run.
-  // The paths are mkdtemp's and the install's own, with no characters the shell would interpret.
-  const stopCommand = [...(asRoot ? ["runuser", "-u", "postgres", "--"] : []), join(binDir, "pg_ctl"), "-D", dataDir, "-m", "immediate", "-w", "stop"].join(" ");
-  const watchdog = spawn("sh", ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ${stopCommand} >/dev/null 2>&1; rm -rf ${dataDir}`], { detached: true, stdio: "ignore" });
+  // Every value reaches the shell as an argument ($1…), never as script text (TMPDIR and PG_BIN_DIR
+  // may hold spaces); the directory goes only once no server runs in it.
+  const script = [
+    'pid="$1"; dir="$2"; shift 2',
+    'while kill -0 "$pid" 2>/dev/null; do sleep 1; done',
+    '"$@" >/dev/null 2>&1',
+    'if [ ! -e "$dir/postmaster.pid" ]; then rm -rf -- "$dir"; fi',
+  ].join("\n");
+  const stopArgv = [...(asRoot ? ["runuser", "-u", "postgres", "--"] : []), join(binDir, "pg_ctl"), "-D", dataDir, "-m", "immediate", "-w", "stop"];
+  const watchdog = spawn("sh", ["-c", script, "erebus-pg-watchdog", String(process.pid), dataDir, ...stopArgv], { detached: true, stdio: "ignore" });
+  watchdog.on("error", () => undefined); // no sh (Windows): no watchdog, stop() still works
   watchdog.unref();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
