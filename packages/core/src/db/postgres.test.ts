@@ -51,4 +51,46 @@ describe.runIf(server)("postgresDatabase close", () => {
       await holder.close();
     }
   });
+
+  it("review: closing the database while a LISTEN is on its way gives its connection back (close() returned, pool.end() waited forever)", async () => {
+    const holder = await server!.create();
+    const real = new pg.Pool({ connectionString: holder.url!, max: 4 });
+    // The LISTEN waits at a gate, so close() runs exactly while it is on its way.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let listenSent = false;
+    const pool = new Proxy(real, {
+      get(target, prop) {
+        if (prop === "connect") {
+          return async () => {
+            const client = await target.connect();
+            const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+            (client as unknown as { query: unknown }).query = (sql: unknown, ...rest: unknown[]) => {
+              if (typeof sql === "string" && sql.startsWith("LISTEN")) {
+                listenSent = true;
+                return gate.then(() => query(sql, ...rest));
+              }
+              return query(sql, ...rest);
+            };
+            return client;
+          };
+        }
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const db = postgresDatabase(pool, { ownsConnection: true });
+    const listening = db.listen("erebus_gate", () => undefined).then(
+      () => "subscribed",
+      (error: Error) => error.message,
+    );
+    while (!listenSent) await new Promise((resolve) => setTimeout(resolve, 5));
+    const closed = db.close().then(() => "closed");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    open();
+    const outcome = await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve("hung"), 10_000))]);
+    expect(outcome).toBe("closed");
+    expect(await listening).toMatch(/closed/);
+    await holder.close();
+  });
 });

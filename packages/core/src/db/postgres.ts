@@ -148,13 +148,22 @@ export function postgresDatabase(pool: pg.Pool, options: { ownsConnection?: bool
         state.channels.set(channel, entry);
       }
       entry.subscribers.add(subscriber);
-      try {
-        await entry.listening;
-      } catch (error) {
+      const leave = async () => {
         entry.subscribers.delete(subscriber);
         if (entry.subscribers.size === 0 && state.channels.get(channel) === entry) state.channels.delete(channel);
         await release(state).catch(() => undefined);
+      };
+      try {
+        await entry.listening;
+      } catch (error) {
+        await leave();
         throw error;
+      }
+      // Closed while the LISTEN was on its way: close() found this subscriber not yet subscribed and
+      // the connection still in use, so it is given back here (pool.end() waits for it).
+      if (closing) {
+        await leave();
+        throw closedError();
       }
       const unsubscribe = async () => {
         if (!subscriptions.delete(unsubscribe)) return;
