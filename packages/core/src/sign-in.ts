@@ -1,5 +1,5 @@
 import type { Request, Response } from "express";
-import type { Database, Queryable } from "./db/types.js";
+import type { Database } from "./db/types.js";
 import { AuthError } from "./errors.js";
 import type { VerifiedIdentity } from "./identities.js";
 import type { Logger } from "./logger.js";

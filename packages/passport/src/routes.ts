@@ -223,7 +223,7 @@ export function passportRoutes(router: Router, ctx: ProviderContext, options: Re
       const key = req.ip ?? "unknown";
       try {
         // Counted in memory before anything is parsed (malformed posts count too), then on the shared
-        // counter in the sign-in's commit, or in a commit of its own when the attempt fails.
+        // counter by signInOnce, before the strategy runs.
         limiter.consumeLocal(key);
         ctx.parse(schema, req.body);
         const link = await linkOf(req, res, ctx.parse(formQuery, req.query, "query"));

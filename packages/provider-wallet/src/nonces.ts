@@ -17,7 +17,7 @@ const PURPOSE = "nonce";
 export function createNonceStore(ctx: ProviderContext, ttlSeconds: number) {
   return {
     /**
-     * Issues a nonce, on `q` (a transaction of the caller's, e.g. with its rate-limit hit: one commit).
+     * Issues a nonce, on `q` (one statement: autocommitted on the database, or in a caller's transaction).
      * With `link` (from `ctx.linkIntent`), the sign-in it is used for attaches the wallet to the asking
      * person instead of starting a session, and only that session can use it.
      */
