@@ -75,6 +75,9 @@ describe("the provider contract: setup, api, checks", () => {
     );
     // A core route overlapped by a provider's parameter: GET /identities is core's.
     expect(() => createAuth({ ...base, database: "pglite://memory", providers: [route("greedy", "/:anything")] })).toThrow(/match the same requests/);
+    // A parameter inside a segment is compared as the whole path: /file-:id and /file-x are left to the app.
+    const inner = createAuth({ ...base, database: "pglite://memory", providers: [route("one", "/files/file-:id"), route("two", "/files/file-x")] });
+    void inner.close();
     // Different lengths or a differing fixed segment never meet.
     const apart = createAuth({ ...base, database: "pglite://memory", providers: [route("one", "/shared/:x"), route("two", "/:y/thing/more"), route("three", "/other/:z")] });
     void apart.close();

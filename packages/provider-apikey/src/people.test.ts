@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { silentLogger, type Database, type ErebusAuth } from "@erebus/core";
+import type { ProviderContext } from "@erebus/core/provider";
 import { engines, startAuthServer, testProvider, type Running } from "@erebus/core/testing";
 import { apiKeyProvider } from "./index.js";
 
@@ -11,11 +12,14 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
     let auth: ErebusAuth;
     let server: Running;
     let now = new Date();
+    /** A provider's context, as a provider that removes ways to sign in would use it (ctx.lockPerson). */
+    let probe!: ProviderContext;
 
     beforeAll(async () => {
       db = await engine.create();
+      const probing = { id: "probe", emits: [], setup: (ctx: ProviderContext) => ((probe = ctx), {}) };
       ({ auth, server } = await startAuthServer(
-        { database: db, baseURL: ORIGIN, logger: silentLogger, clock: () => now, providers: [testProvider(), apiKeyProvider({ maxKeysPerUser: 3 })] },
+        { database: db, baseURL: ORIGIN, logger: silentLogger, clock: () => now, providers: [testProvider(), apiKeyProvider({ maxKeysPerUser: 3, createPerMinute: 100 }), probing] },
         (app, a) => {
           app.get("/whoami", a.middleware, (req, res) => void res.json({ personId: req.auth?.personId, user: req.auth?.user.id, via: req.auth?.via }));
         },
@@ -49,6 +53,20 @@ for (const engine of engines({ postgresUrl: inject("postgresUrl") })) {
       const { ticket } = (await call("POST", "/auth/test/start", token, { handle, intent: "link", ...(merge ? { merge } : {}) })).body;
       return call("POST", "/auth/test/verify", token, { handle, ticket });
     };
+
+    it("review: ctx.lockPerson hands back the person's identities without its API keys' rows, and refuses an API key's request with 403 ERR_REAUTH_REQUIRED (not a 500)", async () => {
+      const bob = await signIn("lock_bob");
+      const created = await call("POST", "/auth/api-keys", bob.token, { name: "bot" });
+      expect(created.status).toBe(201);
+      const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM user_references WHERE person_id = $1 AND user_type = 'api'", [bob.user.person_id]);
+      expect(rows[0]!.n).toBe(1); // the key's own row is in the person
+      const asSession = (await auth.authenticate({ headers: { authorization: `Bearer ${bob.token}` }, method: "GET" } as never))!;
+      const { identities } = await db.transaction((tx) => probe.lockPerson(tx, asSession));
+      expect(identities.map((u) => u.id)).toEqual([bob.user.id]);
+      const asKey = (await auth.authenticate({ headers: { "x-api-key": created.body.key }, method: "GET" } as never))!;
+      expect(asKey.via).toBe("api_key");
+      await expect(db.transaction((tx) => probe.lockPerson(tx, asKey))).rejects.toMatchObject({ code: "ERR_REAUTH_REQUIRED", status: 403 });
+    });
 
     it("every identity of the person sees and manages a key; a program acting with it has the owner's personId", async () => {
       const alice = await signIn("key_alice");
