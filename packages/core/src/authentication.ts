@@ -60,19 +60,15 @@ export function createAuthentication(deps: AuthenticationDeps) {
     // A bad explicit credential fails the request: falling back to the cookie (or to nobody) would
     // hide a client bug and let a request run as someone other than its sender meant.
     if (bearer === undefined) throw AuthError.of("ERR_SESSION_INVALID", { detail: "the Authorization: Bearer header is malformed" });
-    if (typeof bearer === "string") {
-      const check = sessions.checkCached(bearer) ?? sessions.check(bearer);
-      return isPromise(check) ? check.then((c) => acceptBearer(req, c)) : acceptBearer(req, check);
-    }
+    if (typeof bearer === "string") return andThen(sessions.checkNow(bearer), (check) => acceptBearer(req, check));
     const token = transport.cookieToken(req);
     if (token === undefined) return;
-    const check = sessions.checkCached(token) ?? sessions.check(token);
-    return isPromise(check) ? check.then((c) => acceptCookie(req, res, token, c)) : acceptCookie(req, res, token, check);
+    return andThen(sessions.checkNow(token), (check) => acceptCookie(req, res, token, check));
   }
 
   function acceptBearer(req: Request, check: SessionCheck): void {
     if (!check.ok) throw check.error;
-    req.auth = { user: check.user, personId: check.user.person_id ?? check.user.id, via: "session", scopes: ["*"], session: check.session };
+    req.auth = sessionAuth(check);
   }
 
   function acceptCookie(req: Request, res: Response, token: string, check: SessionCheck): void {
@@ -84,7 +80,11 @@ export function createAuthentication(deps: AuthenticationDeps) {
     // The cookie rides along on cross-site requests too; state changes must come from our origins.
     checkSameSite(req);
     if (check.refreshed) res.append("Set-Cookie", transport.sessionCookie(token, check.session.expiresAt));
-    req.auth = { user: check.user, personId: check.user.person_id ?? check.user.id, via: "session", scopes: ["*"], session: check.session };
+    req.auth = sessionAuth(check);
+  }
+
+  function sessionAuth(check: Extract<SessionCheck, { ok: true }>): RequestAuth {
+    return { user: check.user, personId: check.user.person_id ?? check.user.id, via: "session", scopes: ["*"], session: check.session };
   }
 
   /** Refuses a cross-site state-changing request, saying (and logging at debug) what came and what was expected. */
@@ -126,8 +126,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
 
   /** `req.auth`, or the reason there is nobody (401, or the session's own error). Synchronous when `authenticate` was. */
   function requireAuth(req: Request, res: Response): RequestAuth | Promise<RequestAuth> {
-    const pending = authenticate(req, res);
-    return isPromise(pending) ? pending.then(() => signedIn(req)) : signedIn(req);
+    return andThen(authenticate(req, res), () => signedIn(req));
   }
 
   function signedIn(req: Request): RequestAuth {
@@ -151,10 +150,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
         throw AuthError.of("ERR_USER_TYPE_FORBIDDEN", { detail: `needs user type ${allowed.join(" or ")}`, extensions: { allowed } });
       }
     };
-    return guard("erebusRequireUserType", (req, res) => {
-      const auth = requireAuth(req, res);
-      return isPromise(auth) ? auth.then(check) : check(auth);
-    });
+    return guard("erebusRequireUserType", (req, res) => andThen(requireAuth(req, res), check));
   }
 
   function requireScope(...scopes: string[]): RequestHandler {
@@ -163,10 +159,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
       const missing = granted.includes("*") ? undefined : scopes.find((scope) => !granted.includes(scope));
       if (missing !== undefined) throw AuthError.of("ERR_SCOPE_MISSING", { detail: `needs scope "${missing}"`, extensions: { scope: missing } });
     };
-    return guard("erebusRequireScope", (req, res) => {
-      const auth = requireAuth(req, res);
-      return isPromise(auth) ? auth.then(check) : check(auth);
-    });
+    return guard("erebusRequireScope", (req, res) => andThen(requireAuth(req, res), check));
   }
 
   return { authenticate, requireAuth, checkSameSite, guard, middleware, requireUser, requireUserType, requireScope };
@@ -177,4 +170,9 @@ export type Authentication = ReturnType<typeof createAuthentication>;
 /** A thenable, as `await` would treat it (a provider may hand back any promise-like). */
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null | undefined)?.then === "function";
+}
+
+/** `fn(value)`, at once when `value` is there already, else when it settles: no await on the synchronous path. */
+function andThen<T, R>(value: T | Promise<T>, fn: (value: T) => R | Promise<R>): R | Promise<R> {
+  return isPromise(value) ? value.then(fn) : fn(value);
 }

@@ -101,34 +101,28 @@ export function createSessionStore(
   }
 
   /**
-   * `check`'s answer when it needs no database (a malformed token, or a cached session whose sliding
-   * refresh is not due), with no await; `undefined` otherwise.
+   * `check`'s answer, synchronously when it needs no database (a malformed token, or a cached session
+   * whose sliding refresh is not due: most requests), else a promise. The token is hashed once.
    */
-  function checkCached(token: string): SessionCheck | undefined {
+  function checkNow(token: string): SessionCheck | Promise<SessionCheck> {
     if (!TOKEN.test(token)) return invalid();
-    if (!cache) return undefined;
-    const now = clock().getTime();
-    const hit = cache.get(hashToken(token), now);
-    if (hit === undefined || refreshDue(hit.session.expiresAt.getTime(), hit.absoluteExpiresAt.getTime(), now)) return undefined;
-    return { ok: true, user: hit.user, session: hit.session, refreshed: false };
-  }
-
-  async function check(token: string): Promise<SessionCheck> {
-    const cached = checkCached(token);
-    if (cached) return cached;
     const hash = hashToken(token);
     const now = clock();
     const hit = cache?.get(hash, now.getTime());
     if (hit === undefined) return lookup(hash, now);
-    const { session, absoluteExpiresAt } = hit;
-    if (!refreshDue(session.expiresAt.getTime(), absoluteExpiresAt.getTime(), now.getTime())) return { ok: true, user: hit.user, session, refreshed: false };
-    const next = await refresh(session.id, now.getTime(), absoluteExpiresAt.getTime());
+    if (!refreshDue(hit.session.expiresAt.getTime(), hit.absoluteExpiresAt.getTime(), now.getTime())) return { ok: true, user: hit.user, session: hit.session, refreshed: false };
+    return refreshCached(hash, now, hit);
+  }
+
+  /** A cached session whose sliding refresh is due: one UPDATE, or the database's word when it was refreshed elsewhere or revoked. */
+  async function refreshCached(hash: string, now: Date, hit: NonNullable<ReturnType<NonNullable<typeof cache>["get"]>>): Promise<SessionCheck> {
+    const next = await refresh(hit.session.id, now.getTime(), hit.absoluteExpiresAt.getTime());
     if (next === undefined) {
       // Refreshed by another instance, or revoked: the database says which.
       cache!.dropHash(hash);
       return lookup(hash, now);
     }
-    hit.session = { ...session, expiresAt: next };
+    hit.session = { ...hit.session, expiresAt: next };
     return { ok: true, user: hit.user, session: hit.session, refreshed: true };
   }
 
@@ -154,10 +148,12 @@ export function createSessionStore(
      * before is served from its cache (no query) until a NOTIFY names it or its user, it expires, or
      * the cache's TTL ends.
      */
-    check,
+    async check(token: string): Promise<SessionCheck> {
+      return checkNow(token);
+    },
 
-    /** `check`'s answer when it needs no database, with no await; `undefined` otherwise (then call `check`). */
-    checkCached,
+    /** `check`'s answer, synchronously when it needs no database (a cached session: no await on the hot path), else a promise. */
+    checkNow,
 
     /** Revokes the session a token belongs to (on `q`: a transaction of the caller's). Returns whether there was one to revoke. */
     async revoke(token: string, q: Queryable = db): Promise<boolean> {

@@ -18,15 +18,13 @@ export interface Person {
 export async function signedInPerson(ctx: ProviderContext, req: Request, res: Response): Promise<{ auth: RequestAuth; person: Person }> {
   const auth = await ctx.requireUser(req, res);
   if (auth.via !== "session") throw AuthError.of("ERR_UNAUTHENTICATED", { detail: "passkeys are managed from a signed-in browser session" });
-  // Read only: core owns the table; a person is the identities sharing its person_id.
-  const { rows } = await ctx.db.query<{ id: string }>(
-    `SELECT u.id FROM user_references u
-     WHERE u.person_id = $1 AND u.is_active
-       AND (u.network <> 'passkey' OR EXISTS (SELECT 1 FROM erebus_passkey_credentials c WHERE c.user_id = u.id))
-     ORDER BY u.created_at, u.id`,
+  // Read only: core owns the table; a person is the identities sharing its person_id (its API keys'
+  // rows are not ways for it to sign in), as ctx.lockPerson reads them under the lock.
+  const { rows } = await ctx.db.query<{ id: string; network: string; is_active: boolean | null }>(
+    "SELECT id, network, is_active FROM user_references WHERE person_id = $1 AND user_type <> 'api' ORDER BY created_at, id",
     [auth.personId],
   );
-  return { auth, person: { id: auth.personId, userIds: rows.map((r) => r.id) } };
+  return { auth, person: { id: auth.personId, userIds: await signableIds(rows, ctx.db) } };
 }
 
 /**
